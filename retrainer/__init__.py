@@ -1,0 +1,1 @@
+"""The retrainer command line and the local stack it drives."""

@@ -1,0 +1,1 @@
+"""Local stack: a real Apache Kafka broker (KRaft) and PostgreSQL, started without Docker."""

@@ -1,0 +1,1 @@
+"""The Faust worker: ingest, counters, retraining policy, scorers, HTTP API and metrics."""

@@ -1,0 +1,1 @@
+"""The trainer service: retrain requests in, trained, evaluated and versioned models out."""
