@@ -21,6 +21,8 @@ app = typer.Typer(
 )
 stack_app = typer.Typer(help="The local stack: Apache Kafka (KRaft) and PostgreSQL, no Docker.")
 app.add_typer(stack_app, name="stack")
+db_app = typer.Typer(help="The PostgreSQL schema.")
+app.add_typer(db_app, name="db")
 
 err = Console(stderr=True)
 out = Console()
@@ -33,8 +35,12 @@ def _fail(exc: StackError) -> typer.Exit:
 
 
 @stack_app.command("up")
-def stack_up() -> None:
-    """Start the local broker and database, or reuse the ones already running."""
+def stack_up(
+    no_migrate: Annotated[
+        bool, typer.Option("--no-migrate", help="do not apply the SQL migrations")
+    ] = False,
+) -> None:
+    """Start the local broker and database, or reuse the ones already running; migrate."""
     from retrainer.stack import manager
     from retrainer.stack.settings import StackSettings
 
@@ -45,6 +51,8 @@ def stack_up() -> None:
             result = manager.up(settings, report=lambda text: spinner.update(text))
     except StackError as exc:
         raise _fail(exc) from exc
+    if not no_migrate:
+        _migrate(settings.dsn)
     verbs = {True: "started", False: "already running"}
     err.print(
         f"PostgreSQL {verbs[result.postgres_started]} at {settings.dsn} · "
@@ -55,7 +63,9 @@ def stack_up() -> None:
 
 @stack_app.command("down")
 def stack_down(
-    purge: Annotated[bool, typer.Option(help="also delete the broker's and database's data")] = False,
+    purge: Annotated[
+        bool, typer.Option(help="also delete the broker's and database's data")
+    ] = False,
 ) -> None:
     """Stop the local broker and database; nothing of ours keeps running."""
     from retrainer.stack import manager
@@ -97,6 +107,35 @@ def stack_status(
     out.print(table)
     if not report["healthy"]:
         raise typer.Exit(code=1)
+
+
+def _migrate(dsn: str) -> None:
+    import asyncio
+
+    from retrainer.migrate import MigrationError, migrate
+
+    try:
+        applied = asyncio.run(migrate(dsn))
+    except (MigrationError, OSError) as exc:
+        err.print(f"[bold red]error:[/] migrating {dsn} failed: {exc}")
+        raise typer.Exit(code=2) from exc
+    if applied:
+        names = ", ".join(f"{m.version:04d}_{m.name}" for m in applied)
+        err.print(f"migrations applied: {names}")
+    else:
+        err.print("database schema is up to date")
+
+
+@db_app.command("migrate")
+def db_migrate(
+    database_url: Annotated[
+        str | None, typer.Option(help="defaults to RETRAINER_DATABASE_URL or the local stack")
+    ] = None,
+) -> None:
+    """Apply pending SQL migrations (each once, in order; a second run changes nothing)."""
+    from retrainer.stack.settings import StackSettings
+
+    _migrate(database_url or StackSettings().dsn)
 
 
 def main() -> None:

@@ -24,6 +24,8 @@ from retrainer.stack.errors import DownloadFailed, PortTaken, ServiceFailed, Too
 from retrainer.stack.settings import StackSettings
 
 MIN_JAVA = 17
+DEPENDENCY_PLUGIN = "3.8.1"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _quiet = logging.getLogger("retrainer.stack.kafka.client")
 _quiet.addHandler(logging.NullHandler())
 _quiet.propagate = False
@@ -37,6 +39,8 @@ _UNREACHABLE = (
     "No route to host",
     "Read timed out",
     "status code: 5",
+    "No plugin found for prefix",
+    "Plugin org.apache.maven.plugins:maven-dependency-plugin",
 )
 
 
@@ -120,18 +124,20 @@ class LocalKafka:
             mvn,
             "-B",
             "-q",
+            *(["-s", str(self.settings.maven_settings)] if self.settings.maven_settings else []),
             "-f",
             str(asset("pom.xml")),
             f"-Dkafka.version={self.settings.kafka_version}",
             f"-Dmaven.repo.local={self.settings.home / 'm2'}",
-            "dependency:copy-dependencies",
+            # Fully qualified, so Maven need not look the plugin prefix up in remote metadata.
+            f"org.apache.maven.plugins:maven-dependency-plugin:{DEPENDENCY_PLUGIN}:copy-dependencies",
             "-DincludeScope=runtime",
             f"-DoutputDirectory={staging}",
         ]
         out = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=900)
         if out.returncode != 0:
             shutil.rmtree(staging, ignore_errors=True)
-            text = out.stdout + out.stderr
+            text = _ANSI.sub("", out.stdout + out.stderr)
             errors = "\n".join(line for line in text.splitlines() if "ERROR" in line)[:1500]
             if any(marker in text for marker in _UNREACHABLE):
                 raise DownloadFailed(

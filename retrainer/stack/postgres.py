@@ -132,7 +132,9 @@ class LocalPostgres:
         return asyncio.run(_select_one(self._dsn(database or "postgres"), 3.0))
 
     def _dsn(self, database: str) -> str:
-        return f"postgresql://postgres@{self.settings.host}:{self.settings.postgres_port}/{database}"
+        return (
+            f"postgresql://postgres@{self.settings.host}:{self.settings.postgres_port}/{database}"
+        )
 
     def start(self) -> bool:
         """Start PostgreSQL unless ours already runs; returns whether it was started now."""

@@ -65,9 +65,7 @@ def live_process(pid: int | None, must_contain: str) -> psutil.Process | None:
     return None
 
 
-def wait_for(
-    condition: Callable[[], bool], timeout: float, interval: float = 0.2
-) -> bool:
+def wait_for(condition: Callable[[], bool], timeout: float, interval: float = 0.2) -> bool:
     """Poll `condition` until it holds or `timeout` seconds pass."""
     deadline = time.monotonic() + timeout
     while True:

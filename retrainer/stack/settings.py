@@ -32,6 +32,9 @@ class StackSettings(BaseSettings):
     kafka_controller_port: int = 19093
     kafka_heap_mb: int = Field(default=512, le=512, ge=128)
     kafka_start_timeout_s: float = 90.0
+    maven_settings: Path | None = Field(
+        default=None, description="a Maven settings.xml (mirror, proxy) for resolving the jars"
+    )
 
     database_url: str | None = Field(default=None, description="external PostgreSQL; none = local")
     postgres_port: int = 15432

@@ -1,0 +1,1 @@
+"""retrainer's tests: unit, integration (real Kafka + PostgreSQL), end-to-end, benchmarks."""

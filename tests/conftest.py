@@ -1,0 +1,93 @@
+"""Session fixtures over the real local stack: unique topics and a private database per run."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+
+import asyncpg
+import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from retrainer.stack import manager
+from retrainer.stack.errors import StackError
+from retrainer.stack.settings import StackSettings
+
+
+@dataclass(frozen=True)
+class Stack:
+    """Addresses of the running broker and database server."""
+
+    bootstrap: str
+    dsn: str
+    session_id: str
+
+
+@pytest.fixture(scope="session")
+def stack() -> Stack:
+    """The running stack, started when needed; a stack that cannot start fails the tests."""
+    settings = StackSettings()
+    try:
+        manager.up(settings)
+    except StackError as exc:
+        pytest.fail(f"the local stack is not available: {exc}", pytrace=False)
+    return Stack(settings.bootstrap, settings.dsn, uuid.uuid4().hex[:10])
+
+
+TopicFactory = Callable[..., str]
+
+
+@pytest.fixture(scope="session")
+def make_topic(stack: Stack) -> Iterator[TopicFactory]:
+    """Create topics named uniquely for this test session; all are deleted at its end."""
+    admin = AdminClient({"bootstrap.servers": stack.bootstrap})
+    created: list[str] = []
+
+    def create(name: str, partitions: int = 4, config: dict[str, str] | None = None) -> str:
+        full = f"test-{stack.session_id}-{name}-{len(created)}"
+        futures = admin.create_topics(
+            [NewTopic(full, num_partitions=partitions, replication_factor=1, config=config or {})]
+        )
+        for future in futures.values():
+            future.result(timeout=30)
+        created.append(full)
+        return full
+
+    yield create
+    if created:
+        for future in admin.delete_topics(created, operation_timeout=30).values():
+            future.result(timeout=60)
+
+
+def _with_database(dsn: str, name: str) -> str:
+    head, _, _ = dsn.rpartition("/")
+    return f"{head}/{name}"
+
+
+@pytest.fixture(scope="session")
+def database_url(stack: Stack) -> Iterator[str]:
+    """A database private to this test session, dropped at its end."""
+    name = f"retrainer_test_{stack.session_id}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(stack.dsn, timeout=10)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    yield _with_database(stack.dsn, name)
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to the session's private database."""
+    conn = await asyncpg.connect(database_url, timeout=10)
+    try:
+        yield conn
+    finally:
+        await conn.close()
