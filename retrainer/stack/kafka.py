@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
@@ -160,7 +161,7 @@ class LocalKafka:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def process(self) -> procs.psutil.Process | None:
+    def process(self) -> psutil.Process | None:
         return procs.live_process(procs.read_pid(self.pidfile), str(self.config))
 
     def answers(self, timeout: float = 3.0) -> bool:
@@ -299,7 +300,7 @@ class LocalKafka:
             return KafkaStatus(state="stopped", bootstrap=self.settings.bootstrap)
         try:
             rss = proc.memory_info().rss
-        except procs.psutil.Error:
+        except psutil.Error:
             rss = None
         return KafkaStatus(
             state="running" if self.answers() else "starting",
@@ -313,7 +314,8 @@ class LocalKafka:
 
 def metadata_ok(bootstrap: str, timeout: float) -> bool:
     """Whether a broker at `bootstrap` answers a metadata request within `timeout`."""
-    admin = AdminClient({"bootstrap.servers": bootstrap, "logger": _quiet})
+    config: dict[str, Any] = {"bootstrap.servers": bootstrap, "logger": _quiet}
+    admin = AdminClient(config)
     try:
         metadata = admin.list_topics(timeout=timeout)
     except KafkaException:

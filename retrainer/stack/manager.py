@@ -7,10 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from retrainer.stack.errors import ServiceFailed
 from retrainer.stack.kafka import LocalKafka, metadata_ok
 from retrainer.stack.postgres import LocalPostgres, _select_one
 from retrainer.stack.settings import StackSettings
-from retrainer.stack.errors import ServiceFailed
 
 Report = Callable[[str], None]
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import psutil
 
 from retrainer.stack import procs
 from retrainer.stack.errors import PortTaken, ServiceFailed, ToolMissing
@@ -124,7 +125,7 @@ class LocalPostgres:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def process(self) -> procs.psutil.Process | None:
+    def process(self) -> psutil.Process | None:
         pid = procs.read_pid(self.data / "postmaster.pid")
         return procs.live_process(pid, "postgres")
 
@@ -231,7 +232,7 @@ class LocalPostgres:
             return PostgresStatus(state="stopped", database_url=self.settings.dsn)
         try:
             rss = proc.memory_info().rss
-        except procs.psutil.Error:
+        except psutil.Error:
             rss = None
         return PostgresStatus(
             state="running" if self.answers() else "starting",
@@ -254,10 +255,10 @@ def _server_version(install: Path) -> str:
     return out.stdout.split()[-1]
 
 
-async def _select_one(dsn: str, timeout: float) -> bool:
+async def _select_one(dsn: str, connect_timeout: float) -> bool:
     try:
-        conn = await asyncpg.connect(dsn, timeout=timeout)
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
+        conn = await asyncpg.connect(dsn, timeout=connect_timeout)
+    except (TimeoutError, OSError, asyncpg.PostgresError):
         return False
     try:
         return bool(await conn.fetchval("SELECT 1") == 1)

@@ -61,7 +61,8 @@ async def _consume(bootstrap: str, topic: str, group: str, expected: int) -> dic
             for tp, records in batches.items():
                 partitions.add(tp.partition)
                 for record in records:
-                    assert record.key is not None and record.value is not None
+                    assert record.key is not None
+                    assert record.value is not None
                     received[record.key.decode()] = record.value
             if batches:
                 await consumer.commit()

@@ -1,4 +1,4 @@
-"""Migrations apply to an empty database, are a no-op the second time, and keep the seed's tables."""
+"""Migrations apply to an empty database, then are a no-op; the seed's tables keep their shape."""
 
 from __future__ import annotations
 
