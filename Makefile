@@ -10,7 +10,7 @@ LOCK := requirements.lock
 RETRAINER := $(BIN)/retrainer
 PYTEST_ARGS ?=
 
-.PHONY: help setup lock lint format test test-unit test-integration test-e2e stack-up stack-down stack-status demo bench clean
+.PHONY: help setup system-deps lock lint format test test-unit test-integration test-e2e stack-up stack-down stack-status demo bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -22,7 +22,10 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -c $(LOCK) -e ".[dev]"
 	@touch $(STAMP)
 
-setup: $(STAMP) ## create .venv and install retrainer with its locked dependencies (no-op when nothing changed)
+setup: $(STAMP) system-deps ## create .venv and install retrainer with its locked dependencies (no-op when nothing changed)
+
+system-deps: ## install the Debian packages the tests use as real peers (kcat, prometheus), if missing
+	@bash deploy/local/system-deps.sh
 
 lock: ## re-resolve requirements.lock from pyproject.toml
 	@test -x $(BIN)/uv || $(MAKE) setup
