@@ -91,3 +91,33 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
         yield conn
     finally:
         await conn.close()
+
+
+@pytest.fixture(scope="session")
+def migrated_database_url(database_url: str) -> str:
+    """The session's private database with every migration applied."""
+    from retrainer.migrate import migrate
+
+    asyncio.run(migrate(database_url))
+    return database_url
+
+
+@pytest.fixture
+async def fresh_database_url(stack: Stack) -> AsyncIterator[str]:
+    """A migrated database of its own for one test, dropped afterwards."""
+    from retrainer.migrate import migrate
+
+    name = f"retrainer_t_{stack.session_id}_{uuid.uuid4().hex[:6]}"
+    conn = await asyncpg.connect(stack.dsn, timeout=10)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    url = _with_database(stack.dsn, name)
+    await migrate(url)
+    yield url
+    conn = await asyncpg.connect(stack.dsn, timeout=10)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
