@@ -138,6 +138,23 @@ def db_migrate(
     _migrate(database_url or StackSettings().dsn)
 
 
+def _register_services() -> None:
+    # Each service adds its own commands; they import their heavy dependencies lazily.
+    import importlib
+
+    for module in ("streams.cli", "trainer.cli", "retrainer.simulator.cli"):
+        try:
+            registrar = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        registrar.register(app)
+
+
+_register_services()
+
+
 def main() -> None:
     app()
 

@@ -15,6 +15,7 @@ CREATE TABLE customers (
     ingested_at        timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX customers_created_at_idx ON customers (created_at);
+CREATE INDEX customers_ingested_at_idx ON customers (ingested_at);
 
 CREATE TABLE customer_training_status (
     customer_id           text PRIMARY KEY,

@@ -11,6 +11,8 @@ CREATE TABLE sheets (
     ingested_at   timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX sheets_submitted_at_idx ON sheets (submitted_at);
+CREATE INDEX sheets_ingested_at_idx ON sheets (ingested_at);
+CREATE INDEX sheets_min_lines_idx ON sheets (line_count);
 
 CREATE TABLE expenses (
     expense_id    text PRIMARY KEY,
@@ -28,6 +30,7 @@ CREATE TABLE expenses (
 );
 CREATE INDEX expenses_sheet_idx ON expenses (sheet_id);
 CREATE INDEX expenses_submitted_at_idx ON expenses (submitted_at);
+CREATE INDEX expenses_ingested_at_idx ON expenses (ingested_at);
 CREATE INDEX expenses_employee_idx ON expenses (employee_id, expense_date);
 
 -- Labels keep their history: an auditor may relabel; the latest labelled_at wins.
@@ -41,6 +44,7 @@ CREATE TABLE expense_labels (
     ingested_at  timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX expense_labels_expense_idx ON expense_labels (expense_id, labelled_at DESC);
+CREATE INDEX expense_labels_ingested_at_idx ON expense_labels (ingested_at);
 
 CREATE TABLE customer_activity (
     statement_id         text PRIMARY KEY,
@@ -59,6 +63,7 @@ CREATE TABLE customer_activity (
 );
 CREATE INDEX customer_activity_customer_date_idx ON customer_activity (customer_id, statement_date);
 CREATE INDEX customer_activity_date_idx ON customer_activity (statement_date);
+CREATE INDEX customer_activity_ingested_at_idx ON customer_activity (ingested_at);
 
 -- scoring_run is 'live' for the running scorers and a run id for re-scores of history.
 CREATE TABLE expense_scores (
@@ -72,7 +77,8 @@ CREATE TABLE expense_scores (
     scored_at          timestamptz NOT NULL,
     PRIMARY KEY (expense_id, scoring_run, model_version)
 );
-CREATE INDEX expense_scores_scored_at_idx ON expense_scores (scored_at);
+CREATE INDEX expense_scores_live_idx ON expense_scores (model_version, scored_at)
+    WHERE scoring_run = 'live';
 
 CREATE TABLE customer_scores (
     statement_id             text NOT NULL,

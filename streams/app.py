@@ -1,0 +1,321 @@
+"""The Faust app: thin agents that move bytes between topics and the plain handlers.
+
+`create_app` builds everything from settings; importing this module connects to nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import faust
+from pydantic import ValidationError
+
+from schemas.base import ModelFamily
+from schemas.codec import Codec
+from schemas.errors import DecodeError
+from schemas.limits import CodecLimits
+from schemas.model_updated import ModelUpdated
+from schemas.retrain_requested import RetrainRequested
+from schemas.training_outcome import TrainingOutcome
+from streams import metrics
+from streams.handlers import (
+    IngestHandler,
+    PolicyEngine,
+    PolicyState,
+    PolicyStep,
+    RawMessage,
+    dead_letter,
+)
+from streams.settings import StreamsSettings
+from streams.signals import PolicySignal, SignalKind
+
+log = logging.getLogger(__name__)
+
+RAW: dict[str, Any] = {
+    "key_type": bytes,
+    "value_type": bytes,
+    "key_serializer": "raw",
+    "value_serializer": "raw",
+}
+
+
+class Deps:
+    """Connections and shared objects, created lazily on first use inside the running loop."""
+
+    def __init__(self, settings: StreamsSettings) -> None:
+        self.settings = settings
+        self.codec = Codec(
+            CodecLimits(
+                max_payload_bytes=settings.max_payload_bytes,
+                max_amount=settings.max_amount,
+                max_string_length=settings.max_string_length,
+            )
+        )
+        self._pool: asyncpg.Pool | None = None
+        self._lock = asyncio.Lock()
+
+    async def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            async with self._lock:
+                if self._pool is None:
+                    self._pool = await asyncpg.create_pool(
+                        self.settings.database_url.get_secret_value(),
+                        min_size=1,
+                        max_size=self.settings.db_pool_size,
+                        timeout=10,
+                    )
+        return self._pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+
+_MIRROR = """
+INSERT INTO policy_state (family, cutoff, last_trained_at, model_version, in_flight_request_id,
+                          in_flight_since, quiet_until, decision, reason_text, retraining_needed,
+                          counters, state, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12::jsonb, clock_timestamp())
+ON CONFLICT (family) DO UPDATE SET
+    cutoff = EXCLUDED.cutoff, last_trained_at = EXCLUDED.last_trained_at,
+    model_version = EXCLUDED.model_version, in_flight_request_id = EXCLUDED.in_flight_request_id,
+    in_flight_since = EXCLUDED.in_flight_since, quiet_until = EXCLUDED.quiet_until,
+    decision = EXCLUDED.decision, reason_text = EXCLUDED.reason_text,
+    retraining_needed = EXCLUDED.retraining_needed, counters = EXCLUDED.counters,
+    state = EXCLUDED.state, updated_at = EXCLUDED.updated_at
+"""
+
+_RECORD_REQUEST = """
+INSERT INTO retrain_requests (request_id, family, reason, reason_text, counters, data_cutoff,
+                              force, requested_by, requested_at)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9)
+ON CONFLICT (request_id) DO NOTHING
+"""
+
+
+async def mirror_step(pool: asyncpg.Pool, step: PolicyStep) -> None:
+    """Write the family's policy state where SQL, the status endpoint and the CLI can read it."""
+    state = step.state.state
+    flight = state.in_flight
+    async with pool.acquire() as conn:
+        await conn.execute(
+            _MIRROR,
+            state.family.value,
+            state.cutoff,
+            state.last_trained_at,
+            state.model_version,
+            flight.request_id if flight else None,
+            flight.sent_at if flight else None,
+            state.quiet_until,
+            step.decision.action.value,
+            step.decision.reason_text,
+            step.decision.retraining_needed,
+            json.dumps(step.counters.as_dict()),
+            json.dumps(step.state.to_json()),
+        )
+
+
+async def record_request(pool: asyncpg.Pool, request: RetrainRequested) -> None:
+    async with pool.acquire() as conn:
+        await conn.execute(
+            _RECORD_REQUEST,
+            request.request_id,
+            request.family.value,
+            request.reason.value,
+            request.reason_text,
+            json.dumps(request.counters),
+            request.data_cutoff,
+            request.force,
+            request.requested_by,
+            request.occurred_at,
+        )
+
+
+async def send_now(topic: faust.TopicT, key: bytes, value: bytes) -> None:
+    """Send and wait for the broker's ack, so nothing is acked upstream before it is out."""
+    pending = await topic.send(key=key, value=value, force=True)
+    await pending
+
+
+def _raw(event: Any) -> RawMessage:
+    message = event.message
+    return RawMessage(message.topic, message.partition, message.offset, message.key, message.value)
+
+
+def create_app(settings: StreamsSettings, deps: Deps | None = None) -> faust.App:
+    """Build the worker's Faust app: agents, the policy table, timers and web views."""
+    deps = deps or Deps(settings)
+    topics = settings.topics()
+    datadir = settings.worker_data_dir or str(
+        Path.home() / ".cache" / "retrainer" / "workers" / settings.app_id
+    )
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        store="memory://",
+        datadir=datadir,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=1,
+        web_enabled=True,
+        web_host=settings.web_host,
+        web_bind=settings.web_host,
+        web_port=settings.web_port,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        autodiscover=False,
+    )
+
+    dead_letters = app.topic(topics.dead_letter, **RAW)
+    requests_out = app.topic(topics.retrain_requested, **RAW)
+    signals = app.topic(topics.policy_signals, partitions=settings.partitions, **RAW)
+    policy_table = app.Table(
+        "policy-state",
+        default=dict,
+        partitions=settings.partitions,
+        key_type=str,
+        value_type=dict,
+        value_serializer="json",
+        # Written for a family key while the batch may hold other families' signals: let the
+        # partitioner place each change with its key, as it places the signals themselves.
+        use_partitioner=True,
+    )
+
+    ingest = IngestHandler(
+        deps.codec, deps.pool, settings.sink_retry_initial_s, settings.sink_retry_max_s
+    )
+    engine = PolicyEngine(settings.policy(), deps.pool)
+
+    async def signal(family: ModelFamily, kind: SignalKind, **fields: Any) -> None:
+        message = PolicySignal(kind=kind, family=family, sent_at=datetime.now(UTC), **fields)
+        await send_now(signals, family.value.encode(), message.encode())
+
+    def ingest_agent(logical: str, topic_name: str) -> None:
+        async def agent(stream: Any) -> None:
+            async for events in stream.take_events(settings.batch_size, settings.batch_within_s):
+                result = await ingest.handle(logical, [_raw(e) for e in events])
+                for letter in result.dead_letters:
+                    await send_now(dead_letters, letter.partition_key(), deps.codec.encode(letter))
+                for family in sorted(result.families):
+                    await signal(family, SignalKind.INGESTED)
+
+        app.agent(app.topic(topic_name, **RAW), name=f"ingest-{logical}")(agent)
+
+    for logical, topic_name in topics.upstream().items():
+        ingest_agent(logical, topic_name)
+
+    @app.agent(app.topic(topics.training_outcome, **RAW), name="outcomes")
+    async def outcomes(stream: Any) -> None:
+        async for event in stream.events():
+            raw = _raw(event)
+            try:
+                outcome = deps.codec.decode_as(TrainingOutcome, raw.value or b"")
+            except DecodeError as exc:
+                letter = dead_letter(raw, "decode", exc.reason.value, str(exc))
+                await send_now(dead_letters, letter.partition_key(), deps.codec.encode(letter))
+                continue
+            await signal(
+                outcome.family,
+                SignalKind.OUTCOME,
+                request_id=outcome.request_id,
+                status=outcome.status,
+                version=outcome.version,
+                data_cutoff=outcome.data_cutoff,
+            )
+
+    @app.agent(app.topic(topics.model_updated, **RAW), name="promotions")
+    async def promotions(stream: Any) -> None:
+        async for event in stream.events():
+            raw = _raw(event)
+            try:
+                update = deps.codec.decode_as(ModelUpdated, raw.value or b"")
+            except DecodeError as exc:
+                letter = dead_letter(raw, "decode", exc.reason.value, str(exc))
+                await send_now(dead_letters, letter.partition_key(), deps.codec.encode(letter))
+                continue
+            await signal(
+                update.family,
+                SignalKind.PROMOTED,
+                version=update.version,
+                data_cutoff=update.data_cutoff,
+                request_id=update.request_id,
+            )
+
+    @app.agent(signals, name="policy")
+    async def policy(stream: Any) -> None:
+        async for events in stream.take_events(1000, settings.policy_debounce_s):
+            by_family: dict[ModelFamily, list[PolicySignal]] = defaultdict(list)
+            for event in events:
+                raw = _raw(event)
+                try:
+                    parsed = PolicySignal.decode(raw.value or b"")
+                except ValidationError as exc:
+                    letter = dead_letter(raw, "policy", "invalid_signal", str(exc))
+                    await send_now(dead_letters, letter.partition_key(), deps.codec.encode(letter))
+                    continue
+                by_family[parsed.family].append(parsed)
+            for family, family_signals in by_family.items():
+                await _policy_step(family, family_signals)
+
+    async def _policy_step(family: ModelFamily, family_signals: list[PolicySignal]) -> None:
+        current = PolicyState.from_json(family, policy_table.get(family.value) or None)
+        step = await engine.step(current, family_signals, datetime.now(UTC))
+        pool = await deps.pool()
+        for request in step.requests:
+            await record_request(pool, request)
+            await send_now(requests_out, family.value.encode(), deps.codec.encode(request))
+            metrics.RETRAIN_REQUESTS.labels(family.value, request.reason.value).inc()
+            log.info(
+                "retrain requested: %s %s (%s)", family, request.request_id, request.reason_text
+            )
+        policy_table[family.value] = step.state.to_json()
+        await mirror_step(pool, step)
+        _export(step)
+
+    async def tick() -> None:
+        for family in ModelFamily:
+            await signal(family, SignalKind.TICK)
+
+    app.timer(interval=settings.policy_tick_s, on_leader=False)(tick)
+    app.task(tick)
+
+    upstream_names = {name: logical for logical, name in topics.upstream().items()}
+
+    async def export_lag() -> None:
+        consumer = app.consumer
+        for tp in consumer.assignment():
+            logical = upstream_names.get(tp.topic)
+            if logical is None:
+                continue
+            position = await consumer.position(tp)
+            highwater = consumer.highwater(tp)
+            if position is not None and highwater is not None:
+                metrics.CONSUMER_LAG.labels(logical, str(tp.partition)).set(
+                    max(highwater - position, 0)
+                )
+
+    app.timer(interval=10.0)(export_lag)
+
+    from streams.web import register_views
+
+    register_views(app, settings, deps, signal, engine)
+    return app
+
+
+def _export(step: PolicyStep) -> None:
+    family = step.state.state.family.value
+    for name, value in step.counters.as_dict().items():
+        metrics.COUNTER_VALUE.labels(family, name).set(value)
+    metrics.POLICY_DECISIONS.labels(family, step.decision.action.value).inc()
+    metrics.REQUESTS_IN_FLIGHT.labels(family).set(1 if step.state.state.in_flight else 0)
+    if step.decision.threshold is not None and step.decision.reason is None:
+        metrics.THRESHOLD_VALUE.labels(family).set(step.decision.threshold)
+    rate = step.counters.anomaly_rate
+    metrics.ANOMALY_RATE.labels(family).set(rate if rate is not None else float("nan"))

@@ -1,0 +1,76 @@
+"""Start the worker: settings, topics, the Faust app and its dependencies, in that order."""
+
+from __future__ import annotations
+
+import logging
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+
+from streams.settings import StreamsSettings
+
+log = logging.getLogger(__name__)
+
+
+class TopicSetupError(Exception):
+    """The worker's topics could not be created or checked."""
+
+
+def ensure_topics(settings: StreamsSettings) -> list[str]:
+    """Create the worker's topics that do not exist yet; returns the names created."""
+    topics = settings.topics()
+    partitions = settings.partitions
+    wanted = {
+        name: NewTopic(name, num_partitions=partitions, replication_factor=1)
+        for name in (
+            *topics.upstream().values(),
+            topics.retrain_requested,
+            topics.training_outcome,
+            topics.expense_scored,
+            topics.customer_scored,
+            topics.dead_letter,
+            topics.policy_signals,
+        )
+    }
+    # Compacted: the latest champion per family stays readable from the start of the topic.
+    wanted[topics.model_updated] = NewTopic(
+        topics.model_updated,
+        num_partitions=partitions,
+        replication_factor=1,
+        config={"cleanup.policy": "compact"},
+    )
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    try:
+        existing = set(admin.list_topics(timeout=15).topics)
+    except KafkaException as exc:
+        raise TopicSetupError(
+            f"cannot reach Kafka at {settings.kafka_bootstrap}: {exc}; "
+            "is the broker up? (`retrainer stack up`)"
+        ) from exc
+    missing = [topic for name, topic in wanted.items() if name not in existing]
+    created: list[str] = []
+    if missing:
+        for name, future in admin.create_topics(missing, operation_timeout=30).items():
+            try:
+                future.result(timeout=60)
+                created.append(name)
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise TopicSetupError(f"cannot create topic {name}: {exc}") from exc
+    return created
+
+
+def run_worker(settings: StreamsSettings, loglevel: str = "info") -> None:
+    """Run the Faust worker until it is stopped (SIGINT/SIGTERM)."""
+    import faust
+
+    from streams.app import Deps, create_app
+
+    created = ensure_topics(settings)
+    if created:
+        log.info("created topics: %s", ", ".join(created))
+    deps = Deps(settings)
+    app = create_app(settings, deps)
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    worker.execute_from_commandline()

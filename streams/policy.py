@@ -1,0 +1,357 @@
+"""The retraining policy: a pure function of (counters, state, config, clock) to a decision."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from schemas.base import ModelFamily
+from schemas.retrain_requested import RetrainReason
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """Every number the policy uses; defaults are the two seed systems' values."""
+
+    new_sheets_threshold: int = 10
+    new_customers_threshold: int = 50
+    anomaly_rate_low: float = 0.05
+    anomaly_rate_high: float = 0.30
+    anomaly_min_sample: int = 200
+    anomaly_window: timedelta = timedelta(days=30)
+    interval: timedelta = timedelta(hours=24)
+    request_timeout: timedelta = timedelta(minutes=15)
+    # After a request ends without a new model (skipped or failed), the automatic triggers rest
+    # for this long; otherwise a threshold that stays crossed would re-request in a loop.
+    cooldown: timedelta = timedelta(minutes=10)
+    min_expenses: int = 50
+    min_sheets: int = 2
+    min_lines_per_sheet: int = 5
+    min_customers: int = 50
+    min_statements: int = 100
+
+
+@dataclass(frozen=True)
+class Counters:
+    """A snapshot of what is stored, counted against the current model's data cutoff.
+
+    "New" means stored after the cutoff; stored rows are keyed by event and natural ids, so a
+    replayed or redelivered event is never counted twice.
+    """
+
+    observed_at: datetime
+    new_sheets: int = 0
+    new_expenses: int = 0
+    new_labels: int = 0
+    new_customers: int = 0
+    new_statements: int = 0
+    total_expenses: int = 0
+    sheets_with_min_lines: int = 0
+    total_customers: int = 0
+    total_statements: int = 0
+    # Scores by the current champion inside the anomaly window.
+    window_scored: int = 0
+    window_flagged: int = 0
+
+    @property
+    def anomaly_rate(self) -> float | None:
+        if self.window_scored == 0:
+            return None
+        return self.window_flagged / self.window_scored
+
+    def new_data(self, family: ModelFamily) -> int:
+        if family is ModelFamily.EXPENSE_FRAUD:
+            return self.new_sheets + self.new_labels
+        return self.new_customers + self.new_statements
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "new_sheets": self.new_sheets,
+            "new_expenses": self.new_expenses,
+            "new_labels": self.new_labels,
+            "new_customers": self.new_customers,
+            "new_statements": self.new_statements,
+            "total_expenses": self.total_expenses,
+            "sheets_with_min_lines": self.sheets_with_min_lines,
+            "total_customers": self.total_customers,
+            "total_statements": self.total_statements,
+            "window_scored": self.window_scored,
+            "window_flagged": self.window_flagged,
+        }
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """The request a family is waiting on."""
+
+    request_id: uuid.UUID
+    reason: RetrainReason
+    reason_text: str
+    data_cutoff: datetime
+    sent_at: datetime
+    force: bool = False
+    emits: int = 1
+
+
+@dataclass(frozen=True)
+class FamilyState:
+    """What the policy remembers per family between decisions."""
+
+    family: ModelFamily
+    cutoff: datetime | None = None
+    last_trained_at: datetime | None = None
+    model_version: str | None = None
+    in_flight: InFlight | None = None
+    quiet_until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ManualTrigger:
+    """A retraining asked for by a person or a scheduler (API, CLI, cron)."""
+
+    request_id: uuid.UUID
+    requested_by: str
+    force: bool = False
+
+
+class Action(enum.Enum):
+    """What the worker should do after a decision."""
+
+    NONE = "none"  # nothing is due
+    REQUEST = "request"  # emit a new RetrainRequested
+    REEMIT = "reemit"  # the trainer never answered: emit the same request again
+    WAIT = "wait"  # a request is in flight; do not ask twice
+    BLOCKED = "blocked"  # a trigger fired but the minimum data is not there yet
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The policy's verdict, with the seed's wording for people."""
+
+    action: Action
+    family: ModelFamily
+    reason_text: str
+    reason: RetrainReason | None = None
+    threshold: float | None = None
+    force: bool = False
+
+    @property
+    def retraining_needed(self) -> bool:
+        return self.action in (Action.REQUEST, Action.REEMIT, Action.WAIT)
+
+
+def minimum_data_gaps(family: ModelFamily, counters: Counters, config: PolicyConfig) -> list[str]:
+    """What is missing before a model of `family` can be trained; empty when nothing is."""
+    gaps: list[str] = []
+    if family is ModelFamily.EXPENSE_FRAUD:
+        if counters.total_expenses < config.min_expenses:
+            gaps.append(f"at least {config.min_expenses} expenses (have {counters.total_expenses})")
+        if counters.sheets_with_min_lines < config.min_sheets:
+            gaps.append(
+                f"at least {config.min_sheets} sheets with {config.min_lines_per_sheet}+ "
+                f"expenses each (have {counters.sheets_with_min_lines})"
+            )
+    else:
+        if counters.total_customers < config.min_customers:
+            gaps.append(
+                f"at least {config.min_customers} customers (have {counters.total_customers})"
+            )
+        if counters.total_statements < config.min_statements:
+            gaps.append(
+                f"at least {config.min_statements} activity statements "
+                f"(have {counters.total_statements})"
+            )
+    return gaps
+
+
+def _automatic_trigger(
+    family: ModelFamily, counters: Counters, state: FamilyState, config: PolicyConfig, now: datetime
+) -> tuple[RetrainReason, str, float] | None:
+    if family is ModelFamily.EXPENSE_FRAUD:
+        if counters.new_sheets >= config.new_sheets_threshold:
+            return (
+                RetrainReason.NEW_SHEETS,
+                f"New sheets: {counters.new_sheets}",
+                config.new_sheets_threshold,
+            )
+        rate = counters.anomaly_rate
+        if rate is not None and counters.window_scored >= config.anomaly_min_sample:
+            days = config.anomaly_window.days
+            if rate < config.anomaly_rate_low:
+                return (
+                    RetrainReason.ANOMALY_RATE_LOW,
+                    f"Anomaly rate {rate:.1%} below {config.anomaly_rate_low:.0%} "
+                    f"({counters.window_scored} scored in {days} days)",
+                    config.anomaly_rate_low,
+                )
+            if rate > config.anomaly_rate_high:
+                return (
+                    RetrainReason.ANOMALY_RATE_HIGH,
+                    f"Anomaly rate {rate:.1%} above {config.anomaly_rate_high:.0%} "
+                    f"({counters.window_scored} scored in {days} days)",
+                    config.anomaly_rate_high,
+                )
+    elif counters.new_customers >= config.new_customers_threshold:
+        return (
+            RetrainReason.NEW_CUSTOMERS,
+            f"New customers: {counters.new_customers}",
+            config.new_customers_threshold,
+        )
+    if (
+        state.last_trained_at is not None
+        and now - state.last_trained_at >= config.interval
+        and counters.new_data(family) > 0
+    ):
+        hours = (now - state.last_trained_at).total_seconds() / 3600
+        return (
+            RetrainReason.INTERVAL,
+            f"Last training {hours:.0f} h ago with new data since",
+            config.interval.total_seconds() / 3600,
+        )
+    return None
+
+
+def _threshold(family: ModelFamily, config: PolicyConfig) -> float:
+    if family is ModelFamily.EXPENSE_FRAUD:
+        return config.new_sheets_threshold
+    return config.new_customers_threshold
+
+
+def decide(
+    family: ModelFamily,
+    counters: Counters,
+    state: FamilyState,
+    config: PolicyConfig,
+    now: datetime,
+    manual: ManualTrigger | None = None,
+) -> Decision:
+    """Decide whether `family` needs a retraining now, and why."""
+    if state.in_flight is not None:
+        flight = state.in_flight
+        if now - flight.sent_at >= config.request_timeout:
+            return Decision(
+                Action.REEMIT,
+                family,
+                f"{flight.reason_text} (re-sent: no answer for "
+                f"{(now - flight.sent_at).total_seconds():.0f} s)",
+                flight.reason,
+                force=flight.force,
+            )
+        return Decision(
+            Action.WAIT,
+            family,
+            f"Training in progress: {flight.reason_text}",
+            flight.reason,
+            force=flight.force,
+        )
+
+    gaps = minimum_data_gaps(family, counters, config)
+    if manual is not None:
+        if gaps and not manual.force:
+            return Decision(
+                Action.BLOCKED,
+                family,
+                "Insufficient data: need " + "; ".join(gaps),
+                RetrainReason.MANUAL,
+            )
+        text = f"Manual retraining requested by {manual.requested_by}"
+        return Decision(
+            Action.REQUEST,
+            family,
+            text + (" (forced)" if manual.force else ""),
+            RetrainReason.MANUAL,
+            force=manual.force,
+        )
+
+    trigger = _automatic_trigger(family, counters, state, config, now)
+    if trigger is None:
+        return Decision(
+            Action.NONE, family, "No training needed", threshold=_threshold(family, config)
+        )
+    reason, text, threshold = trigger
+    if state.quiet_until is not None and now < state.quiet_until:
+        return Decision(
+            Action.NONE,
+            family,
+            f"{text}; resting after the last request ended without a model, until "
+            f"{state.quiet_until.isoformat()}",
+            reason,
+            threshold,
+        )
+    if gaps:
+        return Decision(
+            Action.BLOCKED,
+            family,
+            f"{text}; insufficient data: need " + "; ".join(gaps),
+            reason,
+            threshold,
+        )
+    return Decision(Action.REQUEST, family, text, reason, threshold)
+
+
+def start_flight(
+    state: FamilyState, decision: Decision, request_id: uuid.UUID, cutoff: datetime, now: datetime
+) -> FamilyState:
+    """The state once a new request has been sent."""
+    if decision.reason is None:
+        raise ValueError("a request needs a reason")
+    return replace(
+        state,
+        in_flight=InFlight(
+            request_id=request_id,
+            reason=decision.reason,
+            reason_text=decision.reason_text,
+            data_cutoff=cutoff,
+            sent_at=now,
+            force=decision.force,
+        ),
+    )
+
+
+def reemit_flight(state: FamilyState, now: datetime) -> FamilyState:
+    """The state once the in-flight request has been sent again."""
+    if state.in_flight is None:
+        return state
+    flight = replace(state.in_flight, sent_at=now, emits=state.in_flight.emits + 1)
+    return replace(state, in_flight=flight)
+
+
+def finish_flight(
+    state: FamilyState,
+    request_id: uuid.UUID,
+    trained: bool,
+    data_cutoff: datetime,
+    model_version: str | None,
+    config: PolicyConfig,
+    now: datetime,
+) -> FamilyState:
+    """The state once the trainer answered `request_id`.
+
+    A request that trained a model (promoted or rejected by the gate) moves the cutoff to the
+    request's data cutoff, so events stored while it trained still count toward the next one.
+    One that ended without a model (skipped, failed) keeps the cutoff and rests the triggers.
+    """
+    if state.in_flight is not None and state.in_flight.request_id != request_id:
+        return state  # an answer to an older request; the current one is still awaited
+    if trained:
+        cutoff = data_cutoff if state.cutoff is None else max(state.cutoff, data_cutoff)
+        return replace(
+            state,
+            in_flight=None,
+            cutoff=cutoff,
+            last_trained_at=now,
+            model_version=model_version or state.model_version,
+            quiet_until=None,
+        )
+    return replace(state, in_flight=None, quiet_until=now + config.cooldown)
+
+
+def model_promoted(
+    state: FamilyState, version: str, data_cutoff: datetime, promoted_at: datetime
+) -> FamilyState:
+    """The state once a model is promoted (by the trainer, a rollback, or a manual promote)."""
+    cutoff = data_cutoff if state.cutoff is None else max(state.cutoff, data_cutoff)
+    last = promoted_at if state.last_trained_at is None else max(state.last_trained_at, promoted_at)
+    return replace(state, cutoff=cutoff, model_version=version, last_trained_at=last)

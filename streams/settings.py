@@ -1,0 +1,103 @@
+"""The worker's settings: one frozen object read from `RETRAINER_*` environment variables."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streams.policy import PolicyConfig
+
+
+class TopicNames(BaseSettings):
+    """Topic names; each can be renamed with `RETRAINER_TOPIC_<NAME>`."""
+
+    model_config = SettingsConfigDict(env_prefix="RETRAINER_TOPIC_", frozen=True, extra="ignore")
+
+    expense_sheet: str = "expense-sheet"
+    customer_created: str = "customer-created"
+    customer_activity: str = "customer-activity"
+    expense_label: str = "expense-label"
+    retrain_requested: str = "retrain-requested"
+    model_updated: str = "model-updated"
+    training_outcome: str = "training-outcome"
+    expense_scored: str = "expense-scored"
+    customer_scored: str = "customer-scored"
+    dead_letter: str = "dead-letter"
+    # Internal: what the ingest agents tell the policy agent (keyed by family).
+    policy_signals: str = "retrainer-policy-signals"
+
+    def upstream(self) -> dict[str, str]:
+        """Default topic name → configured name, for the four upstream topics."""
+        return {
+            "expense-sheet": self.expense_sheet,
+            "customer-created": self.customer_created,
+            "customer-activity": self.customer_activity,
+            "expense-label": self.expense_label,
+        }
+
+
+class StreamsSettings(BaseSettings):
+    """Everything the worker needs to know, read once at start."""
+
+    model_config = SettingsConfigDict(env_prefix="RETRAINER_", frozen=True, extra="ignore")
+
+    kafka_bootstrap: str = "127.0.0.1:19092"
+    database_url: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:15432/retrainer")
+    app_id: str = "retrainer-worker"
+    worker_data_dir: str = Field(default="", description="Faust's data dir; empty = a temp dir")
+    partitions: int = Field(default=4, ge=1, description="partitions of topics the worker makes")
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    api_token: SecretStr | None = Field(default=None, description="bearer token for mutations")
+
+    batch_size: int = Field(default=500, ge=1)
+    batch_within_s: float = Field(default=0.5, gt=0)
+    policy_debounce_s: float = Field(default=1.0, gt=0)
+    policy_tick_s: float = Field(default=30.0, gt=0)
+    sink_retry_initial_s: float = 0.5
+    sink_retry_max_s: float = 30.0
+    db_pool_size: int = 8
+    upload_wait_s: float = Field(default=10.0, ge=0, description="upload waits for storage")
+
+    new_sheets_threshold: int = 10
+    new_customers_threshold: int = 50
+    anomaly_rate_low: float = 0.05
+    anomaly_rate_high: float = 0.30
+    anomaly_min_sample: int = 200
+    anomaly_window_days: int = 30
+    interval_hours: float = 24.0
+    request_timeout_s: float = 900.0
+    cooldown_s: float = 600.0
+    min_expenses: int = 50
+    min_sheets: int = 2
+    min_lines_per_sheet: int = 5
+    min_customers: int = 50
+    min_statements: int = 100
+
+    max_amount: Decimal = Decimal(1_000_000)
+    max_string_length: int = 2000
+    max_payload_bytes: int = 1_048_576
+
+    def topics(self) -> TopicNames:
+        return TopicNames()
+
+    def policy(self) -> PolicyConfig:
+        return PolicyConfig(
+            new_sheets_threshold=self.new_sheets_threshold,
+            new_customers_threshold=self.new_customers_threshold,
+            anomaly_rate_low=self.anomaly_rate_low,
+            anomaly_rate_high=self.anomaly_rate_high,
+            anomaly_min_sample=self.anomaly_min_sample,
+            anomaly_window=timedelta(days=self.anomaly_window_days),
+            interval=timedelta(hours=self.interval_hours),
+            request_timeout=timedelta(seconds=self.request_timeout_s),
+            cooldown=timedelta(seconds=self.cooldown_s),
+            min_expenses=self.min_expenses,
+            min_sheets=self.min_sheets,
+            min_lines_per_sheet=self.min_lines_per_sheet,
+            min_customers=self.min_customers,
+            min_statements=self.min_statements,
+        )

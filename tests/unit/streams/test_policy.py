@@ -1,0 +1,424 @@
+"""The retraining policy, table-driven: every trigger, its edges, debounce, re-emit, cutoff moves."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from schemas.base import ModelFamily
+from schemas.retrain_requested import RetrainReason
+from streams.policy import (
+    Action,
+    Counters,
+    FamilyState,
+    ManualTrigger,
+    PolicyConfig,
+    decide,
+    finish_flight,
+    minimum_data_gaps,
+    model_promoted,
+    reemit_flight,
+    start_flight,
+)
+
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+CONFIG = PolicyConfig()
+FRAUD = ModelFamily.EXPENSE_FRAUD
+DELINQ = ModelFamily.DELINQUENCY
+
+# Enough stored data that the minimum-data gate is open.
+PLENTY = Counters(
+    observed_at=NOW,
+    total_expenses=500,
+    sheets_with_min_lines=20,
+    total_customers=500,
+    total_statements=3000,
+)
+
+
+def counters(**changes: int) -> Counters:
+    return replace(PLENTY, **changes)
+
+
+CASES = [
+    # (id, family, counters, state changes, action, reason, text)
+    (
+        "sheets below threshold",
+        FRAUD,
+        counters(new_sheets=9),
+        {},
+        Action.NONE,
+        None,
+        "No training needed",
+    ),
+    (
+        "sheets at threshold",
+        FRAUD,
+        counters(new_sheets=10),
+        {},
+        Action.REQUEST,
+        RetrainReason.NEW_SHEETS,
+        "New sheets: 10",
+    ),
+    (
+        "sheets above threshold",
+        FRAUD,
+        counters(new_sheets=14),
+        {},
+        Action.REQUEST,
+        RetrainReason.NEW_SHEETS,
+        "New sheets: 14",
+    ),
+    (
+        "customers below threshold",
+        DELINQ,
+        counters(new_customers=49),
+        {},
+        Action.NONE,
+        None,
+        "No training needed",
+    ),
+    (
+        "customers at threshold",
+        DELINQ,
+        counters(new_customers=50),
+        {},
+        Action.REQUEST,
+        RetrainReason.NEW_CUSTOMERS,
+        "New customers: 50",
+    ),
+    (
+        "customers as in the seed",
+        DELINQ,
+        counters(new_customers=75),
+        {},
+        Action.REQUEST,
+        RetrainReason.NEW_CUSTOMERS,
+        "New customers: 75",
+    ),
+    (
+        "sheets do not trigger delinquency",
+        DELINQ,
+        counters(new_sheets=99),
+        {},
+        Action.NONE,
+        None,
+        "No training needed",
+    ),
+    (
+        "customers do not trigger fraud",
+        FRAUD,
+        counters(new_customers=99),
+        {},
+        Action.NONE,
+        None,
+        "No training needed",
+    ),
+    (
+        "anomaly rate inside band",
+        FRAUD,
+        counters(window_scored=1000, window_flagged=100),
+        {},
+        Action.NONE,
+        None,
+        "No training needed",
+    ),
+    (
+        "anomaly rate at low edge",
+        FRAUD,
+        counters(window_scored=1000, window_flagged=50),
+        {},
+        Action.NONE,
+        None,
+        "No training needed",
+    ),
+    (
+        "anomaly rate below band",
+        FRAUD,
+        counters(window_scored=1000, window_flagged=49),
+        {},
+        Action.REQUEST,
+        RetrainReason.ANOMALY_RATE_LOW,
+        "Anomaly rate 4.9% below 5%",
+    ),
+    (
+        "anomaly rate at high edge",
+        FRAUD,
+        counters(window_scored=1000, window_flagged=300),
+        {},
+        Action.NONE,
+        None,
+        "No training needed",
+    ),
+    (
+        "anomaly rate above band",
+        FRAUD,
+        counters(window_scored=1000, window_flagged=301),
+        {},
+        Action.REQUEST,
+        RetrainReason.ANOMALY_RATE_HIGH,
+        "Anomaly rate 30.1% above 30%",
+    ),
+    (
+        "anomaly rate below minimum sample",
+        FRAUD,
+        counters(window_scored=199, window_flagged=0),
+        {},
+        Action.NONE,
+        None,
+        "No training needed",
+    ),
+    (
+        "anomaly rate at minimum sample",
+        FRAUD,
+        counters(window_scored=200, window_flagged=0),
+        {},
+        Action.REQUEST,
+        RetrainReason.ANOMALY_RATE_LOW,
+        "Anomaly rate 0.0% below 5%",
+    ),
+    (
+        "interval with new data",
+        DELINQ,
+        counters(new_statements=3),
+        {"last_trained_at": NOW - timedelta(hours=24)},
+        Action.REQUEST,
+        RetrainReason.INTERVAL,
+        "Last training 24 h ago",
+    ),
+    (
+        "interval just short",
+        DELINQ,
+        counters(new_statements=3),
+        {"last_trained_at": NOW - timedelta(hours=23, minutes=59)},
+        Action.NONE,
+        None,
+        "No training needed",
+    ),
+    (
+        "interval without new data",
+        FRAUD,
+        counters(),
+        {"last_trained_at": NOW - timedelta(days=3)},
+        Action.NONE,
+        None,
+        "No training needed",
+    ),
+    (
+        "interval for fraud counts labels",
+        FRAUD,
+        counters(new_labels=1),
+        {"last_trained_at": NOW - timedelta(days=3)},
+        Action.REQUEST,
+        RetrainReason.INTERVAL,
+        "Last training 72 h ago",
+    ),
+    (
+        "never trained: no interval trigger",
+        FRAUD,
+        counters(new_sheets=3),
+        {},
+        Action.NONE,
+        None,
+        "No training needed",
+    ),
+    (
+        "threshold wins over interval",
+        FRAUD,
+        counters(new_sheets=10),
+        {"last_trained_at": NOW - timedelta(days=3)},
+        Action.REQUEST,
+        RetrainReason.NEW_SHEETS,
+        "New sheets: 10",
+    ),
+    (
+        "minimum data blocks fraud",
+        FRAUD,
+        counters(new_sheets=10, total_expenses=49),
+        {},
+        Action.BLOCKED,
+        RetrainReason.NEW_SHEETS,
+        "at least 50 expenses (have 49)",
+    ),
+    (
+        "minimum sheets block fraud",
+        FRAUD,
+        counters(new_sheets=10, sheets_with_min_lines=1),
+        {},
+        Action.BLOCKED,
+        RetrainReason.NEW_SHEETS,
+        "at least 2 sheets with 5+ expenses each (have 1)",
+    ),
+    (
+        "minimum data exactly met",
+        FRAUD,
+        counters(new_sheets=10, total_expenses=50, sheets_with_min_lines=2),
+        {},
+        Action.REQUEST,
+        RetrainReason.NEW_SHEETS,
+        "New sheets: 10",
+    ),
+    (
+        "minimum statements block delinquency",
+        DELINQ,
+        counters(new_customers=60, total_statements=99),
+        {},
+        Action.BLOCKED,
+        RetrainReason.NEW_CUSTOMERS,
+        "at least 100 activity statements (have 99)",
+    ),
+    (
+        "cool-down after a skipped training",
+        FRAUD,
+        counters(new_sheets=12),
+        {"quiet_until": NOW + timedelta(minutes=1)},
+        Action.NONE,
+        RetrainReason.NEW_SHEETS,
+        "resting",
+    ),
+    (
+        "cool-down over",
+        FRAUD,
+        counters(new_sheets=12),
+        {"quiet_until": NOW},
+        Action.REQUEST,
+        RetrainReason.NEW_SHEETS,
+        "New sheets: 12",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("family", "snapshot", "state_changes", "action", "reason", "text"),
+    [case[1:] for case in CASES],
+    ids=[case[0] for case in CASES],
+)
+def test_decision_table(
+    family: ModelFamily,
+    snapshot: Counters,
+    state_changes: dict[str, object],
+    action: Action,
+    reason: RetrainReason | None,
+    text: str,
+) -> None:
+    state = replace(FamilyState(family), **state_changes)  # type: ignore[arg-type]
+    decision = decide(family, snapshot, state, CONFIG, NOW)
+    assert decision.action is action
+    assert decision.reason is reason
+    assert text in decision.reason_text
+
+
+def _in_flight(family: ModelFamily, sent_at: datetime) -> FamilyState:
+    decision = decide(
+        family, counters(new_customers=60, new_sheets=10), FamilyState(family), CONFIG, sent_at
+    )
+    assert decision.action is Action.REQUEST
+    return start_flight(FamilyState(family), decision, uuid.uuid4(), sent_at, sent_at)
+
+
+def test_in_flight_request_debounces_every_trigger() -> None:
+    state = _in_flight(DELINQ, NOW)
+    busy = counters(new_customers=500)
+    assert decide(DELINQ, busy, state, CONFIG, NOW + timedelta(minutes=14)).action is Action.WAIT
+    manual = ManualTrigger(uuid.uuid4(), "ops", force=True)
+    assert decide(DELINQ, busy, state, CONFIG, NOW, manual).action is Action.WAIT
+
+
+def test_timeout_reemits_the_same_request() -> None:
+    state = _in_flight(DELINQ, NOW)
+    assert state.in_flight is not None
+    late = NOW + CONFIG.request_timeout
+    decision = decide(DELINQ, counters(new_customers=60), state, CONFIG, late)
+    assert decision.action is Action.REEMIT
+    assert "New customers: 60" in decision.reason_text
+    again = reemit_flight(state, late)
+    assert again.in_flight is not None
+    assert again.in_flight.request_id == state.in_flight.request_id
+    assert again.in_flight.emits == 2
+    assert (
+        decide(
+            DELINQ, counters(new_customers=60), again, CONFIG, late + timedelta(minutes=1)
+        ).action
+        is Action.WAIT
+    )
+
+
+def test_cutoff_moves_to_the_request_so_events_during_training_still_count() -> None:
+    requested_at = NOW
+    state = _in_flight(DELINQ, requested_at)
+    assert state.in_flight is not None
+    finished = finish_flight(
+        state,
+        state.in_flight.request_id,
+        trained=True,
+        data_cutoff=requested_at,
+        model_version="auto_retrain_20261121_120500",
+        config=CONFIG,
+        now=NOW + timedelta(minutes=5),
+    )
+    # The cutoff is the request's data cutoff, not the moment the answer came back: the 12
+    # customers stored while the model trained are counted against it.
+    assert finished.cutoff == requested_at
+    assert finished.in_flight is None
+    assert finished.last_trained_at == NOW + timedelta(minutes=5)
+    assert finished.model_version == "auto_retrain_20261121_120500"
+
+
+def test_a_stale_answer_does_not_clear_the_current_request() -> None:
+    state = _in_flight(DELINQ, NOW)
+    after = finish_flight(state, uuid.uuid4(), True, NOW, "v", CONFIG, NOW)
+    assert after == state
+
+
+def test_skipped_training_keeps_the_cutoff_and_rests() -> None:
+    state = replace(_in_flight(FRAUD, NOW), cutoff=NOW - timedelta(days=1))
+    assert state.in_flight is not None
+    after = finish_flight(state, state.in_flight.request_id, False, NOW, None, CONFIG, NOW)
+    assert after.cutoff == NOW - timedelta(days=1)
+    assert after.quiet_until == NOW + CONFIG.cooldown
+    resting = decide(FRAUD, counters(new_sheets=30), after, CONFIG, NOW + timedelta(minutes=1))
+    assert resting.action is Action.NONE
+
+
+def test_manual_trigger_respects_minimum_data_unless_forced() -> None:
+    thin = Counters(observed_at=NOW, total_expenses=3)
+    manual = ManualTrigger(uuid.uuid4(), "api")
+    blocked = decide(FRAUD, thin, FamilyState(FRAUD), CONFIG, NOW, manual)
+    assert blocked.action is Action.BLOCKED
+    assert "at least 50 expenses (have 3)" in blocked.reason_text
+    forced = decide(FRAUD, thin, FamilyState(FRAUD), CONFIG, NOW, replace(manual, force=True))
+    assert forced.action is Action.REQUEST
+    assert forced.force
+    assert forced.reason is RetrainReason.MANUAL
+    plain = decide(FRAUD, PLENTY, FamilyState(FRAUD), CONFIG, NOW, manual)
+    assert plain.action is Action.REQUEST
+    assert "Manual retraining requested by api" in plain.reason_text
+
+
+def test_rollback_never_moves_the_cutoff_back() -> None:
+    state = FamilyState(DELINQ, cutoff=NOW, last_trained_at=NOW)
+    rolled = model_promoted(state, "old", NOW - timedelta(days=7), NOW + timedelta(minutes=1))
+    assert rolled.cutoff == NOW
+    assert rolled.model_version == "old"
+
+
+def test_minimum_data_gaps_are_all_listed() -> None:
+    gaps = minimum_data_gaps(FRAUD, Counters(observed_at=NOW), CONFIG)
+    assert len(gaps) == 2
+    assert minimum_data_gaps(DELINQ, PLENTY, CONFIG) == []
+
+
+def test_every_number_is_configurable() -> None:
+    config = PolicyConfig(new_customers_threshold=5, min_customers=1, min_statements=1)
+    decision = decide(
+        DELINQ,
+        Counters(observed_at=NOW, new_customers=5, total_customers=5, total_statements=5),
+        FamilyState(DELINQ),
+        config,
+        NOW,
+    )
+    assert decision.action is Action.REQUEST
+    assert decision.reason_text == "New customers: 5"
