@@ -170,6 +170,7 @@ def create_app(settings: StreamsSettings, deps: Deps | None = None) -> faust.App
         web_port=settings.web_port,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        broker_session_timeout=settings.session_timeout_s,
         autodiscover=False,
     )
 
@@ -180,9 +181,9 @@ def create_app(settings: StreamsSettings, deps: Deps | None = None) -> faust.App
         "policy-state",
         default=dict,
         partitions=settings.partitions,
-        key_type=str,
-        value_type=dict,
-        value_serializer="json",
+        # Keys are the family name as raw bytes, exactly as the signals are keyed, so a change
+        # and the signals of its family land on the same partition.
+        schema=faust.Schema(key_type=bytes, key_serializer="raw", value_serializer="json"),
         # Written for a family key while the batch may hold other families' signals: let the
         # partitioner place each change with its key, as it places the signals themselves.
         use_partitioner=True,
@@ -265,7 +266,7 @@ def create_app(settings: StreamsSettings, deps: Deps | None = None) -> faust.App
                 await _policy_step(family, family_signals)
 
     async def _policy_step(family: ModelFamily, family_signals: list[PolicySignal]) -> None:
-        current = PolicyState.from_json(family, policy_table.get(family.value) or None)
+        current = PolicyState.from_json(family, policy_table.get(family.value.encode()) or None)
         step = await engine.step(current, family_signals, datetime.now(UTC))
         pool = await deps.pool()
         for request in step.requests:
@@ -275,7 +276,7 @@ def create_app(settings: StreamsSettings, deps: Deps | None = None) -> faust.App
             log.info(
                 "retrain requested: %s %s (%s)", family, request.request_id, request.reason_text
             )
-        policy_table[family.value] = step.state.to_json()
+        policy_table[family.value.encode()] = step.state.to_json()
         await mirror_step(pool, step)
         _export(step)
 

@@ -61,12 +61,48 @@ def ensure_topics(settings: StreamsSettings) -> list[str]:
     return created
 
 
+class SchemaBehind(Exception):
+    """The database lacks migrations this code needs."""
+
+
+def check_schema(database_url: str) -> None:
+    """Refuse to start on a database whose schema is older than this code."""
+    import asyncio
+    from pathlib import Path
+
+    import asyncpg
+
+    import schemas
+
+    folder = Path(schemas.__file__).resolve().parent / "migrations"
+    wanted = {int(path.name[:4]) for path in folder.glob("[0-9][0-9][0-9][0-9]_*.sql")}
+
+    async def applied() -> set[int]:
+        conn = await asyncpg.connect(database_url, timeout=15)
+        try:
+            if not await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL"):
+                return set()
+            return {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+        finally:
+            await conn.close()
+
+    try:
+        missing = sorted(wanted - asyncio.run(applied()))
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise SchemaBehind(f"cannot reach PostgreSQL: {exc}") from exc
+    if missing:
+        raise SchemaBehind(
+            f"the database lacks migrations {missing}; run `retrainer db migrate` first"
+        )
+
+
 def run_worker(settings: StreamsSettings, loglevel: str = "info") -> None:
     """Run the Faust worker until it is stopped (SIGINT/SIGTERM)."""
     import faust
 
     from streams.app import Deps, create_app
 
+    check_schema(settings.database_url.get_secret_value())
     created = ensure_topics(settings)
     if created:
         log.info("created topics: %s", ", ".join(created))

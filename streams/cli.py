@@ -21,12 +21,12 @@ def register(app: typer.Typer) -> None:
         loglevel: Annotated[str, typer.Option(help="faust log level")] = "info",
     ) -> None:
         """Run the stream worker: ingest, counters, policy, scorers, HTTP API (port 6066)."""
-        from streams.bootstrap import TopicSetupError, run_worker
+        from streams.bootstrap import SchemaBehind, TopicSetupError, run_worker
         from streams.settings import StreamsSettings
 
         try:
             run_worker(StreamsSettings(), loglevel=loglevel)
-        except TopicSetupError as exc:
+        except (TopicSetupError, SchemaBehind) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(code=2) from exc
 

@@ -60,6 +60,8 @@ class StreamsSettings(BaseSettings):
     sink_retry_initial_s: float = 0.5
     sink_retry_max_s: float = 30.0
     db_pool_size: int = 8
+    # A worker killed without leaving the group holds its partitions until this runs out.
+    session_timeout_s: float = Field(default=10.0, ge=6)
     upload_wait_s: float = Field(default=10.0, ge=0, description="upload waits for storage")
 
     new_sheets_threshold: int = 10

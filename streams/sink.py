@@ -46,7 +46,9 @@ INSERT INTO expenses (expense_id, sheet_id, employee_id, amount, currency, categ
                       expense_date, description, receipt_ref, submitted_at, ingested_at)
 SELECT e.*, clock_timestamp()
 FROM unnest($1::text[], $2::text[], $3::text[], $4::numeric[], $5::text[], $6::text[],
-            $7::text[], $8::date[], $9::text[], $10::text[], $11::timestamptz[]) e
+            $7::text[], $8::date[], $9::text[], $10::text[], $11::timestamptz[])
+     AS e(expense_id, sheet_id, employee_id, amount, currency, category, merchant, expense_date,
+          description, receipt_ref, submitted_at)
 WHERE e.sheet_id = ANY($12::text[])
 ON CONFLICT DO NOTHING
 """

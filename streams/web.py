@@ -403,7 +403,9 @@ def register_views(
         """GET: Prometheus exposition of this worker's metrics."""
 
         async def get(self, request: Request) -> Response:
-            return self.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+            # aiohttp takes the charset apart from the media type.
+            media_type = CONTENT_TYPE_LATEST.split("; charset=")[0]
+            return self.bytes(generate_latest(), content_type=media_type)
 
 
 def _totals(sheet: ExpenseSheetSubmitted) -> dict[str, str]:

@@ -1,0 +1,1 @@
+"""Integration tests of the stream worker on the real broker and PostgreSQL."""

@@ -1,0 +1,140 @@
+"""Run real worker processes with topics, consumer group and database private to each test."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from streams.bootstrap import ensure_topics
+from streams.settings import StreamsSettings
+from tests.conftest import Stack
+from tests.factories import new_prefix, start_worker, wait_until, worker_env
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Workers:
+    """Worker processes sharing one consumer group, topics and database."""
+
+    stack: Stack
+    database_url: str
+    logs: Path
+    prefix: str = field(default_factory=new_prefix)
+    extra_env: dict[str, str] = field(default_factory=dict)
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    ports: list[int] = field(default_factory=list)
+
+    def topic(self, name: str) -> str:
+        return f"{self.prefix}-{name}"
+
+    def env(self, port: int) -> dict[str, str]:
+        return worker_env(
+            self.stack.bootstrap, self.database_url, self.prefix, port, **self.extra_env
+        )
+
+    def create_topics(self) -> None:
+        env = self.env(0)
+        saved = dict(os.environ)
+        os.environ.update({k: v for k, v in env.items() if k.startswith("RETRAINER_")})
+        try:
+            ensure_topics(StreamsSettings())
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+    def start(self) -> int:
+        port = free_port()
+        proc = start_worker(self.env(port), self.logs / f"worker-{port}.log")
+        self.procs.append(proc)
+        self.ports.append(port)
+        wait_until(lambda: self.alive(proc, port), 90, f"worker on port {port} to answer /health")
+        return port
+
+    def alive(self, proc: subprocess.Popen[bytes], port: int) -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"a worker exited with {proc.returncode}; see {self.logs}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
+                return bool(resp.status == 200)
+        except OSError:
+            return False
+
+    def get(self, path: str, port: int | None = None) -> Any:
+        url = f"http://127.0.0.1:{port or self.ports[-1]}{path}"
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            body = resp.read()
+        return json.loads(body) if path != "/metrics" else body.decode()
+
+    def kill(self, index: int, sig: int = signal.SIGKILL) -> None:
+        proc = self.procs[index]
+        os.killpg(proc.pid, sig)
+        proc.wait(timeout=60)
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+
+
+@pytest.fixture
+def workers(stack: Stack, fresh_database_url: str, tmp_path: Path) -> Iterator[Workers]:
+    group = Workers(stack, fresh_database_url, tmp_path)
+    yield group
+    group.stop_all()
+
+
+def read_all(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes]]:
+    """Every message now in `topic`, read to the end offsets captured first."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{new_prefix()}",
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in partitions
+        }
+        wanted = {p: end for p, end in ends.items() if end > 0}
+        consumer.assign([TopicPartition(topic, p, 0) for p in wanted])
+        out: list[tuple[bytes | None, bytes]] = []
+        done: set[int] = set()
+
+        def drained() -> bool:
+            for message in consumer.consume(500, timeout=0.5):
+                if message.error():
+                    continue
+                out.append((message.key(), message.value() or b""))
+                if message.offset() + 1 >= wanted[message.partition()]:
+                    done.add(message.partition())
+            return done >= set(wanted)
+
+        wait_until(drained, 60, f"reading {topic} to its end")
+        return out
+    finally:
+        consumer.close()
