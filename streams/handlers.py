@@ -344,14 +344,14 @@ class PolicyEngine:
                 conn, state.family, state.cutoff, state.model_version, self.config
             )
         requests: list[RetrainRequested] = []
-        decision = decide(
-            state.family, counters, state, self.config, now, manual[0] if manual else None
-        )
+        # Several triggers in one debounce window ask for one training; a forced one wins.
+        chosen = next((m for m in reversed(manual) if m.force), manual[-1] if manual else None)
+        decision = decide(state.family, counters, state, self.config, now, chosen)
         requested_by = current.last_requested_by
         if decision.action is Action.REQUEST:
-            if manual:
-                request_id = manual[0].request_id
-                requested_by = manual[0].requested_by
+            if chosen is not None:
+                request_id = chosen.request_id
+                requested_by = chosen.requested_by
             else:
                 reason = decision.reason.value if decision.reason else "none"
                 request_id = automatic_request_id(state, finished, reason)

@@ -1,4 +1,4 @@
-"""The retraining policy, table-driven: every trigger, its edges, debounce, re-emit, cutoff moves."""
+"""The retraining policy, table-driven: every trigger and edge, debounce, re-emit, cutoff."""
 
 from __future__ import annotations
 

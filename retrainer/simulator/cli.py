@@ -1,0 +1,169 @@
+"""The `retrainer publish` command: simulate upstream traffic, or backfill exports, into Kafka."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from retrainer.simulator.formats import FileFormat
+
+_err = Console(stderr=True)
+
+
+def _end_time(text: str) -> datetime:
+    if text == "now":
+        return datetime.now(UTC)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"expected 'now' or an ISO 8601 time, got {text!r}") from exc
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _overrides(specs: list[str]) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for spec in specs:
+        default, sep, name = spec.partition("=")
+        if not sep or not default or not name:
+            raise typer.BadParameter(f"expected DEFAULT=NAME, got {spec!r}", param_hint="--topic")
+        pairs[default] = name
+    return pairs
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `publish` command to the retrainer CLI."""
+
+    @app.command("publish")
+    def publish(
+        customers: Annotated[int, typer.Option(min=0, help="customers to simulate")] = 500,
+        sheets: Annotated[int, typer.Option(min=0, help="expense sheets to simulate")] = 200,
+        statements_per_customer: Annotated[
+            int, typer.Option(min=0, help="monthly statements per customer")
+        ] = 12,
+        seed: Annotated[int, typer.Option(min=0, help="same seed, same bytes")] = 0,
+        rate: Annotated[
+            float | None, typer.Option(min=0.001, help="messages per second (default: no limit)")
+        ] = None,
+        bad_rate: Annotated[
+            float, typer.Option(min=0.0, max=1.0, help="fraction of malformed messages")
+        ] = 0.0,
+        fraud_rate: Annotated[
+            float, typer.Option(min=0.0, max=1.0, help="fraction of fraudulent expense lines")
+        ] = 0.05,
+        label_fraction: Annotated[
+            float, typer.Option(min=0.0, max=1.0, help="fraction of expenses auditors label")
+        ] = 0.3,
+        drift_at: Annotated[
+            float | None,
+            typer.Option(min=0.0, max=1.0, help="drift from this fraction of the timeline on"),
+        ] = None,
+        end: Annotated[
+            str | None,
+            typer.Option(help="'now' or an ISO time the scenario ends by (default: fixed, 2026)"),
+        ] = None,
+        out: Annotated[
+            Path | None, typer.Option("--out", help="write files to this directory, not Kafka")
+        ] = None,
+        file_format: Annotated[
+            FileFormat, typer.Option("--format", help="file mode: sheets as jsonl or upload csv")
+        ] = FileFormat.JSONL,
+        from_file: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--from-file",
+                help="publish this export (PATH or TOPIC=PATH; repeatable) instead of simulating",
+            ),
+        ] = None,
+        bootstrap: Annotated[
+            str | None,
+            typer.Option(help="Kafka bootstrap (default: $RETRAINER_KAFKA_BOOTSTRAP or local)"),
+        ] = None,
+        topic_prefix: Annotated[str, typer.Option(help="prepended to every topic name")] = "",
+        topic: Annotated[
+            list[str] | None,
+            typer.Option("--topic", help="DEFAULT=NAME: publish a topic under NAME (repeatable)"),
+        ] = None,
+        as_json: Annotated[
+            bool, typer.Option("--json", help="the summary as JSON on stdout")
+        ] = False,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+    ) -> None:
+        """Publish simulated upstream events (or exported files) with known ground truth."""
+        from retrainer.simulator.config import ScenarioConfig
+        from retrainer.simulator.errors import SimulatorError
+        from retrainer.simulator.publish import PublishOptions, default_bootstrap, run_publish
+
+        try:
+            scenario = ScenarioConfig.of(
+                seed=seed,
+                customers=customers,
+                statements_per_customer=statements_per_customer,
+                sheets=sheets,
+                fraud_rate=fraud_rate,
+                label_fraction=label_fraction,
+                drift_at=drift_at,
+                bad_rate=bad_rate,
+            )
+            if end is not None:
+                from dataclasses import replace
+
+                scenario = replace(scenario, start=scenario.latest_start(_end_time(end)))
+            options = PublishOptions(
+                scenario=scenario,
+                bootstrap=bootstrap or default_bootstrap(),
+                topic_prefix=topic_prefix,
+                topic_overrides=_overrides(topic or []),
+                rate=rate,
+                out_dir=out,
+                file_format=file_format,
+                from_files=tuple(from_file or ()),
+            )
+            summary = run_publish(options, progress=not quiet and not as_json)
+        except SimulatorError as exc:
+            _err.print(f"[bold red]error:[/] {exc}")
+            raise typer.Exit(code=2) from exc
+        if as_json:
+            sys.stdout.write(json.dumps(summary.as_dict()) + "\n")
+        else:
+            _print_summary(summary.as_dict())
+        if not summary.ok:
+            raise typer.Exit(code=1)
+
+
+def _print_summary(summary: dict[str, object]) -> None:
+    table = Table(title=f"published ({summary['mode']}) to {summary['destination']}")
+    table.add_column("topic / file")
+    table.add_column("messages", justify="right")
+    sent = summary["sent"]
+    assert isinstance(sent, dict)  # noqa: S101 - as_dict's shape, for the type checker
+    for name, count in sorted(sent.items()):
+        table.add_row(name, str(count))
+    _err.print(table)
+    _err.print(
+        f"{summary['total_sent']} messages in {summary['seconds']}s ({summary['rate']} msg/s)"
+    )
+    for key, label, style in (
+        ("malformed", "malformed on purpose", "cyan"),
+        ("rejected", "rejected by the codec (not published)", "yellow"),
+    ):
+        counts = summary[key]
+        if isinstance(counts, dict) and counts:
+            detail = ", ".join(f"{reason}={n}" for reason, n in sorted(counts.items()))
+            _err.print(f"[{style}]{label}:[/] {detail}")
+    for sample in summary["reject_samples"] or []:  # type: ignore[attr-defined]
+        _err.print(f"  [yellow]{sample}[/]")
+    if summary["skipped"]:
+        _err.print(f"[cyan]skipped[/] {summary['skipped']} malformed message(s) a file cannot hold")
+    for warning in summary["warnings"] or []:  # type: ignore[attr-defined]
+        _err.print(f"[yellow]kafka:[/] {warning}")
+    if summary["delivery_failures"]:
+        _err.print(f"[bold red]delivery failures:[/] {summary['delivery_failures']}")
+        for sample in summary["failure_samples"] or []:  # type: ignore[attr-defined]
+            _err.print(f"  [red]{sample}[/]")

@@ -1,0 +1,386 @@
+"""Vectorised feature builders shared by the trainer and the scorers (no train/serve skew).
+
+Pure pandas/NumPy. Every feature of a row uses only that row and rows before it in time, so the
+same call gives the same answer at training time (history up to a cutoff) and at scoring time
+(history plus the new rows).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+FEATURES_VERSION = 1
+"""Bumped whenever a feature's meaning changes; stored with every model version."""
+
+# --- delinquency ----------------------------------------------------------------------------
+
+ACTIVITY_COLUMNS: tuple[str, ...] = (
+    "statement_id",
+    "customer_id",
+    "statement_date",
+    "balance",
+    "credit_limit",
+    "payment_amount",
+    "minimum_due",
+    "purchase_amount",
+    "cash_advance_amount",
+    "days_past_due",
+)
+"""What `delinquency_features` needs of each statement (customer_activity's columns)."""
+
+PROFILE_COLUMNS: tuple[str, ...] = (
+    "customer_id",
+    "age",
+    "annual_income",
+    "tenure_months",
+    "employment_status",
+)
+"""What `delinquency_features` needs of each customer (customers' columns)."""
+
+_RISKY_EMPLOYMENT: tuple[str, ...] = ("unemployed", "student", "self_employed", "retired")
+
+DELINQUENCY_FEATURES: tuple[str, ...] = (
+    "utilization",
+    "utilization_change",
+    "payment_to_previous_minimum",
+    "payment_to_previous_balance",
+    "missed_minimum",
+    "missed_minimum_3",
+    "cash_advance_to_limit",
+    "purchases_to_limit",
+    "days_past_due",
+    "max_days_past_due_3",
+    "months_on_book",
+    "log_income",
+    "limit_to_income",
+    "age",
+    "tenure_months",
+    *(f"employment_{status}" for status in _RISKY_EMPLOYMENT),
+)
+
+DEFAULT_DELINQUENT_DAYS_PAST_DUE = 30
+DEFAULT_HORIZON_DAYS = 92
+"""Three statement cycles: the longest three calendar months (e.g. July to October) last 92 days."""
+DEFAULT_GRACE_DAYS = 7
+"""A statement this close to the horizon's end shows the customer was observed through it."""
+
+
+def _day_numbers(values: pd.Series) -> IntArray:
+    """Whole days since 1970-01-01 of a date/datetime column (any resolution)."""
+    as_days = pd.to_datetime(values).to_numpy(dtype="datetime64[D]")
+    return np.asarray(as_days.astype(np.int64), dtype=np.int64)
+
+
+def _float(frame: pd.DataFrame, column: str) -> FloatArray:
+    return np.asarray(pd.to_numeric(frame[column]).to_numpy(dtype=np.float64), dtype=np.float64)
+
+
+def _ordered_statements(activity: pd.DataFrame) -> pd.DataFrame:
+    """Statements sorted by customer and date, with a stable integer customer code."""
+    frame = activity.loc[:, list(ACTIVITY_COLUMNS)].copy()
+    frame["statement_day"] = _day_numbers(frame["statement_date"])
+    frame = frame.sort_values(
+        ["customer_id", "statement_day", "statement_id"], kind="stable", ignore_index=True
+    )
+    frame["customer_code"] = pd.factorize(frame["customer_id"], sort=False)[0]
+    return frame
+
+
+def _shift_within(values: FloatArray, group: IntArray, lag: int) -> FloatArray:
+    """values[i - lag] when row i - lag belongs to the same group as row i, else NaN.
+
+    Rows must be sorted by group; this replaces groupby().shift() with two array slices.
+    """
+    shifted = np.full(len(values), np.nan)
+    if lag < len(values):
+        same = group[lag:] == group[:-lag]
+        shifted[lag:] = np.where(same, values[:-lag], np.nan)
+    return shifted
+
+
+def delinquency_features(activity: pd.DataFrame, profiles: pd.DataFrame) -> pd.DataFrame:
+    """One row per statement (sorted by customer, date) with DELINQUENCY_FEATURES.
+
+    A statement's features use that statement and the customer's earlier ones only. Customers
+    without a profile row get NaN profile features (the tree models handle missing values).
+    The result keeps `statement_id`, `customer_id` and `statement_day` beside the features.
+    """
+    frame = _ordered_statements(activity)
+    group = frame["customer_code"].to_numpy(dtype=np.int64)
+    limit = np.maximum(_float(frame, "credit_limit"), 1.0)
+    balance = _float(frame, "balance")
+    payment = _float(frame, "payment_amount")
+    minimum = _float(frame, "minimum_due")
+    dpd = _float(frame, "days_past_due")
+
+    utilization = balance / limit
+    previous_balance = _shift_within(balance, group, 1)
+    previous_minimum = _shift_within(minimum, group, 1)
+    # A payment below the minimum that was due on the previous statement is a missed payment.
+    missed = np.where(
+        np.isnan(previous_minimum), 0.0, (payment + 0.005 < previous_minimum).astype(np.float64)
+    )
+    missed_3 = (
+        missed
+        + np.nan_to_num(_shift_within(missed, group, 1))
+        + np.nan_to_num(_shift_within(missed, group, 2))
+    )
+    worst_3 = np.fmax(np.fmax(dpd, _shift_within(dpd, group, 1)), _shift_within(dpd, group, 2))
+    months_on_book = frame.groupby("customer_code", sort=False).cumcount().to_numpy(np.float64)
+
+    features = pd.DataFrame(
+        {
+            "statement_id": frame["statement_id"].to_numpy(),
+            "customer_id": frame["customer_id"].to_numpy(),
+            "statement_day": frame["statement_day"].to_numpy(),
+            "utilization": utilization,
+            "utilization_change": utilization - _shift_within(utilization, group, 1),
+            "payment_to_previous_minimum": payment / np.maximum(previous_minimum, 1.0),
+            "payment_to_previous_balance": payment / np.maximum(previous_balance, 1.0),
+            "missed_minimum": missed,
+            "missed_minimum_3": missed_3,
+            "cash_advance_to_limit": _float(frame, "cash_advance_amount") / limit,
+            "purchases_to_limit": _float(frame, "purchase_amount") / limit,
+            "days_past_due": dpd,
+            "max_days_past_due_3": worst_3,
+            "months_on_book": months_on_book,
+        }
+    )
+    profile = _profile_features(profiles)
+    joined = features.merge(profile, on="customer_id", how="left", sort=False, validate="m:1")
+    joined["limit_to_income"] = limit / np.maximum(joined["annual_income"].to_numpy(), 1.0)
+    joined["tenure_months"] = joined["tenure_months"] + months_on_book
+    return joined.drop(columns=["annual_income"])
+
+
+def _profile_features(profiles: pd.DataFrame) -> pd.DataFrame:
+    frame = profiles.loc[:, list(PROFILE_COLUMNS)].drop_duplicates("customer_id", keep="last")
+    income = pd.to_numeric(frame["annual_income"]).to_numpy(dtype=np.float64)
+    status = frame["employment_status"].astype("string").str.lower().to_numpy()
+    out = pd.DataFrame(
+        {
+            "customer_id": frame["customer_id"].to_numpy(),
+            "annual_income": income,
+            "log_income": np.log1p(np.maximum(income, 0.0)),
+            "age": pd.to_numeric(frame["age"]).to_numpy(dtype=np.float64),
+            "tenure_months": pd.to_numeric(frame["tenure_months"]).to_numpy(dtype=np.float64),
+        }
+    )
+    for name in _RISKY_EMPLOYMENT:
+        out[f"employment_{name}"] = (status == name).astype(np.float64)
+    return out
+
+
+@dataclass(frozen=True)
+class DelinquencyLabels:
+    """Per statement, in `delinquency_features` order: is its label known, and its value."""
+
+    known: BoolArray
+    delinquent: BoolArray
+
+
+def delinquency_labels(
+    activity: pd.DataFrame,
+    *,
+    cutoff_day: int,
+    horizon_days: int = DEFAULT_HORIZON_DAYS,
+    delinquent_days_past_due: int = DEFAULT_DELINQUENT_DAYS_PAST_DUE,
+    grace_days: int = DEFAULT_GRACE_DAYS,
+) -> DelinquencyLabels:
+    """Delinquent = a later statement within `horizon_days` shows ≥ the days-past-due threshold.
+
+    A label is known only once its whole horizon lies at or before `cutoff_day` (a day number),
+    and only if the customer was observed through it: delinquent within the horizon, or with a
+    later statement dated at most `grace_days` before the horizon's end. A customer whose
+    statements stop is not taken for a sound one. Statements dated after the cutoff are ignored:
+    they decide no label.
+    """
+    frame = _ordered_statements(activity)
+    day = frame["statement_day"].to_numpy(dtype=np.int64)
+    group = frame["customer_code"].to_numpy(dtype=np.int64)
+    visible = day <= cutoff_day
+    bad = visible & (frame["days_past_due"].to_numpy(dtype=np.int64) >= delinquent_days_past_due)
+    never = np.iinfo(np.int64).max
+    bad_day = np.where(bad, day, never)
+    # The first delinquent day at or after each row, per customer: a cumulative min on the rows
+    # reversed. Then one step forward within the customer gives "strictly after this statement".
+    reversed_min = (
+        pd.Series(bad_day[::-1]).groupby(group[::-1], sort=False).cummin().to_numpy()[::-1]
+    )
+    next_bad = np.full(len(day), never, dtype=np.int64)
+    if len(day) > 1:
+        same = group[1:] == group[:-1]
+        next_bad[:-1] = np.where(same, reversed_min[1:], never)
+    last_seen = (
+        pd.Series(np.where(visible, day, -never)).groupby(group, sort=False).transform("max")
+    ).to_numpy(dtype=np.int64)
+    horizon_end = day + horizon_days
+    delinquent = visible & (next_bad <= horizon_end)
+    observed_through = last_seen >= horizon_end - grace_days
+    known = visible & (horizon_end <= cutoff_day) & (delinquent | observed_through)
+    return DelinquencyLabels(known=np.asarray(known), delinquent=np.asarray(delinquent & known))
+
+
+# --- expense fraud ----------------------------------------------------------------------------
+
+EXPENSE_COLUMNS: tuple[str, ...] = (
+    "expense_id",
+    "sheet_id",
+    "employee_id",
+    "amount",
+    "category",
+    "merchant",
+    "expense_date",
+    "receipt_ref",
+    "submitted_at",
+)
+"""What `expense_features` needs of each expense line (the expenses table's columns)."""
+
+EXPENSE_FEATURES: tuple[str, ...] = (
+    "log_amount",
+    "amount_vs_employee_habit",
+    "amount_vs_category_habit",
+    "employee_category_history",
+    "is_round_amount",
+    "just_under_limit",
+    "above_limit",
+    "on_weekend_or_holiday",
+    "receipt_seen_before",
+    "missing_receipt",
+    "new_merchant_for_employee",
+    "merchant_history",
+    "new_category_for_merchant",
+    "lines_in_sheet",
+    "log_sheet_total",
+)
+
+DEFAULT_APPROVAL_LIMIT = 500.0
+_FIXED_HOLIDAYS = np.array([101, 501, 1224, 1225, 1226], dtype=np.int64)
+"""Month * 100 + day of the public holidays common to most countries."""
+
+
+def _ordered_lines(expenses: pd.DataFrame) -> pd.DataFrame:
+    frame = expenses.loc[:, list(EXPENSE_COLUMNS)].copy()
+    frame["submitted_us"] = (
+        pd.to_datetime(frame["submitted_at"], utc=True).to_numpy(dtype="datetime64[us]")
+    ).astype(np.int64)
+    frame = frame.sort_values(
+        ["submitted_us", "sheet_id", "expense_id"], kind="stable", ignore_index=True
+    )
+    frame["sheet_rank"] = pd.factorize(frame["sheet_id"], sort=False)[0]
+    return frame
+
+
+def _codes(frame: pd.DataFrame, columns: Sequence[str]) -> IntArray:
+    """One integer per distinct combination of `columns` (NaN/None count as a value)."""
+    if len(columns) == 1:
+        return np.asarray(pd.factorize(frame[columns[0]], use_na_sentinel=False)[0], np.int64)
+    return np.asarray(
+        frame.groupby(list(columns), sort=False, dropna=False).ngroup().to_numpy(), np.int64
+    )
+
+
+def _prior_count(codes: IntArray) -> FloatArray:
+    """How many earlier rows (rows are in time order) share each row's code."""
+    return np.asarray(
+        pd.Series(codes).groupby(codes, sort=False).cumcount().to_numpy(), dtype=np.float64
+    )
+
+
+def _prior_sheet_mean(codes: IntArray, sheet_rank: IntArray, values: FloatArray) -> FloatArray:
+    """Mean of `values` over rows of the same code in earlier sheets (NaN when there are none).
+
+    Lines of one sheet are submitted together, so none of them is history for another.
+    """
+    per_sheet = (
+        pd.DataFrame({"code": codes, "sheet": sheet_rank, "value": values})
+        .groupby(["code", "sheet"], sort=True)["value"]
+        .agg(["sum", "count"])
+    )
+    running = per_sheet.groupby(level="code", sort=False).cumsum()
+    prior_sum = running["sum"] - per_sheet["sum"]
+    prior_count = running["count"] - per_sheet["count"]
+    prior_mean = (prior_sum / prior_count.where(prior_count > 0)).rename("prior")
+    lookup = pd.MultiIndex.from_arrays([codes, sheet_rank], names=["code", "sheet"])
+    return np.asarray(prior_mean.reindex(lookup).to_numpy(dtype=np.float64), dtype=np.float64)
+
+
+def expense_features(
+    expenses: pd.DataFrame, *, approval_limit: float = DEFAULT_APPROVAL_LIMIT
+) -> pd.DataFrame:
+    """One row per expense line, in submission order, with EXPENSE_FEATURES.
+
+    Habits (typical amounts, merchants, receipts) come from earlier sheets only. The result
+    keeps `expense_id`, `sheet_id` and `submitted_us` (microseconds) beside the features.
+    """
+    frame = _ordered_lines(expenses)
+    amount = _float(frame, "amount")
+    log_amount = np.log1p(np.maximum(amount, 0.0))
+    sheet_rank = frame["sheet_rank"].to_numpy(dtype=np.int64)
+    employee_category = _codes(frame, ["employee_id", "category"])
+    category = _codes(frame, ["category"])
+    employee_habit = _prior_sheet_mean(employee_category, sheet_rank, log_amount)
+    category_habit = _prior_sheet_mean(category, sheet_rank, log_amount)
+
+    cents = np.round(amount * 100).astype(np.int64)
+    day = _day_numbers(frame["expense_date"])
+    dates = pd.to_datetime(frame["expense_date"])
+    month_day = dates.dt.month.to_numpy(np.int64) * 100 + dates.dt.day.to_numpy(np.int64)
+    holiday = np.isin(month_day, _FIXED_HOLIDAYS)
+    weekend = (day + 3) % 7 >= 5  # 1970-01-01 was a Thursday
+
+    receipt = frame["receipt_ref"].astype("string")
+    has_receipt = receipt.notna().to_numpy(dtype=np.bool_) & (receipt.fillna("") != "").to_numpy(
+        dtype=np.bool_
+    )
+    receipt_seen = np.where(has_receipt, _prior_count(_codes(frame, ["receipt_ref"])), 0.0)
+
+    merchant_history = _prior_count(_codes(frame, ["merchant"]))
+    merchant_category_history = _prior_count(_codes(frame, ["merchant", "category"]))
+    employee_merchant_history = _prior_count(_codes(frame, ["employee_id", "merchant"]))
+
+    sheet_codes = frame["sheet_rank"]
+    lines_in_sheet = sheet_codes.map(sheet_codes.value_counts()).to_numpy(dtype=np.float64)
+    sheet_total = (
+        pd.Series(amount).groupby(sheet_rank, sort=False).transform("sum").to_numpy(np.float64)
+    )
+    return pd.DataFrame(
+        {
+            "expense_id": frame["expense_id"].to_numpy(),
+            "sheet_id": frame["sheet_id"].to_numpy(),
+            "submitted_us": frame["submitted_us"].to_numpy(),
+            "log_amount": log_amount,
+            "amount_vs_employee_habit": log_amount - employee_habit,
+            "amount_vs_category_habit": log_amount - category_habit,
+            "employee_category_history": np.log1p(_prior_count(employee_category)),
+            "is_round_amount": ((cents % 5000) == 0).astype(np.float64),
+            "just_under_limit": (
+                (amount >= 0.95 * approval_limit) & (amount < approval_limit)
+            ).astype(np.float64),
+            "above_limit": (amount >= approval_limit).astype(np.float64),
+            "on_weekend_or_holiday": (weekend | holiday).astype(np.float64),
+            "receipt_seen_before": receipt_seen,
+            "missing_receipt": (~has_receipt).astype(np.float64),
+            "new_merchant_for_employee": (employee_merchant_history == 0).astype(np.float64),
+            "merchant_history": np.log1p(merchant_history),
+            "new_category_for_merchant": (
+                (merchant_category_history == 0) & (merchant_history > 0)
+            ).astype(np.float64),
+            "lines_in_sheet": lines_in_sheet,
+            "log_sheet_total": np.log1p(sheet_total),
+        }
+    )
+
+
+def feature_matrix(features: pd.DataFrame, names: Sequence[str]) -> FloatArray:
+    """The named columns as one float64 matrix (NaN where a value is unknown)."""
+    return np.asarray(features.loc[:, list(names)].to_numpy(dtype=np.float64), dtype=np.float64)

@@ -1,0 +1,232 @@
+"""The worker's HTTP API on a running worker: auth, bad bodies, trigger, upload, health."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import asyncpg
+import pytest
+
+from retrainer.migrate import migrate
+from schemas.retrain_requested import RetrainReason, RetrainRequested
+from tests.conftest import Stack
+from tests.factories import CODEC, customer, publish, statement, wait_until
+from tests.integration.streams.conftest import Workers, read_all
+
+TOKEN = "test-token"
+
+
+def call(
+    port: int,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    content_type: str = "application/json",
+    token: str | None = TOKEN,
+) -> tuple[int, Any]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, method=method)
+    request.add_header("Content-Type", content_type)
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - http only
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+@pytest.fixture
+def worker(workers: Workers) -> tuple[Workers, int]:
+    workers.create_topics()
+    return workers, workers.start()
+
+
+@pytest.fixture(scope="module")
+def shared_worker(
+    stack: Stack, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Workers, int]]:
+    """One worker for the tests that change no state it keeps (auth, bad bodies, health)."""
+    database = asyncio.run(_fresh_database(stack))
+    group = Workers(stack, database, tmp_path_factory.mktemp("shared-worker"))
+    group.create_topics()
+    try:
+        yield group, group.start()
+    finally:
+        group.stop_all()
+
+
+async def _fresh_database(stack: Stack) -> str:
+    name = f"retrainer_api_{stack.session_id}"
+    conn = await asyncpg.connect(stack.dsn)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    url = stack.dsn.rpartition("/")[0] + "/" + name
+    await migrate(url)
+    return url
+
+
+def test_mutations_need_the_bearer_token(shared_worker: tuple[Workers, int]) -> None:
+    _, port = shared_worker
+    for path in ("/retraining/trigger", "/expenses/upload"):
+        status, body = call(port, "POST", path, b"{}", token=None)
+        assert status == 401, path
+        assert "Bearer" in body["reason"]
+        status, _ = call(port, "POST", path, b"{}", token="wrong")
+        assert status == 401
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "content_type", "status", "reason"),
+    [
+        ("/retraining/trigger", b"{oops", "application/json", 400, "invalid_json"),
+        ("/retraining/trigger", b'{"family": "cats"}', "application/json", 422, "invalid_value"),
+        ("/retraining/trigger", b'{"force": "yes"}', "application/json", 422, "wrong_type"),
+        ("/retraining/trigger", b"[1]", "application/json", 422, "not_an_object"),
+        ("/expenses/upload", b"{oops", "application/json", 400, "invalid_json"),
+        ("/expenses/upload", b"[]", "application/json", 422, "not_an_object"),
+        (
+            "/expenses/upload",
+            json.dumps({"sheet_id": "s", "employee_id": "e", "lines": []}).encode(),
+            "application/json",
+            422,
+            "empty_sheet",
+        ),
+        (
+            "/expenses/upload",
+            b"sheet_id,employee\ns1,e1\n",
+            "text/csv",
+            400,
+            "csv_columns",
+        ),
+        (
+            "/expenses/upload",
+            b"sheet_id,employee,expense_id,amount,currency,category,merchant,date,description,"
+            b"receipt\ns1,e1,x1,-3,EUR,meals,Cafe,2026-01-02,,\n",
+            "text/csv",
+            422,
+            "negative_amount",
+        ),
+    ],
+)
+def test_bad_bodies_get_400_or_422_with_a_reason(
+    shared_worker: tuple[Workers, int],
+    path: str,
+    body: bytes,
+    content_type: str,
+    status: int,
+    reason: str,
+) -> None:
+    _, port = shared_worker
+    got_status, got = call(port, "POST", path, body, content_type)
+    assert (got_status, got["reason"]) == (status, reason), got
+
+
+def test_trigger_answers_202_and_the_worker_requests_it(worker: tuple[Workers, int]) -> None:
+    workers, port = worker
+    customers = [customer(i, workers.prefix) for i in range(55)]
+    publish(workers.stack.bootstrap, workers.topic("customer-created"), customers[:20])
+    publish(
+        workers.stack.bootstrap,
+        workers.topic("customer-activity"),
+        [statement(c.customer_id, m) for c in customers[:20] for m in range(6)],
+    )
+    wait_until(
+        lambda: workers.get("/retraining/status")["counters"]["total_statements"] == 120,
+        60,
+        "the statements stored",
+    )
+    # Too little data for an unforced manual request: the policy blocks it with the reason.
+    status, body = call(port, "POST", "/retraining/trigger", b'{"family": "delinquency"}')
+    assert status == 202
+    assert body["status"] == "accepted"
+    status, forced = call(
+        port, "POST", "/retraining/trigger", b'{"family": "delinquency", "force": true}'
+    )
+    assert status == 202
+
+    def requested() -> list[RetrainRequested]:
+        raw = read_all(workers.stack.bootstrap, workers.topic("retrain-requested"))
+        return [CODEC.decode_as(RetrainRequested, value) for _, value in raw]
+
+    found = wait_until(requested, 60, "the forced request")
+    assert isinstance(found, list)
+    assert [str(r.request_id) for r in found] == [forced["request_id"]]
+    assert found[0].reason is RetrainReason.MANUAL
+    assert found[0].force is True
+    # While it is in flight another trigger gets the same request back instead of a second one.
+    wait_until(lambda: workers.get("/retraining/status")["in_flight"] is not None, 30, "the flight")
+    status, again = call(port, "POST", "/retraining/trigger", b'{"family": "delinquency"}')
+    assert status == 202
+    assert again == {
+        "request_id": forced["request_id"],
+        "family": "delinquency",
+        "status": "already_in_flight",
+        "message": "a retraining of this family is already under way",
+    }
+
+
+def test_upload_json_and_csv_publish_and_store_the_sheets(worker: tuple[Workers, int]) -> None:
+    workers, port = worker
+    sheet_json = {
+        "sheet_id": "upload-1",
+        "employee_id": "e-1",
+        "lines": [
+            {
+                "expense_id": f"upload-1-{i}",
+                "amount": "12.50",
+                "currency": "EUR",
+                "category": "meals",
+                "merchant": "Cafe",
+                "expense_date": "2026-01-02",
+                "description": "",
+                "receipt_ref": None,
+            }
+            for i in range(3)
+        ],
+    }
+    status, body = call(port, "POST", "/expenses/upload", json.dumps(sheet_json).encode())
+    assert status == 200, body
+    assert body["message"] == "Uploaded 1 sheet(s) with 3 expense(s)"
+    assert body["training_status"] == "No training needed"
+    assert body["sheet_info"] == [
+        {"sheet_id": "upload-1", "employee_id": "e-1", "expenses": 3, "totals": {"EUR": "37.50"}}
+    ]
+    assert len(body["data"]) == 3
+
+    rows = [
+        "sheet_id,employee,expense_id,amount,currency,category,merchant,date,description,receipt"
+    ]
+    for n in range(10):
+        rows += [
+            f"csv-{n},e-{n},csv-{n}-{i},{10 + i}.00,USD,travel,Air,2026-01-03,,r{n}{i}"
+            for i in range(6)
+        ]
+    status, body = call(
+        port, "POST", "/expenses/upload", "\n".join(rows).encode(), content_type="text/csv"
+    )
+    assert status == 200, body
+    assert body["message"] == "Uploaded 10 sheet(s) with 60 expense(s)"
+    assert body["training_status"] == "Retrain requested: New sheets: 11"
+    status_body = workers.get("/retraining/status?family=expense-fraud")
+    assert status_body["new_sheets_count"] == 11
+
+
+def test_health_and_metrics(shared_worker: tuple[Workers, int]) -> None:
+    workers, port = shared_worker
+    assert workers.get("/health", port) == {"status": "ok", "database": True, "kafka": True}
+    metrics = workers.get("/metrics", port)
+    for name in (
+        "retrainer_events_consumed_total",
+        "retrainer_policy_counter_value",
+        "retrainer_requests_in_flight",
+        "retrainer_policy_decisions_total",
+    ):
+        assert name in metrics

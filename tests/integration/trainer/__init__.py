@@ -1,0 +1,1 @@
+"""Trainer integration tests on the real local stack (Kafka + PostgreSQL)."""

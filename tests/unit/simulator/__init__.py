@@ -1,0 +1,1 @@
+"""Unit tests of the upstream simulator and its publisher (no broker needed)."""

@@ -1,0 +1,203 @@
+"""Shared features are point-in-time: no leakage from later rows; labels from later statements."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from schemas.features import (
+    DELINQUENCY_FEATURES,
+    EXPENSE_FEATURES,
+    delinquency_features,
+    delinquency_labels,
+    expense_features,
+)
+from tests.unit.trainer.factories import Frames, frames, world
+
+
+@pytest.fixture(scope="module")
+def sim() -> Frames:
+    return frames(world(seed=3, customers=150, sheets=120))
+
+
+def _day(frame: pd.DataFrame) -> np.ndarray:
+    return frame["statement_date"].to_numpy(dtype="datetime64[D]").astype(np.int64)
+
+
+def test_delinquency_features_of_a_statement_ignore_everything_after_it(sim: Frames) -> None:
+    full = delinquency_features(sim.activity, sim.customers).set_index("statement_id")
+    day = _day(sim.activity)
+    cut = int(np.median(day))
+    past = delinquency_features(sim.activity.loc[day <= cut], sim.customers).set_index(
+        "statement_id"
+    )
+    pd.testing.assert_frame_equal(past, full.loc[past.index], check_exact=False)
+
+
+def test_delinquency_features_do_not_change_when_the_future_is_altered(sim: Frames) -> None:
+    day = _day(sim.activity)
+    cut = int(np.median(day))
+    altered = sim.activity.copy()
+    later = day > cut
+    altered.loc[later, "days_past_due"] = 120
+    altered.loc[later, "balance"] *= 3
+    before = delinquency_features(sim.activity, sim.customers).set_index("statement_id")
+    after = delinquency_features(altered, sim.customers).set_index("statement_id")
+    known = sim.activity.loc[~later, "statement_id"]
+    pd.testing.assert_frame_equal(before.loc[known], after.loc[known])
+
+
+def test_delinquency_features_have_every_column_and_use_history() -> None:
+    activity = pd.DataFrame(
+        {
+            "statement_id": ["s1", "s2", "s3", "t1"],
+            "customer_id": ["a", "a", "a", "b"],
+            "statement_date": pd.to_datetime(
+                ["2025-01-28", "2025-02-28", "2025-03-28", "2025-01-10"]
+            ),
+            "balance": [100.0, 500.0, 900.0, 50.0],
+            "credit_limit": [1000.0] * 4,
+            "payment_amount": [0.0, 10.0, 100.0, 0.0],
+            "minimum_due": [25.0, 25.0, 27.0, 25.0],
+            "purchase_amount": [100.0] * 4,
+            "cash_advance_amount": [0.0, 0.0, 100.0, 0.0],
+            "days_past_due": [0, 15, 45, 0],
+        }
+    )
+    profiles = pd.DataFrame(
+        {
+            "customer_id": ["a"],
+            "age": [30],
+            "annual_income": [40_000.0],
+            "tenure_months": [12],
+            "employment_status": ["student"],
+        }
+    )
+    out = delinquency_features(activity, profiles).set_index("statement_id")
+    assert set(DELINQUENCY_FEATURES) <= set(out.columns)
+    assert out.loc["s3", "max_days_past_due_3"] == 45
+    assert out.loc["s3", "missed_minimum_3"] == 1  # s2 paid 10 of 25 due; s3 paid 100 of 25
+    assert out.loc["s2", "utilization_change"] == pytest.approx(0.4)
+    assert out.loc["s3", "months_on_book"] == 2
+    assert out.loc["s3", "tenure_months"] == 14
+    assert out.loc["s1", "employment_student"] == 1
+    assert np.isnan(out.loc["t1", "log_income"])  # no profile: unknown, not zero
+    assert np.isnan(out.loc["t1", "utilization_change"])  # first statement: no history
+
+
+def _statements(days_past_due: list[int], start: str = "2025-01-28") -> pd.DataFrame:
+    n = len(days_past_due)
+    return pd.DataFrame(
+        {
+            "statement_id": [f"s{i}" for i in range(n)],
+            "customer_id": ["c"] * n,
+            "statement_date": pd.date_range(start, periods=n, freq="30D"),
+            "balance": [100.0] * n,
+            "credit_limit": [1000.0] * n,
+            "payment_amount": [30.0] * n,
+            "minimum_due": [25.0] * n,
+            "purchase_amount": [0.0] * n,
+            "cash_advance_amount": [0.0] * n,
+            "days_past_due": days_past_due,
+        }
+    )
+
+
+def test_delinquency_label_comes_from_a_later_statement_within_the_horizon() -> None:
+    activity = _statements([0, 0, 0, 0, 35, 0, 0, 0, 0])
+    last = int(_day(activity)[-1])
+    labels = delinquency_labels(activity, cutoff_day=last, horizon_days=92)
+    # s4 (35 days past due) is 30, 60, 90 days after s3, s2, s1: within 92 days of each.
+    assert labels.delinquent.tolist() == [
+        False,
+        True,
+        True,
+        True,
+        False,
+        False,
+        False,
+        False,
+        False,
+    ]
+    # s4 does not label itself. A label needs its whole horizon by the cutoff (day 240): s5's
+    # ends on day 242.
+    assert labels.known.tolist() == [True, True, True, True, True, False, False, False, False]
+
+
+def test_delinquency_labels_never_use_statements_after_the_cutoff() -> None:
+    activity = _statements([0, 0, 0, 0, 0, 0, 0, 40, 0])
+    day = _day(activity)
+    cutoff = int(day[6])  # s7, the delinquent one, is after the cutoff
+    labels = delinquency_labels(activity, cutoff_day=cutoff, horizon_days=92)
+    assert not labels.delinquent.any()
+    # s3's horizon ends on day 90 + 92, two days after the cutoff: unknown.
+    assert labels.known.tolist() == [True, True, True, False, False, False, False, False, False]
+    truncated = delinquency_labels(activity.iloc[:7], cutoff_day=cutoff, horizon_days=92)
+    assert truncated.known.tolist() == labels.known[:7].tolist()
+
+
+def test_a_customer_whose_statements_stop_is_not_taken_for_sound() -> None:
+    activity = _statements([0, 0, 0])
+    labels = delinquency_labels(activity, cutoff_day=int(_day(activity)[-1]) + 365, horizon_days=92)
+    assert labels.known.tolist() == [False, False, False]
+
+
+def test_expense_features_of_a_line_ignore_later_sheets(sim: Frames) -> None:
+    full = expense_features(sim.expenses).set_index("expense_id")
+    submitted = sim.expenses["submitted_at"]
+    cut = submitted.quantile(0.5)
+    past = expense_features(sim.expenses.loc[submitted <= cut]).set_index("expense_id")
+    pd.testing.assert_frame_equal(past, full.loc[past.index])
+    assert set(EXPENSE_FEATURES) <= set(full.columns)
+
+
+def test_expense_features_spot_reused_receipts_and_habits() -> None:
+    base = {
+        "employee_id": "e",
+        "category": "meals",
+        "merchant": "Cafe",
+        "expense_date": pd.Timestamp("2025-03-03"),  # a Monday
+    }
+    rows = [
+        {**base, "expense_id": "x1", "sheet_id": "A", "amount": 20.0, "receipt_ref": "R1"},
+        {**base, "expense_id": "x2", "sheet_id": "A", "amount": 22.0, "receipt_ref": "R2"},
+        {**base, "expense_id": "x3", "sheet_id": "B", "amount": 200.0, "receipt_ref": "R1"},
+        {
+            **base,
+            "expense_id": "x4",
+            "sheet_id": "B",
+            "amount": 490.0,
+            "receipt_ref": None,
+            "merchant": "Casino",
+            "expense_date": pd.Timestamp("2025-03-08"),
+        },
+    ]
+    frame = pd.DataFrame(rows)
+    frame["submitted_at"] = pd.to_datetime(
+        ["2025-03-04", "2025-03-04", "2025-03-10", "2025-03-10"], utc=True
+    )
+    out = expense_features(frame).set_index("expense_id")
+    assert out.loc["x3", "receipt_seen_before"] == 1
+    assert out.loc["x1", "receipt_seen_before"] == 0
+    assert np.isnan(out.loc["x1", "amount_vs_employee_habit"])  # no earlier sheet
+    assert out.loc["x3", "amount_vs_employee_habit"] == pytest.approx(
+        np.log1p(200) - (np.log1p(20) + np.log1p(22)) / 2
+    )
+    assert out.loc["x4", "just_under_limit"] == 1
+    assert out.loc["x4", "on_weekend_or_holiday"] == 1
+    assert out.loc["x4", "new_merchant_for_employee"] == 1
+    assert out.loc["x4", "missing_receipt"] == 1
+    assert out.loc["x1", "lines_in_sheet"] == 2
+
+
+def test_features_are_fast_on_a_large_history() -> None:
+    import time
+
+    big = frames(world(seed=5, customers=5000, sheets=2000))
+    began = time.perf_counter()
+    delinquency_features(big.activity, big.customers)
+    delinquency_labels(big.activity, cutoff_day=30_000)
+    expense_features(big.expenses)
+    # 60,000 statements and ~16,000 lines: vectorised code takes a fraction of a second.
+    assert time.perf_counter() - began < 5.0

@@ -1,0 +1,59 @@
+"""Settings come from RETRAINER_* variables, frozen, secrets hidden; metric names keep the rule."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client import generate_latest
+from pydantic import ValidationError
+
+from trainer import metrics
+from trainer.settings import TrainerSettings
+
+
+def test_defaults_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    defaults = TrainerSettings()
+    assert defaults.kafka_bootstrap == "127.0.0.1:19092"
+    assert defaults.dsn == "postgresql://postgres@127.0.0.1:15432/retrainer"
+    assert defaults.trainer_metrics_port == 6067
+    assert defaults.max_customers == 200
+    monkeypatch.setenv("RETRAINER_DATABASE_URL", "postgresql://u:secret@db/x")
+    monkeypatch.setenv("RETRAINER_MAX_CUSTOMERS", "0")
+    monkeypatch.setenv("RETRAINER_TOPIC_RETRAIN_REQUESTED", "rr")
+    settings = TrainerSettings()
+    assert settings.max_customers == 0
+    assert settings.topic_retrain_requested == "rr"
+    assert "secret" not in repr(settings)
+    assert settings.dsn.endswith("@db/x")
+    with pytest.raises(ValidationError):
+        settings.max_customers = 5  # type: ignore[misc]
+
+
+def test_kafka_config_carries_sasl_only_when_set() -> None:
+    assert "sasl.username" not in TrainerSettings().kafka_config()
+    config = TrainerSettings(
+        kafka_sasl_mechanism="PLAIN",
+        kafka_sasl_username="u",
+        kafka_sasl_password="p",  # type: ignore[arg-type]
+        kafka_security_protocol="SASL_SSL",
+    ).kafka_config()
+    assert config["sasl.password"] == "p"
+
+
+def test_metric_names_follow_the_rule() -> None:
+    metrics.OUTCOMES.labels("delinquency", "promoted").inc()
+    metrics.TRAINING_DURATION.labels("delinquency").observe(1.0)
+    metrics.CHAMPION.labels("delinquency").info({"version": "auto_retrain_20260101_000000"})
+    text = generate_latest(metrics.REGISTRY).decode()
+    names = {
+        line.split("{")[0].split(" ")[0]
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+    assert names
+    assert all(name.startswith("retrainer_") for name in names), names
+    for expected in (
+        "retrainer_training_outcomes_total",
+        "retrainer_champion_version_info",
+        "retrainer_training_duration_seconds_bucket",
+    ):
+        assert expected in names

@@ -1,0 +1,77 @@
+"""Model artifacts as bytes, never pickle: XGBoost UBJ, skops for scikit-learn; sha256-checked."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from enum import StrEnum
+
+import skops.io as sio
+import xgboost as xgb
+from sklearn.base import BaseEstimator
+
+from trainer.errors import ArtifactIntegrityError
+
+TRUSTED_SKOPS_TYPES: tuple[str, ...] = ("sklearn.tree._tree.Tree",)
+"""The only non-default types our scikit-learn artifacts may hold (the fitted trees' storage).
+
+skops trusts scikit-learn's own estimators and NumPy arrays by itself; anything else in a
+stored artifact is refused rather than loaded.
+"""
+
+
+class ArtifactFormat(StrEnum):
+    """How an artifact's bytes are encoded (model_artifacts.format)."""
+
+    XGBOOST_UBJ = "xgboost-ubj"
+    XGBOOST_JSON = "xgboost-json"
+    SKOPS = "skops"
+
+
+def sha256_of(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One model's bytes, how they are encoded, and their digest."""
+
+    role: str
+    format: ArtifactFormat
+    content: bytes
+
+    @property
+    def sha256(self) -> str:
+        return sha256_of(self.content)
+
+
+def dump(role: str, model: object) -> Artifact:
+    """Serialise a fitted model; an XGBoost booster or a scikit-learn estimator."""
+    if isinstance(model, xgb.Booster):
+        return Artifact(role, ArtifactFormat.XGBOOST_UBJ, bytes(model.save_raw(raw_format="ubj")))
+    if isinstance(model, BaseEstimator):
+        return Artifact(role, ArtifactFormat.SKOPS, sio.dumps(model))
+    raise ArtifactIntegrityError(f"cannot store a {type(model).__name__} as an artifact")
+
+
+def verify(content: bytes, expected_sha256: str) -> None:
+    """Raise unless `content` hashes to `expected_sha256`."""
+    actual = sha256_of(content)
+    if actual != expected_sha256.strip().lower():
+        raise ArtifactIntegrityError(
+            f"artifact digest mismatch: stored {expected_sha256.strip()}, computed {actual}"
+        )
+
+
+def load(format_: ArtifactFormat | str, content: bytes, expected_sha256: str) -> object:
+    """Verify the digest, then decode the model; untrusted skops content is refused."""
+    verify(content, expected_sha256)
+    kind = ArtifactFormat(format_)
+    if kind is ArtifactFormat.SKOPS:
+        untrusted = set(sio.get_untrusted_types(data=content)) - set(TRUSTED_SKOPS_TYPES)
+        if untrusted:
+            raise ArtifactIntegrityError(f"artifact holds untrusted types: {sorted(untrusted)}")
+        return sio.loads(content, trusted=list(TRUSTED_SKOPS_TYPES))
+    booster = xgb.Booster()
+    booster.load_model(bytearray(content))
+    return booster

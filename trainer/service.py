@@ -1,0 +1,424 @@
+"""The retrain handler: one request in, one recorded outcome (and maybe a promotion) out.
+
+Kafka-free: the runner feeds it decoded requests and publishes what it returns. Loading and
+recording go through asyncpg; fitting runs in an executor so the event loop stays responsive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TypeVar
+from uuid import UUID
+
+import asyncpg
+
+from schemas.base import ModelFamily
+from schemas.codec import utc_now
+from schemas.model_updated import ModelUpdated
+from schemas.retrain_requested import RetrainRequested
+from schemas.training_outcome import OutcomeStatus, TrainingOutcome
+from trainer import artifacts, datasets, families, gate, metrics, outcomes, registry
+from trainer.errors import (
+    ArtifactIntegrityError,
+    ChampionChanged,
+    InsufficientData,
+    RegistryError,
+    TrainerError,
+)
+from trainer.families import ModelBundle, TrainingSet
+from trainer.retry import retrying
+from trainer.selection import CustomerSelection
+from trainer.settings import TrainerSettings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+FitFunction = Callable[[TrainingSet, TrainerSettings], ModelBundle]
+Progress = Callable[[str], None]
+GATE_ATTEMPTS = 3
+
+
+def code_version() -> str:
+    """The package version plus the feature code's version, stored with every model."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        package = version("retrainer")
+    except PackageNotFoundError:
+        package = "unknown"
+    from schemas.features import FEATURES_VERSION
+
+    return f"retrainer {package} features v{FEATURES_VERSION}"
+
+
+@dataclass(frozen=True)
+class TrainingDetail:
+    """What a training run saw and decided, for `retrainer check` and the tests."""
+
+    training_set: TrainingSet
+    selection: CustomerSelection | None
+    metrics: Mapping[str, float]
+    champion_metrics: Mapping[str, float] | None
+    decision: gate.GateDecision
+    rows_loaded: int
+    load_seconds: float
+    fit_seconds: float
+
+
+@dataclass(frozen=True)
+class Result:
+    """The outcome to publish, the promotion to announce (if any), and whether it was a replay."""
+
+    outcome: TrainingOutcome
+    model_updated: ModelUpdated | None = None
+    replayed: bool = False
+    detail: TrainingDetail | None = field(default=None, compare=False)
+
+    @property
+    def status(self) -> OutcomeStatus:
+        return self.outcome.status
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    data: TrainingSet
+    selection: CustomerSelection | None
+    rows: int
+    seconds: float
+
+
+class Trainer:
+    """Handles retrain requests against one PostgreSQL pool."""
+
+    def __init__(
+        self,
+        settings: TrainerSettings,
+        pool: asyncpg.Pool,
+        executor: Executor,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        fit: FitFunction = families.fit,
+    ) -> None:
+        self._settings = settings
+        self._pool = pool
+        self._executor = executor
+        self._clock = clock
+        self._fit = fit
+        self._code_version = code_version()
+
+    async def _off_loop(self, function: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, function)
+
+    async def _db(self, what: str, operation: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """Run `operation` on a pooled connection, retrying while PostgreSQL is unreachable."""
+
+        async def attempt() -> T:
+            async with self._pool.acquire() as conn:
+                return await operation(conn)
+
+        return await retrying(attempt, self._settings, what)
+
+    async def finished(self, request_id: UUID) -> outcomes.OutcomeRecord | None:
+        """The logged outcome of a request that already finished, if any."""
+
+        async def find(conn: asyncpg.Connection) -> outcomes.OutcomeRecord | None:
+            return await outcomes.find(conn, request_id)
+
+        return await self._db("looking up the request", find)
+
+    async def handle(self, request: RetrainRequested, progress: Progress | None = None) -> Result:
+        """Train, evaluate, gate and record `request`; a request already finished is replayed."""
+        report = progress or (lambda _stage: None)
+        done = await self.finished(request.request_id)
+        if done is not None:
+            log.info(
+                "request %s already finished (%s); not training again", done.request_id, done.status
+            )
+            return await self._replay(done)
+        began = time.monotonic()
+        family = request.family
+        try:
+            result = await self._train(request, began, report)
+        except InsufficientData as exc:
+            result = await self._end_without_model(
+                request, OutcomeStatus.SKIPPED, f"insufficient data: {exc}", began
+            )
+        except (TrainerError, asyncpg.PostgresError) as exc:
+            result = await self._end_without_model(
+                request, OutcomeStatus.FAILED, f"{type(exc).__name__}: {exc}", began
+            )
+        except Exception as exc:
+            log.exception("request %s failed", request.request_id)
+            result = await self._end_without_model(
+                request, OutcomeStatus.FAILED, f"unexpected {type(exc).__name__}: {exc}", began
+            )
+        if not result.replayed:
+            metrics.OUTCOMES.labels(family.value, result.status.value).inc()
+            metrics.TRAINING_DURATION.labels(family.value).observe(time.monotonic() - began)
+        return result
+
+    async def _replay(self, done: outcomes.OutcomeRecord) -> Result:
+        announce: ModelUpdated | None = None
+        if done.status is OutcomeStatus.PROMOTED:
+
+            async def current(conn: asyncpg.Connection) -> registry.VersionRecord | None:
+                return await registry.champion(conn, done.family)
+
+            champion = await self._db("reading the champion", current)
+            # Re-announce only what is still champion: an older model-updated would undo a
+            # newer promotion on the compacted topic.
+            if champion is not None and champion.version == done.version:
+                announce = champion.model_updated()
+        return Result(done.event(self._clock()), announce, replayed=True)
+
+    async def _prepare(self, request: RetrainRequested) -> _Prepared:
+        settings, cutoff = self._settings, request.data_cutoff
+        minimums = not request.force
+        if request.family is ModelFamily.DELINQUENCY:
+
+            async def load_d(conn: asyncpg.Connection) -> datasets.DelinquencyData:
+                return await datasets.load_delinquency(conn, cutoff, settings)
+
+            loaded = await self._db("loading delinquency data", load_d)
+            data = await self._off_loop(
+                lambda: families.delinquency_set(
+                    loaded.activity,
+                    loaded.profiles,
+                    cutoff_day=datasets.day_number(cutoff),
+                    settings=settings,
+                    selection=loaded.selection,
+                    minimums=minimums,
+                )
+            )
+            return _Prepared(data, loaded.selection, loaded.rows, loaded.seconds)
+
+        async def load_e(conn: asyncpg.Connection) -> datasets.ExpenseData:
+            return await datasets.load_expenses(conn, cutoff, settings)
+
+        expense = await self._db("loading expense data", load_e)
+        data = await self._off_loop(
+            lambda: families.expense_set(
+                expense.expenses, expense.labels, settings=settings, minimums=minimums
+            )
+        )
+        return _Prepared(data, None, expense.rows, expense.seconds)
+
+    async def _champion_metrics(
+        self, family: ModelFamily, data: TrainingSet
+    ) -> tuple[str | None, Mapping[str, float] | None, str]:
+        """The champion's version and its metrics on our holdout (None when it cannot be scored)."""
+
+        async def fetch(conn: asyncpg.Connection) -> tuple[str | None, ModelBundle | None, str]:
+            record = await registry.champion(conn, family)
+            if record is None:
+                return None, None, ""
+            try:
+                return record.version, await registry.load_bundle(conn, record), ""
+            except (ArtifactIntegrityError, RegistryError, KeyError) as exc:
+                return record.version, None, f"champion {record.version} unusable: {exc}"
+
+        version, bundle, note = await self._db("loading the champion", fetch)
+        if bundle is None:
+            return version, None, note
+        if not set(bundle.feature_names) <= set(data.feature_names):
+            return version, None, f"champion {version} uses features we no longer build"
+        scored = await self._off_loop(lambda: families.evaluate(bundle, data))
+        return version, scored, ""
+
+    async def _train(self, request: RetrainRequested, began: float, report: Progress) -> Result:
+        settings, family = self._settings, request.family
+        trained_at = self._clock()
+        report("loading data")
+        prepared = await self._prepare(request)
+        data = prepared.data
+        if prepared.seconds > 0:
+            metrics.LOAD_RATE.labels(family.value).set(prepared.rows / prepared.seconds)
+        report("training")
+        fit_began = time.monotonic()
+        bundle = await self._off_loop(lambda: self._fit(data, settings))
+        fit_seconds = time.monotonic() - fit_began
+        report("evaluating")
+        scored = await self._off_loop(lambda: families.evaluate(bundle, data))
+        stored = await self._off_loop(
+            lambda: [artifacts.dump(role, model) for role, model in sorted(bundle.models.items())]
+        )
+        if "auc" in scored:
+            metrics.LAST_AUC.labels(family.value).set(scored["auc"])
+        if "f1" in scored:
+            metrics.LAST_F1.labels(family.value).set(scored["f1"])
+        for attempt in range(GATE_ATTEMPTS):
+            report("comparing with the champion")
+            champion_version, champion_metrics, note = await self._champion_metrics(family, data)
+            decision = gate.decide(
+                scored,
+                champion_metrics,
+                tolerance=settings.promotion_tolerance,
+                force=request.force,
+                champion_version=champion_version,
+            )
+            if note:
+                decision = gate.GateDecision(
+                    decision.promote, f"{decision.reason} ({note})", decision.overridden
+                )
+            report("recording")
+            try:
+                result = await self._commit(
+                    request,
+                    prepared,
+                    bundle,
+                    stored,
+                    scored,
+                    champion_version,
+                    champion_metrics,
+                    decision,
+                    trained_at,
+                    began,
+                )
+            except ChampionChanged:
+                log.info("champion of %s changed during training (attempt %d)", family, attempt + 1)
+                continue
+            detail = TrainingDetail(
+                training_set=data,
+                selection=prepared.selection,
+                metrics=scored,
+                champion_metrics=champion_metrics,
+                decision=decision,
+                rows_loaded=prepared.rows,
+                load_seconds=prepared.seconds,
+                fit_seconds=fit_seconds,
+            )
+            return Result(result.outcome, result.model_updated, result.replayed, detail)
+        raise ChampionChanged(f"the {family} champion kept changing; gave up after {GATE_ATTEMPTS}")
+
+    async def _commit(
+        self,
+        request: RetrainRequested,
+        prepared: _Prepared,
+        bundle: ModelBundle,
+        stored: list[artifacts.Artifact],
+        scored: Mapping[str, float],
+        champion_version: str | None,
+        champion_metrics: Mapping[str, float] | None,
+        decision: gate.GateDecision,
+        trained_at: datetime,
+        began: float,
+    ) -> Result:
+        """Version, artifacts, promotion, log and training status: all or nothing."""
+        family, data = request.family, prepared.data
+        train_times = data.times[data.train_rows]
+        data_start = _time_of(family, int(train_times.min())) if len(train_times) else None
+        recorded = dict(scored)
+        if champion_metrics is not None and "auc" in champion_metrics:
+            recorded["champion_auc"] = champion_metrics["auc"]
+
+        async def commit(conn: asyncpg.Connection) -> Result:
+            async with conn.transaction():
+                await registry.lock_family(conn, family)
+                done = await outcomes.find(conn, request.request_id)
+                if done is not None:
+                    return await self._replay(done)
+                current = await registry.champion(conn, family)
+                if (current.version if current else None) != champion_version:
+                    raise ChampionChanged(f"champion is now {current.version if current else None}")
+                now = self._clock()
+                record = await registry.save_version(
+                    conn,
+                    bundle=bundle,
+                    stored=stored,
+                    status=(
+                        registry.VersionStatus.CANDIDATE
+                        if decision.promote
+                        else registry.VersionStatus.REJECTED
+                    ),
+                    status_reason=decision.reason,
+                    metrics=recorded,
+                    samples=len(data.train_rows),
+                    data_start=data_start,
+                    data_cutoff=request.data_cutoff,
+                    code_version=self._code_version,
+                    request_id=request.request_id,
+                    trained_at=trained_at,
+                    promoted_at=None,
+                )
+                if decision.promote:
+                    await registry.retire_champion(conn, family, f"replaced by {record.version}")
+                    await conn.execute(
+                        "UPDATE model_versions SET status = 'champion', promoted_at = $2 "
+                        "WHERE version = $1",
+                        record.version,
+                        now,
+                    )
+                    record = await registry.get_version(conn, record.version)
+                    if prepared.selection is not None:
+                        await outcomes.mark_customers_trained(
+                            conn, prepared.selection.customer_ids, now
+                        )
+                outcome = outcomes.OutcomeRecord(
+                    request_id=request.request_id,
+                    family=family,
+                    status=OutcomeStatus.PROMOTED if decision.promote else OutcomeStatus.REJECTED,
+                    reason="; ".join([decision.reason, *bundle.notes]),
+                    data_cutoff=request.data_cutoff,
+                    duration_seconds=time.monotonic() - began,
+                    trigger_reason=_trigger(request),
+                    version=record.version,
+                    metrics=recorded,
+                    samples=len(data.train_rows),
+                    customers=data.customers,
+                    forced=request.force,
+                    gate_overridden=decision.overridden,
+                )
+                await outcomes.record_request(conn, request)
+                await outcomes.record(conn, outcome, now)
+            if decision.promote:
+                metrics.CHAMPION.labels(family.value).info({"version": record.version})
+            return Result(outcome.event(now), record.model_updated() if decision.promote else None)
+
+        return await self._db("recording the outcome", commit)
+
+    async def _end_without_model(
+        self, request: RetrainRequested, status: OutcomeStatus, reason: str, began: float
+    ) -> Result:
+        """Log a skipped or failed request; publishing the outcome must not wait on the log."""
+        outcome = outcomes.OutcomeRecord(
+            request_id=request.request_id,
+            family=request.family,
+            status=status,
+            reason=reason,
+            data_cutoff=request.data_cutoff,
+            duration_seconds=time.monotonic() - began,
+            trigger_reason=_trigger(request),
+            forced=request.force,
+            error=reason if status is OutcomeStatus.FAILED else None,
+        )
+        now = self._clock()
+
+        async def write(conn: asyncpg.Connection) -> bool:
+            async with conn.transaction():
+                await outcomes.record_request(conn, request)
+                return await outcomes.record(conn, outcome, now)
+
+        try:
+            await self._db("recording the outcome", write)
+        except TrainerError as exc:
+            # PostgreSQL is down: the outcome still goes out on Kafka; a redelivery (the offset
+            # is committed only after publishing) would find no log row and try once more.
+            log.error("could not log outcome of %s: %s", request.request_id, exc)
+        return Result(outcome.event(now))
+
+
+def _trigger(request: RetrainRequested) -> str:
+    text = request.reason_text or request.reason.value
+    return f"{text} (forced)" if request.force else text
+
+
+def _time_of(family: ModelFamily, value: int) -> datetime:
+    """A training set's time value (days for delinquency, µs for expenses) as a UTC instant."""
+    if family is ModelFamily.DELINQUENCY:
+        return datetime.fromtimestamp(value * 86_400, tz=UTC)
+    return datetime.fromtimestamp(value / 1_000_000, tz=UTC)
