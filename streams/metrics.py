@@ -57,3 +57,49 @@ CONSUMER_LAG = Gauge(
     "Messages not yet consumed, per upstream topic and partition assigned to this worker.",
     ["topic", "partition"],
 )
+
+# -- scorers -----------------------------------------------------------------------------------
+
+SCORING_SECONDS = Histogram(
+    "retrainer_scoring_latency_seconds",
+    "Time to score one micro-batch (features + predict), per family.",
+    ["family"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+EVENTS_SCORED = Counter(
+    "retrainer_events_scored_total",
+    "Expense lines and statements scored, by family and model version ('none' before a model).",
+    ["family", "model_version"],
+)
+EVENTS_FLAGGED = Counter(
+    "retrainer_events_flagged_total",
+    "Scored events flagged as anomalous / likely delinquent, by family.",
+    ["family"],
+)
+MODEL_RELOADS = Counter(
+    "retrainer_model_reloads_total",
+    "Model reloads after model-updated, by family and outcome (loaded, refused, failed).",
+    ["family", "outcome"],
+)
+MODEL_RELOAD_SECONDS = Histogram(
+    "retrainer_model_reload_seconds",
+    "Time from a model-updated event to the new model scoring (fetch, verify, load, warm up).",
+    ["family"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+MODEL_INFO = Gauge(
+    "retrainer_model_info",
+    "1 for the model version each family scores with now.",
+    ["family", "version"],
+)
+SHADOW_AGREEMENT = Gauge(
+    "retrainer_shadow_agreement_ratio",
+    "Share of events on which the shadow candidate and the champion flag alike.",
+    ["family"],
+)
+SHADOW_SCORE_DIFFERENCE = Histogram(
+    "retrainer_shadow_score_difference",
+    "Absolute difference between the shadow candidate's and the champion's scores.",
+    ["family"],
+    buckets=(0.001, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1),
+)

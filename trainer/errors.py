@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from schemas.artifacts import ArtifactIntegrityError
+
 
 class TrainerError(Exception):
     """Base of every error the trainer raises on purpose."""
@@ -9,10 +11,6 @@ class TrainerError(Exception):
 
 class InsufficientData(TrainerError):
     """There is not enough data to train; the message says what is missing."""
-
-
-class ArtifactIntegrityError(TrainerError):
-    """A stored artifact's bytes do not match its sha256, or it holds types we do not trust."""
 
 
 class RegistryError(TrainerError):
@@ -25,3 +23,6 @@ class ChampionChanged(TrainerError):
 
 class DependencyUnavailable(TrainerError):
     """PostgreSQL or Kafka stayed unreachable through every retry."""
+
+
+__all__ = ["ArtifactIntegrityError"]  # raised by schemas.artifacts; re-exported for callers

@@ -16,10 +16,10 @@ from uuid import UUID
 
 import asyncpg
 
+from schemas import artifacts
+from schemas.artifacts import Artifact
 from schemas.base import ModelFamily
 from schemas.model_updated import ModelUpdated
-from trainer import artifacts
-from trainer.artifacts import Artifact
 from trainer.errors import RegistryError
 from trainer.families import CLASSIFIER, ISOLATION_FOREST, ModelBundle
 from trainer.versions import base_version, unique_version

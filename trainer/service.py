@@ -18,12 +18,13 @@ from uuid import UUID
 
 import asyncpg
 
+from schemas import artifacts
 from schemas.base import ModelFamily
 from schemas.codec import utc_now
 from schemas.model_updated import ModelUpdated
 from schemas.retrain_requested import RetrainRequested
 from schemas.training_outcome import OutcomeStatus, TrainingOutcome
-from trainer import artifacts, datasets, families, gate, metrics, outcomes, registry
+from trainer import datasets, families, gate, metrics, outcomes, registry
 from trainer.errors import (
     ArtifactIntegrityError,
     ChampionChanged,

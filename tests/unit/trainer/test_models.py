@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from schemas import artifacts
 from schemas.base import ModelFamily
 from tests.unit.trainer.factories import frames, world
-from trainer import artifacts
 from trainer.errors import ArtifactIntegrityError, InsufficientData
 from trainer.families import (
     ISOLATION_FOREST,

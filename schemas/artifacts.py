@@ -1,4 +1,8 @@
-"""Model artifacts as bytes, never pickle: XGBoost UBJ, skops for scikit-learn; sha256-checked."""
+"""How trained models travel as bytes from trainer to scorers: XGBoost UBJ or skops, sha256.
+
+Never pickle. Both services import this module, so an artifact the trainer writes is one the
+scorers can read.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,12 @@ import skops.io as sio
 import xgboost as xgb
 from sklearn.base import BaseEstimator
 
-from trainer.errors import ArtifactIntegrityError
+from schemas.errors import SchemaError
+
+
+class ArtifactIntegrityError(SchemaError):
+    """A stored artifact's bytes do not match its sha256, or it holds types we do not trust."""
+
 
 TRUSTED_SKOPS_TYPES: tuple[str, ...] = ("sklearn.tree._tree.Tree",)
 """The only non-default types our scikit-learn artifacts may hold (the fitted trees' storage).
