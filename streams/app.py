@@ -9,6 +9,7 @@ import asyncio
 import json
 import logging
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,12 @@ import faust
 from pydantic import ValidationError
 
 from schemas.base import ModelFamily
-from schemas.codec import Codec
+from schemas.codec import Codec, EventT
+from schemas.customer_activity import CustomerActivityRecorded
+from schemas.customer_scored import CustomerScored
 from schemas.errors import DecodeError
+from schemas.expense_scored import ExpenseScored
+from schemas.expense_sheet import ExpenseSheetSubmitted
 from schemas.limits import CodecLimits
 from schemas.model_updated import ModelUpdated
 from schemas.retrain_requested import RetrainRequested
@@ -33,6 +38,8 @@ from streams.handlers import (
     RawMessage,
     dead_letter,
 )
+from streams.models import ModelFollower, ModelHolder, ModelLoader
+from streams.scorers import Scorer
 from streams.settings import StreamsSettings
 from streams.signals import PolicySignal, SignalKind
 
@@ -46,8 +53,20 @@ RAW: dict[str, Any] = {
 }
 
 
+@dataclass
+class Scoring:
+    """The scoring side of a worker, for the web views and tests."""
+
+    holder: ModelHolder
+    loader: ModelLoader
+    follower: ModelFollower
+    scorer: Scorer
+
+
 class Deps:
     """Connections and shared objects, created lazily on first use inside the running loop."""
+
+    scoring: Scoring
 
     def __init__(self, settings: StreamsSettings) -> None:
         self.settings = settings
@@ -145,6 +164,12 @@ async def send_now(topic: faust.TopicT, key: bytes, value: bytes) -> None:
     await pending
 
 
+async def send_all(topic: faust.TopicT, messages: list[tuple[bytes, bytes]]) -> None:
+    """Send a batch, then wait for every ack (one round trip for the batch, not per message)."""
+    pending = [await topic.send(key=k, value=v, force=True) for k, v in messages]
+    await asyncio.gather(*pending)
+
+
 def _raw(event: Any) -> RawMessage:
     message = event.message
     return RawMessage(message.topic, message.partition, message.offset, message.key, message.value)
@@ -183,11 +208,26 @@ def create_app(settings: StreamsSettings, deps: Deps | None = None) -> faust.App
         partitions=settings.partitions,
         # Keys are the family name as raw bytes, exactly as the signals are keyed, so a change
         # and the signals of its family land on the same partition.
-        schema=faust.Schema(key_type=bytes, key_serializer="raw", value_serializer="json"),
+        # Faust derives the changelog's serializers from these: bytes -> raw, no type -> json.
+        key_type=bytes,
         # Written for a family key while the batch may hold other families' signals: let the
         # partitioner place each change with its key, as it places the signals themselves.
         use_partitioner=True,
     )
+
+    holder = ModelHolder()
+    loader = ModelLoader(holder, deps.pool)
+    follower = ModelFollower(settings.kafka_bootstrap, topics.model_updated, deps.codec, loader)
+    scorer = Scorer(
+        holder,
+        deps.pool,
+        context_lines=settings.score_context_lines,
+        context_refresh_s=settings.score_context_refresh_s,
+        approval_limit=settings.approval_limit,
+    )
+    expense_scored = app.topic(topics.expense_scored, **RAW)
+    customer_scored = app.topic(topics.customer_scored, **RAW)
+    deps.scoring = Scoring(holder, loader, follower, scorer)
 
     ingest = IngestHandler(
         deps.codec, deps.pool, settings.sink_retry_initial_s, settings.sink_retry_max_s
@@ -211,6 +251,48 @@ def create_app(settings: StreamsSettings, deps: Deps | None = None) -> faust.App
 
     for logical, topic_name in topics.upstream().items():
         ingest_agent(logical, topic_name)
+
+    def decoded(events: list[Any], event_type: type[EventT]) -> list[EventT]:
+        # Bad messages are the ingest agent's to dead-letter; scoring just passes them by.
+        out: list[EventT] = []
+        for event in events:
+            try:
+                out.append(deps.codec.decode_as(event_type, _raw(event).value or b""))
+            except DecodeError:
+                continue
+        return out
+
+    async def emit_expenses(scored: list[ExpenseScored]) -> None:
+        await send_all(
+            expense_scored, [(deps.codec.key_of(s), deps.codec.encode(s)) for s in scored]
+        )
+
+    async def emit_customers(scored: list[CustomerScored]) -> None:
+        await send_all(
+            customer_scored, [(deps.codec.key_of(s), deps.codec.encode(s)) for s in scored]
+        )
+
+    async def score_sheets(stream: Any) -> None:
+        async for events in stream.take_events(settings.score_batch_size, settings.score_within_s):
+            sheets = decoded(events, ExpenseSheetSubmitted)
+            if sheets:
+                batch = await scorer.score_sheets(sheets, emit_expenses)
+                if batch.scored and batch.model_version is not None:
+                    # New scores move the anomaly rate: let the policy look again.
+                    await signal(ModelFamily.EXPENSE_FRAUD, SignalKind.INGESTED)
+
+    async def score_statements(stream: Any) -> None:
+        async for events in stream.take_events(settings.score_batch_size, settings.score_within_s):
+            statements = decoded(events, CustomerActivityRecorded)
+            if statements:
+                await scorer.score_statements(statements, emit_customers)
+
+    upstream = topics.upstream()
+    app.agent(app.topic(upstream["expense-sheet"], **RAW), name="score-expense-sheet")(score_sheets)
+    app.agent(app.topic(upstream["customer-activity"], **RAW), name="score-customer-activity")(
+        score_statements
+    )
+    app.task(follower.run)
 
     @app.agent(app.topic(topics.training_outcome, **RAW), name="outcomes")
     async def outcomes(stream: Any) -> None:

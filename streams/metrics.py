@@ -103,3 +103,8 @@ SHADOW_SCORE_DIFFERENCE = Histogram(
     ["family"],
     buckets=(0.001, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1),
 )
+RELOAD_STALL = Gauge(
+    "retrainer_reload_stall_seconds",
+    "Longest event-loop stall seen while the last reload ran (how long scoring could wait).",
+    ["family"],
+)

@@ -64,6 +64,13 @@ class StreamsSettings(BaseSettings):
     session_timeout_s: float = Field(default=10.0, ge=6)
     upload_wait_s: float = Field(default=10.0, ge=0, description="upload waits for storage")
 
+    score_batch_size: int = Field(default=1000, ge=1, description="events per scoring batch")
+    score_within_s: float = Field(default=0.2, gt=0, description="max wait to fill a batch")
+    score_context_lines: int = Field(default=20_000, ge=0, description="expense history kept")
+    score_context_refresh_s: float = 30.0
+    approval_limit: float = 500.0
+    analysis_wait_s: float = Field(default=120.0, ge=0, description="analyze waits for training")
+
     new_sheets_threshold: int = 10
     new_customers_threshold: int = 50
     anomaly_rate_low: float = 0.05

@@ -17,12 +17,14 @@ from typing import Any
 
 import asyncpg
 import faust
+import pandas as pd
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from schemas.base import ModelFamily
 from schemas.errors import DecodeError
 from schemas.expense_sheet import ExpenseSheetSubmitted
+from schemas.features import EXPENSE_COLUMNS
 from streams.counts import read_counters
 from streams.handlers import PolicyEngine, PolicyState
 from streams.policy import Action, Decision, decide
@@ -398,6 +400,8 @@ def register_views(
                 status=200 if healthy else 503,
             )
 
+    register_analysis_views(app, settings, deps, signal, engine, authorised, unauthorised)
+
     @app.page("/metrics")
     class Metrics(View):
         """GET: Prometheus exposition of this worker's metrics."""
@@ -413,3 +417,349 @@ def _totals(sheet: ExpenseSheetSubmitted) -> dict[str, str]:
     for line in sheet.lines:
         totals[line.currency] += line.amount
     return {currency: str(total) for currency, total in totals.items()}
+
+
+_SHEET_LINES = """
+SELECT expense_id, sheet_id, employee_id, amount::float8 AS amount, category, merchant,
+       expense_date, receipt_ref, submitted_at
+FROM expenses WHERE sheet_id = ANY($1::text[]) ORDER BY submitted_at, expense_id
+"""
+
+_RECENT_SHEETS = """
+SELECT sheet_id FROM sheets WHERE submitted_at > now() - make_interval(days => $1)
+ORDER BY submitted_at DESC LIMIT $2
+"""
+
+_OUTCOME = """
+SELECT status, model_version, outcome_reason, trigger_reason FROM model_retraining_log
+WHERE request_id = $1
+"""
+
+
+def register_analysis_views(
+    app: faust.App,
+    settings: StreamsSettings,
+    deps: Any,
+    signal: Signal,
+    engine: PolicyEngine,
+    authorised: Callable[[Request], bool],
+    unauthorised: Callable[[View], Response],
+) -> None:
+    """The expense app's analysis endpoints, `/models`, and shadow scoring."""
+    from schemas.bundles import RANDOM_FOREST
+    from streams.policy import minimum_data_gaps
+    from streams.scoring import score
+
+    family = ModelFamily.EXPENSE_FRAUD
+
+    async def wait_for_request(request_id: uuid.UUID) -> tuple[str, str | None]:
+        """Wait (bounded) until the request's model scores here, or it ended without one."""
+        pool = await deps.pool()
+        deadline = time.monotonic() + settings.analysis_wait_s
+        holder = deps.scoring.holder
+        while time.monotonic() < deadline:
+            current = holder.current(family)
+            if current is not None and current.request_id == str(request_id):
+                return "promoted", current.version
+            async with pool.acquire() as conn:
+                row = await conn.fetchrow(_OUTCOME, request_id)
+            if row is not None and row["status"] != "promoted":
+                return row["status"], row["outcome_reason"] or row["trigger_reason"]
+            await asyncio.sleep(0.2)
+        return "pending", None
+
+    async def retrain_if_due(requested_by: str, bulk: bool) -> str:
+        pool = await deps.pool()
+        status = await family_status(pool, engine, family, recent=0)
+        flight = status["in_flight"]
+        if status["decision"] == Action.REQUEST.value:
+            request_id = uuid.uuid4()
+            await signal(
+                family, SignalKind.MANUAL, request_id=request_id, requested_by=requested_by
+            )
+        elif flight is not None:
+            request_id = flight["request_id"]
+        else:
+            return "No training needed"
+        outcome, detail = await wait_for_request(request_id)
+        if outcome == "promoted":
+            return (
+                "Models auto-trained before bulk analysis"
+                if bulk
+                else ("Models auto-trained before analysis")
+            )
+        if outcome == "pending":
+            return (
+                f"Retraining requested ({request_id}) but not finished within "
+                f"{settings.analysis_wait_s:.0f} s; analysed with the current model"
+            )
+        return f"Training {outcome}: {detail}; analysed with the current model"
+
+    async def analyse(sheet_ids: list[str]) -> dict[str, Any]:
+        pool = await deps.pool()
+        scorer = deps.scoring.scorer
+        async with pool.acquire() as conn:
+            rows = await conn.fetch(_SHEET_LINES, sheet_ids)
+            if scorer.context.lines.empty:
+                await scorer.context.refresh(conn)
+        lines = pd.DataFrame([tuple(r) for r in rows], columns=list(EXPENSE_COLUMNS))
+        model = deps.scoring.holder.current(family)
+        results: list[dict[str, Any]] = []
+        if not lines.empty:
+            scores = None
+            if model is not None:
+                scores = score(model, scorer.context.features(lines, settings.approval_limit))
+            has_classifier = model is not None and RANDOM_FOREST in model.bundle.models
+            for i, line in enumerate(lines.itertuples(index=False)):
+                entry: dict[str, Any] = {
+                    "expense_id": line.expense_id,
+                    "sheet_id": line.sheet_id,
+                    "amount": line.amount,
+                    "category": line.category,
+                    "merchant": line.merchant,
+                    "anomaly_score": None,
+                    "fraud_probability": None,
+                    "is_flagged": False,
+                }
+                if scores is not None:
+                    anomaly = (
+                        scores.anomaly_score if scores.anomaly_score is not None else (scores.score)
+                    )
+                    entry["anomaly_score"] = float(anomaly[i])
+                    entry["fraud_probability"] = float(scores.score[i]) if has_classifier else None
+                    entry["is_flagged"] = bool(scores.flagged[i])
+                results.append(entry)
+        return {
+            "model_version": model.version if model is not None else None,
+            "sheets": len(set(lines["sheet_id"])) if not lines.empty else 0,
+            "expenses": len(results),
+            "flagged": sum(1 for r in results if r["is_flagged"]),
+            "results": results,
+        }
+
+    @app.page("/sheets/{sheet_id}/analyze")
+    class AnalyzeSheet(View):
+        """POST: retrain first if due (bounded wait), then score the sheet's lines."""
+
+        async def post(self, request: Request, sheet_id: str) -> Response:
+            if not authorised(request):
+                return unauthorised(self)
+            pool = await deps.pool()
+            async with pool.acquire() as conn:
+                known = await conn.fetchval("SELECT 1 FROM sheets WHERE sheet_id = $1", sheet_id)
+            if not known:
+                return self.json(
+                    {"error": f"no sheet {sheet_id!r} is stored", "reason": "unknown_sheet"},
+                    status=404,
+                )
+            training_status = await retrain_if_due("analyze", bulk=False)
+            summary = await analyse([sheet_id])
+            return self.json(
+                _jsonable(
+                    {
+                        "message": f"Sheet {sheet_id} analysed: {summary['flagged']} of "
+                        f"{summary['expenses']} expenses flagged",
+                        "training_status": training_status,
+                        "analysis_summary": summary,
+                    }
+                )
+            )
+
+    @app.page("/analysis/bulk")
+    class AnalyzeBulk(View):
+        """POST: like analyze, for many sheets (`sheet_ids`, default: the last `days` days)."""
+
+        async def post(self, request: Request) -> Response:
+            if not authorised(request):
+                return unauthorised(self)
+            raw = await request.read()
+            try:
+                body = json.loads(raw) if raw else {}
+            except (ValueError, UnicodeDecodeError) as exc:
+                return self.json({"error": str(exc), "reason": "invalid_json"}, status=400)
+            if not isinstance(body, dict):
+                return self.json({"error": "send an object", "reason": "not_an_object"}, status=422)
+            sheet_ids = body.get("sheet_ids")
+            days = body.get("days", 30)
+            if sheet_ids is not None and (
+                not isinstance(sheet_ids, list) or not all(isinstance(s, str) for s in sheet_ids)
+            ):
+                return self.json(
+                    {"error": "sheet_ids must be a list of strings", "reason": "wrong_type"},
+                    status=422,
+                )
+            if not isinstance(days, int) or isinstance(days, bool) or days < 1:
+                return self.json(
+                    {"error": "days must be a positive integer", "reason": "wrong_type"},
+                    status=422,
+                )
+            training_status = await retrain_if_due("bulk-analysis", bulk=True)
+            if sheet_ids is None:
+                pool = await deps.pool()
+                async with pool.acquire() as conn:
+                    sheet_ids = [
+                        r["sheet_id"] for r in await conn.fetch(_RECENT_SHEETS, days, 1000)
+                    ]
+            summary = await analyse(sheet_ids)
+            return self.json(
+                _jsonable(
+                    {
+                        "message": f"{summary['sheets']} sheets analysed: {summary['flagged']} "
+                        f"of {summary['expenses']} expenses flagged",
+                        "training_status": training_status,
+                        "analysis_summary": summary,
+                    }
+                )
+            )
+
+    @app.page("/analysis/train")
+    class Train(View):
+        """POST: train the expense-fraud models now; 200 when done within the wait, else 202."""
+
+        async def post(self, request: Request) -> Response:
+            if not authorised(request):
+                return unauthorised(self)
+            raw = await request.read()
+            try:
+                body = json.loads(raw) if raw else {}
+            except (ValueError, UnicodeDecodeError) as exc:
+                return self.json({"error": str(exc), "reason": "invalid_json"}, status=400)
+            force = body.get("force", False) if isinstance(body, dict) else None
+            if not isinstance(force, bool):
+                return self.json(
+                    {"error": "force must be true or false", "reason": "wrong_type"}, status=422
+                )
+            pool = await deps.pool()
+            status = await family_status(pool, engine, family, recent=0)
+            if status["in_flight"] is not None:
+                request_id = status["in_flight"]["request_id"]
+            else:
+                from streams.policy import Counters
+
+                counters = Counters(observed_at=datetime.now(UTC), **status["counters"])
+                gaps = minimum_data_gaps(family, counters, engine.config)
+                if gaps and not force:
+                    return self.json(
+                        {
+                            "error": "Insufficient data: need " + "; ".join(gaps),
+                            "reason": "insufficient_data",
+                        },
+                        status=422,
+                    )
+                request_id = uuid.uuid4()
+                await signal(
+                    family,
+                    SignalKind.MANUAL,
+                    request_id=request_id,
+                    requested_by="analysis-train",
+                    force=force,
+                )
+            outcome, detail = await wait_for_request(request_id)
+            if outcome == "pending":
+                return self.json(
+                    {
+                        "message": "Training requested; it has not finished yet",
+                        "request_id": str(request_id),
+                        "status_url": "/retraining/status?family=expense-fraud",
+                    },
+                    status=202,
+                )
+            async with pool.acquire() as conn:
+                cutoff = await conn.fetchval(
+                    "SELECT data_cutoff FROM retrain_requests WHERE request_id = $1", request_id
+                )
+                sheets_used = await conn.fetchval(
+                    "SELECT count(*) FROM sheets WHERE ingested_at <= coalesce($1, now())", cutoff
+                )
+                roles = [
+                    r["role"]
+                    for r in await conn.fetch(
+                        "SELECT role FROM model_artifacts WHERE version = $1 ORDER BY role",
+                        detail or "",
+                    )
+                ]
+            message = (
+                f"Models trained: {detail}"
+                if outcome == "promoted"
+                else f"Training {outcome}: {detail}"
+            )
+            return self.json(
+                {
+                    "message": message,
+                    "request_id": str(request_id),
+                    "status": outcome,
+                    "model_version": detail if outcome == "promoted" else None,
+                    "sheets_used": sheets_used,
+                    "models_trained": roles,
+                }
+            )
+
+    @app.page("/models")
+    class Models(View):
+        """GET: the registry's versions and what this worker scores with."""
+
+        async def get(self, request: Request) -> Response:
+            pool = await deps.pool()
+            async with pool.acquire() as conn:
+                rows = await conn.fetch(
+                    "SELECT version, family, status, status_reason, metrics, samples, data_cutoff,"
+                    " created_at, promoted_at FROM model_versions ORDER BY created_at DESC"
+                    " LIMIT 100"
+                )
+            versions = [
+                {
+                    **dict(r),
+                    "metrics": json.loads(r["metrics"])
+                    if isinstance(r["metrics"], str)
+                    else r["metrics"],
+                }
+                for r in rows
+            ]
+            return self.json(
+                _jsonable(
+                    {
+                        "loaded": deps.scoring.holder.versions(),
+                        "follower_ready": deps.scoring.follower.ready.is_set(),
+                        "versions": versions,
+                    }
+                )
+            )
+
+    @app.page("/models/shadow")
+    class Shadow(View):
+        """POST {family, version}: score `version` in shadow beside the champion (null stops)."""
+
+        async def post(self, request: Request) -> Response:
+            if not authorised(request):
+                return unauthorised(self)
+            raw = await request.read()
+            try:
+                body = json.loads(raw) if raw else {}
+                shadow_family = ModelFamily(body.get("family", ""))
+            except (ValueError, UnicodeDecodeError, AttributeError) as exc:
+                return self.json({"error": str(exc), "reason": "invalid_value"}, status=422)
+            version = body.get("version")
+            if version is None:
+                deps.scoring.holder.set_shadow(None, shadow_family)
+                return self.json({"family": shadow_family.value, "shadow": None})
+            if not isinstance(version, str):
+                return self.json(
+                    {"error": "version must be text", "reason": "wrong_type"}, status=422
+                )
+            from schemas.artifacts import ArtifactIntegrityError
+            from streams.models import ModelRefused
+
+            try:
+                model = await deps.scoring.loader.load(version)
+            except (ModelRefused, ArtifactIntegrityError) as exc:
+                return self.json({"error": str(exc), "reason": "model_refused"}, status=422)
+            if model.family is not shadow_family:
+                return self.json(
+                    {
+                        "error": f"{version} is a {model.family.value} model",
+                        "reason": "invalid_value",
+                    },
+                    status=422,
+                )
+            deps.scoring.holder.set_shadow(model, shadow_family)
+            return self.json({"family": shadow_family.value, "shadow": version})

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -18,10 +17,15 @@ import xgboost as xgb
 from sklearn.ensemble import IsolationForest, RandomForestClassifier
 
 from schemas.base import ModelFamily
+from schemas.bundles import (
+    CLASSIFIER,
+    ISOLATION_FOREST,
+    RANDOM_FOREST,
+    ModelBundle,
+)
 from schemas.features import (
     DELINQUENCY_FEATURES,
     EXPENSE_FEATURES,
-    FEATURES_VERSION,
     delinquency_features,
     delinquency_labels,
     expense_features,
@@ -36,9 +40,6 @@ FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
 
-CLASSIFIER = "classifier"
-ISOLATION_FOREST = "isolation_forest"
-RANDOM_FOREST = "random_forest"
 US_PER_DAY = 86_400_000_000
 
 
@@ -66,57 +67,6 @@ class TrainingSet:
 
     def labelled(self, rows: IntArray) -> IntArray:
         return rows[~np.isnan(self.labels[rows])]
-
-
-@dataclass(frozen=True)
-class Scores:
-    """A bundle's answer for some rows: a ranking score, flags, and the anomaly detector's flags."""
-
-    score: FloatArray
-    flagged: BoolArray
-    anomaly_flagged: BoolArray | None = None
-    anomaly_score: FloatArray | None = None
-
-
-@dataclass(frozen=True)
-class ModelBundle:
-    """The fitted models of one version (role -> model) and how to use them."""
-
-    family: ModelFamily
-    models: Mapping[str, object]
-    feature_names: tuple[str, ...]
-    threshold: float
-    notes: tuple[str, ...] = ()
-
-    @property
-    def params(self) -> dict[str, Any]:
-        """What the registry stores beside the artifacts so any loader can use them."""
-        return {
-            "feature_names": list(self.feature_names),
-            "features_version": FEATURES_VERSION,
-            "threshold": self.threshold,
-            "roles": sorted(self.models),
-            "notes": list(self.notes),
-        }
-
-    def score(self, features: FloatArray) -> Scores:
-        if self.family is ModelFamily.DELINQUENCY:
-            booster = self.models[CLASSIFIER]
-            assert isinstance(booster, xgb.Booster)  # noqa: S101 - a bundle is built by us
-            probability = np.asarray(booster.predict(xgb.DMatrix(features)), dtype=np.float64)
-            return Scores(probability, probability >= self.threshold)
-        forest = self.models[ISOLATION_FOREST]
-        assert isinstance(forest, IsolationForest)  # noqa: S101
-        # IsolationForest cannot take NaN: a missing habit baseline means "nothing unusual yet".
-        filled = np.nan_to_num(features, nan=0.0)
-        anomaly = -np.asarray(forest.score_samples(filled), dtype=np.float64)
-        anomaly_flagged = np.asarray(forest.predict(filled) == -1, dtype=np.bool_)
-        classifier = self.models.get(RANDOM_FOREST)
-        if classifier is None:
-            return Scores(anomaly, anomaly_flagged, anomaly_flagged, anomaly)
-        assert isinstance(classifier, RandomForestClassifier)  # noqa: S101
-        probability = np.asarray(classifier.predict_proba(features)[:, 1], dtype=np.float64)
-        return Scores(probability, probability >= self.threshold, anomaly_flagged, anomaly)
 
 
 def evaluate(bundle: ModelBundle, data: TrainingSet) -> dict[str, float]:

@@ -19,9 +19,9 @@ import asyncpg
 from schemas import artifacts
 from schemas.artifacts import Artifact
 from schemas.base import ModelFamily
+from schemas.bundles import CLASSIFIER, ISOLATION_FOREST, ModelBundle
 from schemas.model_updated import ModelUpdated
 from trainer.errors import RegistryError
-from trainer.families import CLASSIFIER, ISOLATION_FOREST, ModelBundle
 from trainer.versions import base_version, unique_version
 
 PRIMARY_ROLES: tuple[str, ...] = (CLASSIFIER, ISOLATION_FOREST)
@@ -178,16 +178,10 @@ async def load_bundle(conn: asyncpg.Connection, record: VersionRecord) -> ModelB
     )
     if not rows:
         raise RegistryError(f"version {record.version} has no artifacts")
-    models = {
-        row["role"]: artifacts.load(row["format"], row["content"], row["sha256"]) for row in rows
-    }
-    params = record.params
-    return ModelBundle(
-        family=record.family,
-        models=models,
-        feature_names=tuple(params["feature_names"]),
-        threshold=float(params["threshold"]),
-        notes=tuple(params.get("notes", ())),
+    return ModelBundle.from_artifacts(
+        record.family,
+        record.params,
+        [(row["role"], row["format"], row["sha256"], row["content"]) for row in rows],
     )
 
 

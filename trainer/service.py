@@ -20,6 +20,7 @@ import asyncpg
 
 from schemas import artifacts
 from schemas.base import ModelFamily
+from schemas.bundles import ModelBundle
 from schemas.codec import utc_now
 from schemas.model_updated import ModelUpdated
 from schemas.retrain_requested import RetrainRequested
@@ -32,7 +33,7 @@ from trainer.errors import (
     RegistryError,
     TrainerError,
 )
-from trainer.families import ModelBundle, TrainingSet
+from trainer.families import TrainingSet
 from trainer.retry import retrying
 from trainer.selection import CustomerSelection
 from trainer.settings import TrainerSettings

@@ -65,7 +65,8 @@ CREATE INDEX customer_activity_customer_date_idx ON customer_activity (customer_
 CREATE INDEX customer_activity_date_idx ON customer_activity (statement_date);
 CREATE INDEX customer_activity_ingested_at_idx ON customer_activity (ingested_at);
 
--- scoring_run is 'live' for the running scorers and a run id for re-scores of history.
+-- scoring_run is 'live' for the running scorers and a run id for re-scores of history; each
+-- line or statement is scored once per run, by whichever model version was current then.
 CREATE TABLE expense_scores (
     expense_id         text NOT NULL,
     sheet_id           text NOT NULL,
@@ -75,7 +76,7 @@ CREATE TABLE expense_scores (
     fraud_probability  double precision,
     is_flagged         boolean NOT NULL,
     scored_at          timestamptz NOT NULL,
-    PRIMARY KEY (expense_id, scoring_run, model_version)
+    PRIMARY KEY (expense_id, scoring_run)
 );
 CREATE INDEX expense_scores_live_idx ON expense_scores (model_version, scored_at)
     WHERE scoring_run = 'live';
@@ -88,7 +89,7 @@ CREATE TABLE customer_scores (
     delinquency_probability  double precision,
     is_flagged               boolean NOT NULL,
     scored_at                timestamptz NOT NULL,
-    PRIMARY KEY (statement_id, scoring_run, model_version)
+    PRIMARY KEY (statement_id, scoring_run)
 );
 CREATE INDEX customer_scores_customer_idx ON customer_scores (customer_id, scored_at);
 

@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from confluent_kafka import Consumer, TopicPartition
 from streams.bootstrap import ensure_topics
 from streams.settings import StreamsSettings
 from tests.conftest import Stack
-from tests.factories import new_prefix, start_worker, wait_until, worker_env
+from tests.factories import ROOT, new_prefix, start_worker, wait_until, worker_env
 
 
 def free_port() -> int:
@@ -65,6 +66,53 @@ class Workers:
         self.ports.append(port)
         wait_until(lambda: self.alive(proc, port), 90, f"worker on port {port} to answer /health")
         return port
+
+    def start_trainer(self, **extra: str) -> int:
+        """Run the trainer service on the same topics and database; returns its metrics port."""
+        port = free_port()
+        env = self.env(0)
+        env.update(
+            {
+                "RETRAINER_TRAINER_GROUP_ID": f"{self.prefix}-trainer",
+                "RETRAINER_TRAINER_METRICS_PORT": str(port),
+                **extra,
+            }
+        )
+        handle = (self.logs / "trainer.log").open("ab")
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "retrainer.cli", "trainer"],
+                env=env,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                start_new_session=True,
+            )
+        finally:
+            handle.close()
+        self.procs.append(proc)
+
+        def answers() -> bool:
+            if proc.poll() is not None:
+                raise AssertionError(f"the trainer exited with {proc.returncode}; see {self.logs}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+                    return bool(r.status == 200)
+            except OSError:
+                return False
+
+        wait_until(answers, 90, "the trainer's metrics endpoint")
+        return port
+
+    def metric(self, name: str, port: int | None = None, **labels: str) -> float:
+        """The sum of a metric's samples on a worker whose labels include `labels`."""
+        total = 0.0
+        for line in self.get("/metrics", port).splitlines():
+            if not line.startswith(name + "{") and not line.startswith(name + " "):
+                continue
+            if all(f'{k}="{v}"' in line for k, v in labels.items()):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
 
     def alive(self, proc: subprocess.Popen[bytes], port: int) -> bool:
         if proc.poll() is not None:

@@ -7,11 +7,10 @@ import pytest
 
 from schemas import artifacts
 from schemas.base import ModelFamily
+from schemas.bundles import ISOLATION_FOREST, RANDOM_FOREST
 from tests.unit.trainer.factories import frames, world
 from trainer.errors import ArtifactIntegrityError, InsufficientData
 from trainer.families import (
-    ISOLATION_FOREST,
-    RANDOM_FOREST,
     delinquency_set,
     evaluate,
     expense_set,

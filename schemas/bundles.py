@@ -1,0 +1,101 @@
+"""A trained version's models as one value, and how scorers and trainer turn features into scores.
+
+Trainer and scorers both use this, so a version scores the same in evaluation and in production.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import xgboost as xgb
+from sklearn.ensemble import IsolationForest, RandomForestClassifier
+
+from schemas.artifacts import ArtifactIntegrityError, load
+from schemas.base import ModelFamily
+from schemas.features import FEATURES_VERSION
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+CLASSIFIER = "classifier"
+ISOLATION_FOREST = "isolation_forest"
+RANDOM_FOREST = "random_forest"
+
+
+@dataclass(frozen=True)
+class Scores:
+    """A bundle's answer for some rows: a ranking score, flags, and the anomaly detector's flags."""
+
+    score: FloatArray
+    flagged: BoolArray
+    anomaly_flagged: BoolArray | None = None
+    anomaly_score: FloatArray | None = None
+
+
+@dataclass(frozen=True)
+class ModelBundle:
+    """The fitted models of one version (role -> model) and how to use them."""
+
+    family: ModelFamily
+    models: Mapping[str, object]
+    feature_names: tuple[str, ...]
+    threshold: float
+    notes: tuple[str, ...] = ()
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """What the registry stores beside the artifacts so any loader can use them."""
+        return {
+            "feature_names": list(self.feature_names),
+            "features_version": FEATURES_VERSION,
+            "threshold": self.threshold,
+            "roles": sorted(self.models),
+            "notes": list(self.notes),
+        }
+
+    def score(self, features: FloatArray) -> Scores:
+        if self.family is ModelFamily.DELINQUENCY:
+            booster = self.models[CLASSIFIER]
+            assert isinstance(booster, xgb.Booster)  # noqa: S101 - a bundle is built by us
+            probability = np.asarray(booster.predict(xgb.DMatrix(features)), dtype=np.float64)
+            return Scores(probability, probability >= self.threshold)
+        forest = self.models[ISOLATION_FOREST]
+        assert isinstance(forest, IsolationForest)  # noqa: S101
+        # IsolationForest cannot take NaN: a missing habit baseline means "nothing unusual yet".
+        filled = np.nan_to_num(features, nan=0.0)
+        anomaly = -np.asarray(forest.score_samples(filled), dtype=np.float64)
+        anomaly_flagged = np.asarray(forest.predict(filled) == -1, dtype=np.bool_)
+        classifier = self.models.get(RANDOM_FOREST)
+        if classifier is None:
+            return Scores(anomaly, anomaly_flagged, anomaly_flagged, anomaly)
+        assert isinstance(classifier, RandomForestClassifier)  # noqa: S101
+        probability = np.asarray(classifier.predict_proba(features)[:, 1], dtype=np.float64)
+        return Scores(probability, probability >= self.threshold, anomaly_flagged, anomaly)
+
+    @classmethod
+    def from_artifacts(
+        cls,
+        family: ModelFamily,
+        params: Mapping[str, Any],
+        stored: Sequence[tuple[str, str, str, bytes]],
+    ) -> ModelBundle:
+        """Rebuild a version from its stored (role, format, sha256, bytes) rows and params.
+
+        Every artifact is checked against its sha256 before it is decoded; a mismatch raises
+        ArtifactIntegrityError and nothing is loaded.
+        """
+        if not stored:
+            raise ArtifactIntegrityError("the version has no artifacts")
+        models = {role: load(format_, content, sha) for role, format_, sha, content in stored}
+        return cls(
+            family=family,
+            models=models,
+            feature_names=tuple(params["feature_names"]),
+            threshold=float(params["threshold"]),
+            notes=tuple(params.get("notes", ())),
+        )
+

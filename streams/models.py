@@ -1,0 +1,294 @@
+"""Which model each family scores with, and how a worker follows model-updated to swap it.
+
+Every worker reads model-updated without a consumer group, from the start of the compacted topic,
+so each one sees every promotion whatever partitions it was assigned. A new version is fetched
+from the registry, checked against its sha256, decoded (never unpickled) and warmed up in a
+thread; only then is it swapped in, between two batches. A version that fails its check is
+refused and the old one keeps scoring.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import numpy as np
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+from confluent_kafka.admin import AdminClient
+
+from schemas.artifacts import ArtifactIntegrityError
+from schemas.base import ModelFamily
+from schemas.bundles import ModelBundle
+from schemas.codec import Codec
+from schemas.errors import DecodeError
+from schemas.model_updated import ModelUpdated
+from streams import metrics
+from streams.scoring import LoadedModel
+
+log = logging.getLogger(__name__)
+
+
+class ModelRefused(Exception):
+    """A version cannot be used: its artifacts fail their checks or it is unknown."""
+
+
+class ModelHolder:
+    """The current (and optional shadow) model per family; replaced whole, never mutated."""
+
+    def __init__(self) -> None:
+        self._current: dict[ModelFamily, LoadedModel] = {}
+        self._shadow: dict[ModelFamily, LoadedModel] = {}
+        self.changed = asyncio.Event()
+
+    def current(self, family: ModelFamily) -> LoadedModel | None:
+        return self._current.get(family)
+
+    def shadow(self, family: ModelFamily) -> LoadedModel | None:
+        return self._shadow.get(family)
+
+    def swap(self, model: LoadedModel) -> None:
+        old = self._current.get(model.family)
+        self._current[model.family] = model
+        if old is not None:
+            metrics.MODEL_INFO.labels(model.family.value, old.version).set(0)
+        metrics.MODEL_INFO.labels(model.family.value, model.version).set(1)
+        self.changed.set()
+        self.changed = asyncio.Event()
+
+    def set_shadow(self, model: LoadedModel | None, family: ModelFamily) -> None:
+        if model is None:
+            self._shadow.pop(family, None)
+        else:
+            self._shadow[family] = model
+
+    def versions(self) -> dict[str, dict[str, str | None]]:
+        return {
+            family.value: {
+                "version": m.version if (m := self._current.get(family)) else None,
+                "shadow": s.version if (s := self._shadow.get(family)) else None,
+            }
+            for family in ModelFamily
+        }
+
+
+_VERSION = """
+SELECT v.family, v.params, v.request_id, a.role, a.artifact_id, a.format, a.sha256, a.content
+FROM model_versions v JOIN model_artifacts a ON a.version = v.version
+WHERE v.version = $1
+"""
+
+
+@dataclass(frozen=True)
+class StoredVersion:
+    """A version's rows as read from the registry, not yet decoded."""
+
+    family: ModelFamily
+    version: str
+    params: dict[str, Any]
+    request_id: str | None
+    artifacts: list[tuple[str, str, str, bytes]]
+    digests: dict[str, str]
+
+
+async def fetch_version(conn: asyncpg.Connection, version: str) -> StoredVersion:
+    rows = await conn.fetch(_VERSION, version)
+    if not rows:
+        raise ModelRefused(f"version {version} is not in the registry (or has no artifacts)")
+    first = rows[0]
+    params = first["params"]
+    return StoredVersion(
+        family=ModelFamily(first["family"]),
+        version=version,
+        params=json.loads(params) if isinstance(params, str) else dict(params),
+        request_id=str(first["request_id"]) if first["request_id"] else None,
+        artifacts=[
+            (r["role"], r["format"], r["sha256"].strip(), bytes(r["content"])) for r in rows
+        ],
+        digests={r["artifact_id"]: r["sha256"].strip() for r in rows},
+    )
+
+
+def build_model(stored: StoredVersion) -> LoadedModel:
+    """Verify, decode and warm up a version (CPU-bound: run it in a thread)."""
+    bundle = ModelBundle.from_artifacts(stored.family, stored.params, stored.artifacts)
+    # The first prediction builds lazy internals; pay for it here, not in a scoring batch.
+    bundle.score(np.zeros((2, len(bundle.feature_names)), dtype=np.float64))
+    return LoadedModel(stored.family, stored.version, bundle, stored.request_id)
+
+
+class StallMonitor:
+    """Measures how late the event loop wakes up while a reload runs (scoring's worst stall)."""
+
+    def __init__(self, interval: float = 0.002) -> None:
+        self.interval = interval
+        self.worst = 0.0
+
+    async def watch(self, done: asyncio.Event) -> None:
+        while not done.is_set():
+            began = time.perf_counter()
+            await asyncio.sleep(self.interval)
+            late = time.perf_counter() - began - self.interval
+            self.worst = max(self.worst, late)
+
+
+class ModelLoader:
+    """Fetch, verify, load and swap versions into a holder, with metrics and logs."""
+
+    def __init__(self, holder: ModelHolder, pool: Callable[[], Awaitable[asyncpg.Pool]]) -> None:
+        self.holder = holder
+        self.pool = pool
+        self.last_stall_s = 0.0
+
+    async def load(self, version: str) -> LoadedModel:
+        pool = await self.pool()
+        async with pool.acquire() as conn:
+            stored = await fetch_version(conn, version)
+        done = asyncio.Event()
+        monitor = StallMonitor()
+        watcher = asyncio.create_task(monitor.watch(done))
+        try:
+            return await asyncio.to_thread(build_model, stored)
+        finally:
+            done.set()
+            await watcher
+            self.last_stall_s = monitor.worst
+            metrics.RELOAD_STALL.labels(stored.family.value).set(monitor.worst)
+
+    async def apply(self, update: ModelUpdated) -> bool:
+        """Swap in the version `update` announces; False (old model kept) when it is refused."""
+        family = update.family.value
+        began = time.perf_counter()
+        current = self.holder.current(update.family)
+        if current is not None and current.version == update.version:
+            return True
+        try:
+            pool = await self.pool()
+            async with pool.acquire() as conn:
+                stored = await fetch_version(conn, update.version)
+            announced = stored.digests.get(update.artifact_id)
+            if announced is not None and announced != update.sha256:
+                raise ArtifactIntegrityError(
+                    f"artifact {update.artifact_id} is stored with sha256 {announced}, "
+                    f"model-updated announced {update.sha256}"
+                )
+            model = await self.load(update.version)
+        except (ArtifactIntegrityError, ModelRefused) as exc:
+            metrics.MODEL_RELOADS.labels(family, "refused").inc()
+            log.error(
+                "refused %s %s, keeping %s: %s",
+                family,
+                update.version,
+                current.version if current else "no model",
+                exc,
+            )
+            return False
+        except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+            metrics.MODEL_RELOADS.labels(family, "failed").inc()
+            log.error("could not load %s %s: %s", family, update.version, exc)
+            return False
+        self.holder.swap(model)
+        elapsed = time.perf_counter() - began
+        metrics.MODEL_RELOADS.labels(family, "loaded").inc()
+        metrics.MODEL_RELOAD_SECONDS.labels(family).observe(elapsed)
+        log.info(
+            "scoring %s with %s (reload %.0f ms, worst loop stall %.1f ms)",
+            family,
+            update.version,
+            elapsed * 1000,
+            self.last_stall_s * 1000,
+        )
+        return True
+
+
+class ModelFollower:
+    """Reads model-updated from the beginning, without a group, and applies every update."""
+
+    def __init__(self, bootstrap: str, topic: str, codec: Codec, loader: ModelLoader) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.codec = codec
+        self.loader = loader
+        self.ready = asyncio.Event()
+        self.seen = 0
+
+    def _decode(self, value: bytes | None) -> ModelUpdated | None:
+        try:
+            return self.codec.decode_as(ModelUpdated, value or b"")
+        except DecodeError as exc:
+            log.error("ignoring an undecodable model-updated message: %s", exc)
+            return None
+
+    async def run(self) -> None:
+        """Follow the topic until cancelled; reconnects when the broker goes away."""
+        delay = 0.5
+        while True:
+            try:
+                await self._follow()
+            except KafkaError as exc:
+                log.warning("model-updated follower lost the broker (%s); retrying", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    async def _follow(self) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        try:
+            partitions = await self._partitions()
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            ends = await consumer.end_offsets(partitions)
+            # Catch up first, keeping only the newest update per family: no need to load every
+            # version a worker slept through.
+            latest: dict[ModelFamily, ModelUpdated] = {}
+            while await self._behind(consumer, ends):
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    for record in records:
+                        update = self._decode(record.value)
+                        if update is not None:
+                            latest[update.family] = update
+            for update in latest.values():
+                await self.loader.apply(update)
+                self.seen += 1
+            self.ready.set()
+            while True:
+                for records in (await consumer.getmany(timeout_ms=1000)).values():
+                    for record in records:
+                        update = self._decode(record.value)
+                        if update is not None:
+                            await self.loader.apply(update)
+                            self.seen += 1
+        finally:
+            await consumer.stop()
+
+    async def _partitions(self) -> list[TopicPartition]:
+        # A group-less aiokafka consumer only learns about topics it subscribes to; ask the
+        # cluster directly how many partitions the topic has.
+        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        deadline = time.monotonic() + 60
+        while True:
+            metadata = await asyncio.to_thread(admin.list_topics, self.topic, 10)
+            found = metadata.topics.get(self.topic)
+            if found is not None and found.error is None and found.partitions:
+                return [TopicPartition(self.topic, p) for p in sorted(found.partitions)]
+            if time.monotonic() > deadline:
+                raise KafkaError(f"topic {self.topic} does not exist")
+            await asyncio.sleep(0.5)
+
+    @staticmethod
+    async def _behind(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
+        for tp, end in ends.items():
+            if await consumer.position(tp) < end:
+                return True
+        return False

@@ -1,0 +1,152 @@
+"""The scoring service: micro-batches in, scores out, with the model the holder has now."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import asyncpg
+import pandas as pd
+
+from schemas.base import ModelFamily
+from schemas.bundles import Scores
+from schemas.customer_activity import CustomerActivityRecorded
+from schemas.customer_scored import CustomerScored
+from schemas.expense_scored import ExpenseScored
+from schemas.expense_sheet import ExpenseSheetSubmitted
+from streams import metrics
+from streams.models import ModelHolder
+from streams.scoring import (
+    ExpenseContext,
+    LoadedModel,
+    activity_frame,
+    agreement,
+    already_scored,
+    customer_scores,
+    expense_frame,
+    expense_scores,
+    score,
+    statement_features,
+    store_customer_scores,
+    store_expense_scores,
+)
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[Sequence[tuple[bytes, bytes]]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ScoredBatch:
+    """What one scoring batch did."""
+
+    family: ModelFamily
+    scored: int
+    skipped: int
+    flagged: int
+    model_version: str | None
+
+
+class Scorer:
+    """Scores sheets' lines and statements; emits and stores each score once per line."""
+
+    def __init__(
+        self,
+        holder: ModelHolder,
+        pool: Callable[[], Awaitable[asyncpg.Pool]],
+        context_lines: int = 20_000,
+        context_refresh_s: float = 30.0,
+        approval_limit: float = 500.0,
+    ) -> None:
+        self.holder = holder
+        self.pool = pool
+        self.context = ExpenseContext(context_lines)
+        self.context_refresh_s = context_refresh_s
+        self.approval_limit = approval_limit
+        self._context_loaded = 0.0
+
+    async def score_sheets(
+        self,
+        sheets: Sequence[ExpenseSheetSubmitted],
+        emit: Callable[[list[ExpenseScored]], Awaitable[None]],
+    ) -> ScoredBatch:
+        family = ModelFamily.EXPENSE_FRAUD
+        pool = await self.pool()
+        lines = expense_frame(sheets).drop_duplicates("expense_id", keep="first")
+        async with pool.acquire() as conn:
+            done = await already_scored(conn, family, list(lines["expense_id"]))
+            if time.monotonic() - self._context_loaded > self.context_refresh_s:
+                await self.context.refresh(conn)
+                self._context_loaded = time.monotonic()
+        todo = lines[~lines["expense_id"].isin(done)].reset_index(drop=True)
+        if todo.empty:
+            return ScoredBatch(family, 0, len(lines), 0, None)
+        # One reference for the whole batch: a swap lands between batches, never inside one.
+        model = self.holder.current(family)
+        began = time.perf_counter()
+        scores = None
+        if model is not None:
+            features = self.context.features(todo, self.approval_limit)
+            scores = score(model, features)
+            self._shadow(family, model, features, scores)
+        scored = expense_scores(todo, model, scores)
+        metrics.SCORING_SECONDS.labels(family.value).observe(time.perf_counter() - began)
+        self.context.remember(todo)
+        await emit(scored)
+        async with pool.acquire() as conn:
+            await store_expense_scores(conn, scored)
+        return self._account(family, model, scored, len(done))
+
+    async def score_statements(
+        self,
+        statements: Sequence[CustomerActivityRecorded],
+        emit: Callable[[list[CustomerScored]], Awaitable[None]],
+    ) -> ScoredBatch:
+        family = ModelFamily.DELINQUENCY
+        pool = await self.pool()
+        batch = activity_frame(statements).drop_duplicates("statement_id", keep="first")
+        model = self.holder.current(family)
+        async with pool.acquire() as conn:
+            done = await already_scored(conn, family, list(batch["statement_id"]))
+            todo = batch[~batch["statement_id"].isin(done)].reset_index(drop=True)
+            if todo.empty:
+                return ScoredBatch(family, 0, len(batch), 0, None)
+            began = time.perf_counter()
+            scores = None
+            if model is not None:
+                features = await statement_features(conn, todo)
+                scores = score(model, features)
+                self._shadow(family, model, features, scores)
+        scored = customer_scores(todo, model, scores)
+        metrics.SCORING_SECONDS.labels(family.value).observe(time.perf_counter() - began)
+        await emit(scored)
+        async with pool.acquire() as conn:
+            await store_customer_scores(conn, scored)
+        return self._account(family, model, scored, len(done))
+
+    def _shadow(
+        self, family: ModelFamily, model: LoadedModel, features: pd.DataFrame, scores: Scores
+    ) -> None:
+        shadow = self.holder.shadow(family)
+        if shadow is None or shadow.version == model.version:
+            return
+        shadow_scores = score(shadow, features)
+        same, differences = agreement(scores, shadow_scores)
+        metrics.SHADOW_AGREEMENT.labels(family.value).set(same)
+        for difference in differences:
+            metrics.SHADOW_SCORE_DIFFERENCE.labels(family.value).observe(float(difference))
+
+    @staticmethod
+    def _account(
+        family: ModelFamily,
+        model: LoadedModel | None,
+        scored: Sequence[ExpenseScored] | Sequence[CustomerScored],
+        skipped: int,
+    ) -> ScoredBatch:
+        version = model.version if model is not None else None
+        flagged = sum(1 for s in scored if s.is_flagged)
+        metrics.EVENTS_SCORED.labels(family.value, version or "none").inc(len(scored))
+        metrics.EVENTS_FLAGGED.labels(family.value).inc(flagged)
+        return ScoredBatch(family, len(scored), skipped, flagged, version)
