@@ -16,6 +16,7 @@ from sklearn.metrics import roc_auc_score
 from retrainer.simulator.signal import delinquency_dataset
 from retrainer.simulator.world import World
 from schemas.base import Event, ModelFamily
+from schemas.bundles import ModelBundle
 from schemas.dead_letter import DeadLettered
 from schemas.features import delinquency_features, delinquency_labels, feature_matrix
 from schemas.model_updated import ModelUpdated
@@ -26,7 +27,7 @@ from tests.integration.trainer.seed import seed
 from tests.unit.trainer.factories import Frames, frames, world
 from trainer import admin, datasets, families, registry
 from trainer.bootstrap import build
-from trainer.families import ModelBundle, TrainingSet
+from trainer.families import TrainingSet
 from trainer.settings import TrainerSettings
 
 pytestmark = pytest.mark.integration
