@@ -1,0 +1,131 @@
+"""Scoring costs: micro-batches against one event at a time, and the loop stall of a hot reload."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import statistics
+import time
+
+import numpy as np
+import pandas as pd
+
+from schemas.artifacts import dump
+from schemas.base import ModelFamily
+from schemas.features import ACTIVITY_COLUMNS, EXPENSE_COLUMNS, delinquency_features
+from streams.models import StallMonitor, StoredVersion, build_model
+from streams.scoring import ExpenseContext, LoadedModel, score
+from tests.bench.harness import BenchContext, BenchResult, Figure
+from tests.unit.trainer.factories import Frames, frames, world
+from trainer.families import delinquency_set, expense_set, fit
+from trainer.settings import TrainerSettings
+
+SETTINGS = TrainerSettings(forest_trees=200, training_threads=1)
+BATCH = 1000
+SINGLES = 200  # events scored one by one (enough for a stable per-event cost)
+
+
+def _data() -> Frames:
+    return frames(world(seed=11, customers=1500, sheets=1500))
+
+
+def _expense_model(data: Frames) -> LoadedModel:
+    training = expense_set(data.expenses, data.labels, settings=SETTINGS)
+    return LoadedModel(ModelFamily.EXPENSE_FRAUD, "bench-fraud", fit(training, SETTINGS))
+
+
+def _delinquency_model(data: Frames) -> LoadedModel:
+    cutoff_day = int(pd.to_datetime(data.activity["statement_date"]).max().value // 86_400e9)
+    training = delinquency_set(
+        data.activity, data.customers, cutoff_day=cutoff_day, settings=SETTINGS
+    )
+    return LoadedModel(ModelFamily.DELINQUENCY, "bench-delinquency", fit(training, SETTINGS))
+
+
+def bench_scoring_batch_vs_event(ctx: BenchContext) -> BenchResult:
+    data = _data()
+
+    # expense-fraud: features against the same in-memory history, then predict.
+    model = _expense_model(data)
+    lines = data.expenses.loc[:, list(EXPENSE_COLUMNS)].sort_values("submitted_at")
+    context = ExpenseContext(20_000)
+    context.lines = lines.iloc[:-BATCH].tail(20_000).reset_index(drop=True)
+    batch = lines.iloc[-BATCH:].reset_index(drop=True)
+    began = time.perf_counter()
+    score(model, context.features(batch, 500.0))
+    per_event_batched = (time.perf_counter() - began) / BATCH
+    began = time.perf_counter()
+    for i in range(SINGLES):
+        score(model, context.features(batch.iloc[i : i + 1], 500.0))
+    per_event_single = (time.perf_counter() - began) / SINGLES
+    yield Figure("scoring_fraud_batched_per_event", per_event_batched * 1e6, "us")
+    yield Figure("scoring_fraud_single_per_event", per_event_single * 1e6, "us")
+    yield Figure("scoring_fraud_batch_advantage", per_event_single / per_event_batched, "x")
+
+    # delinquency: each statement with its customer's three previous ones and profile.
+    model = _delinquency_model(data)
+    activity = data.activity.loc[:, list(ACTIVITY_COLUMNS)].sort_values("statement_date")
+    last = activity.groupby("customer_id").tail(1).head(BATCH)
+    history = activity[
+        activity["customer_id"].isin(last["customer_id"])
+        & ~activity["statement_id"].isin(last["statement_id"])
+    ]
+    history = history.groupby("customer_id").tail(3)
+    profiles = data.customers
+
+    def features_for(rows: pd.DataFrame) -> pd.DataFrame:
+        own = history[history["customer_id"].isin(rows["customer_id"])]
+        combined = pd.concat([own, rows], ignore_index=True)
+        feats = delinquency_features(combined, profiles)
+        return feats.set_index("statement_id").loc[rows["statement_id"]].reset_index()
+
+    began = time.perf_counter()
+    score(model, features_for(last))
+    per_event_batched = (time.perf_counter() - began) / len(last)
+    began = time.perf_counter()
+    for i in range(SINGLES):
+        score(model, features_for(last.iloc[i : i + 1]))
+    per_event_single = (time.perf_counter() - began) / SINGLES
+    yield Figure("scoring_delinquency_batched_per_event", per_event_batched * 1e6, "us")
+    yield Figure("scoring_delinquency_single_per_event", per_event_single * 1e6, "us")
+    yield Figure("scoring_delinquency_batch_advantage", per_event_single / per_event_batched, "x")
+
+
+def bench_reload_stall(ctx: BenchContext) -> BenchResult:
+    """Load a stored expense-fraud version in a thread while the loop keeps ticking."""
+    data = _data()
+    model = _expense_model(data)
+    stored_artifacts = [dump(role, m) for role, m in model.bundle.models.items()]
+    stored = StoredVersion(
+        family=ModelFamily.EXPENSE_FRAUD,
+        version="bench",
+        params=model.bundle.params,
+        request_id=None,
+        artifacts=[(a.role, a.format.value, a.sha256, a.content) for a in stored_artifacts],
+        digests={},
+    )
+
+    async def one() -> tuple[float, float]:
+        done = asyncio.Event()
+        monitor = StallMonitor()
+        watcher = asyncio.create_task(monitor.watch(done))
+        began = time.perf_counter()
+        gc.freeze()  # as the worker's ModelLoader does
+        gc.disable()
+        try:
+            await asyncio.to_thread(build_model, stored)
+        finally:
+            gc.enable()
+            gc.unfreeze()
+        elapsed = time.perf_counter() - began
+        done.set()
+        await watcher
+        return elapsed, monitor.worst
+
+    runs = [asyncio.run(one()) for _ in range(5)]
+    size = sum(len(a.content) for a in stored_artifacts)
+    yield Figure("reload_artifact_size", size / 1024, "KiB")
+    yield Figure("reload_seconds_median", statistics.median(r[0] for r in runs), "s")
+    yield Figure("reload_loop_stall_max", max(r[1] for r in runs) * 1000, "ms")
+    yield Figure("reload_loop_stall_median", statistics.median(r[1] for r in runs) * 1000, "ms")
+    assert np.isfinite(size)
