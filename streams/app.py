@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 import faust
+from confluent_kafka import KafkaError, KafkaException, Producer
 from pydantic import ValidationError
 
 from schemas.base import ModelFamily
@@ -63,6 +64,50 @@ class Scoring:
     scorer: Scorer
 
 
+class BulkProducer:
+    """A librdkafka producer for high-volume output (scores): thousands of events per batch.
+
+    Faust's own producer costs a Python round trip per message; here a batch is handed to
+    librdkafka in one go and the call returns once the broker has acknowledged all of it.
+    """
+
+    def __init__(self, bootstrap: str) -> None:
+        self._producer = Producer(
+            {
+                "bootstrap.servers": bootstrap,
+                "linger.ms": 5,
+                "enable.idempotence": True,
+                "compression.type": "lz4",
+            }
+        )
+        self._lock = asyncio.Lock()
+
+    async def send_all(self, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
+        failures: list[str] = []
+
+        def delivered(err: KafkaError | None, _message: object) -> None:
+            if err is not None:
+                failures.append(str(err))
+
+        def produce_and_flush() -> int:
+            for key, value in messages:
+                while True:
+                    try:
+                        self._producer.produce(topic, value, key, on_delivery=delivered)
+                        break
+                    except BufferError:
+                        self._producer.poll(0.05)
+            return int(self._producer.flush(60))
+
+        async with self._lock:
+            left = await asyncio.to_thread(produce_and_flush)
+        if left or failures:
+            raise KafkaException(f"{left} undelivered, errors: {failures[:3]}")
+
+    def close(self) -> None:
+        self._producer.flush(30)
+
+
 class Deps:
     """Connections and shared objects, created lazily on first use inside the running loop."""
 
@@ -79,6 +124,13 @@ class Deps:
         )
         self._pool: asyncpg.Pool | None = None
         self._lock = asyncio.Lock()
+        self._bulk: BulkProducer | None = None
+
+    @property
+    def bulk(self) -> BulkProducer:
+        if self._bulk is None:
+            self._bulk = BulkProducer(self.settings.kafka_bootstrap)
+        return self._bulk
 
     async def pool(self) -> asyncpg.Pool:
         if self._pool is None:
@@ -164,12 +216,6 @@ async def send_now(topic: faust.TopicT, key: bytes, value: bytes) -> None:
     await pending
 
 
-async def send_all(topic: faust.TopicT, messages: list[tuple[bytes, bytes]]) -> None:
-    """Send a batch, then wait for every ack (one round trip for the batch, not per message)."""
-    pending = [await topic.send(key=k, value=v, force=True) for k, v in messages]
-    await asyncio.gather(*pending)
-
-
 def _raw(event: Any) -> RawMessage:
     message = event.message
     return RawMessage(message.topic, message.partition, message.offset, message.key, message.value)
@@ -225,8 +271,6 @@ def create_app(settings: StreamsSettings, deps: Deps | None = None) -> faust.App
         context_refresh_s=settings.score_context_refresh_s,
         approval_limit=settings.approval_limit,
     )
-    expense_scored = app.topic(topics.expense_scored, **RAW)
-    customer_scored = app.topic(topics.customer_scored, **RAW)
     deps.scoring = Scoring(holder, loader, follower, scorer)
 
     ingest = IngestHandler(
@@ -263,13 +307,13 @@ def create_app(settings: StreamsSettings, deps: Deps | None = None) -> faust.App
         return out
 
     async def emit_expenses(scored: list[ExpenseScored]) -> None:
-        await send_all(
-            expense_scored, [(deps.codec.key_of(s), deps.codec.encode(s)) for s in scored]
+        await deps.bulk.send_all(
+            topics.expense_scored, [(deps.codec.key_of(s), deps.codec.encode(s)) for s in scored]
         )
 
     async def emit_customers(scored: list[CustomerScored]) -> None:
-        await send_all(
-            customer_scored, [(deps.codec.key_of(s), deps.codec.encode(s)) for s in scored]
+        await deps.bulk.send_all(
+            topics.customer_scored, [(deps.codec.key_of(s), deps.codec.encode(s)) for s in scored]
         )
 
     async def score_sheets(stream: Any) -> None:

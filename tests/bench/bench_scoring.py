@@ -129,3 +129,85 @@ def bench_reload_stall(ctx: BenchContext) -> BenchResult:
     yield Figure("reload_loop_stall_max", max(r[1] for r in runs) * 1000, "ms")
     yield Figure("reload_loop_stall_median", statistics.median(r[1] for r in runs) * 1000, "ms")
     assert np.isfinite(size)
+
+
+def bench_worker_scoring_throughput(ctx: BenchContext) -> BenchResult:
+    """Worker end to end (consume, decode, store, score, emit) against consume + decode alone."""
+    import asyncpg
+    from confluent_kafka import Consumer
+
+    from retrainer.migrate import migrate
+    from schemas.codec import Codec
+    from schemas.expense_sheet import ExpenseSheetSubmitted
+    from tests.conftest import Stack
+    from tests.factories import publish, sheet, wait_until
+    from tests.integration.streams.conftest import Workers
+    from tests.integration.streams.test_scorers import ENV, TRAINER_ENV, _loaded, _trigger
+
+    sheets_count, lines_per_sheet = 3000, 10
+    name = f"bench_scoring_{ctx.run_id}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(ctx.dsn)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    async def count(dsn: str) -> int:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return int(await conn.fetchval("SELECT count(*) FROM expense_scores"))
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    dsn = ctx.dsn.rpartition("/")[0] + "/" + name
+    asyncio.run(migrate(dsn))
+    logs = ctx.workdir / "worker-scoring"
+    logs.mkdir()
+    workers = Workers(Stack(ctx.bootstrap, ctx.dsn, ctx.run_id), dsn, logs)
+    workers.extra_env.update(ENV)
+    try:
+        workers.create_topics()
+        port = workers.start()
+        workers.start_trainer(**TRAINER_ENV)
+        topic = workers.topic("expense-sheet")
+        publish(ctx.bootstrap, topic, [sheet(i, lines=8, prefix="warm") for i in range(100)])
+        wait_until(lambda: asyncio.run(count(dsn)) == 800, 120, "warm-up lines scored")
+        request = _trigger(port)
+        wait_until(lambda: _loaded(workers) is not None, 180, f"a model for {request}")
+
+        stream = [sheet(i, lines=lines_per_sheet, prefix="bench") for i in range(sheets_count)]
+        total = 800 + sheets_count * lines_per_sheet
+        began = time.perf_counter()
+        publish(ctx.bootstrap, topic, stream)
+        wait_until(lambda: asyncio.run(count(dsn)) == total, 600, "every line scored")
+        worker_rate = sheets_count * lines_per_sheet / (time.perf_counter() - began)
+
+        codec = Codec()
+        consumer = Consumer(
+            {
+                "bootstrap.servers": ctx.bootstrap,
+                "group.id": f"bench-plain-{ctx.run_id}",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+            }
+        )
+        consumer.subscribe([topic])
+        seen = lines = 0
+        began = time.perf_counter()
+        while seen < 100 + sheets_count:
+            for message in consumer.consume(1000, timeout=1.0):
+                if message.error() is None:
+                    decoded = codec.decode_as(ExpenseSheetSubmitted, message.value() or b"")
+                    lines += len(decoded.lines)
+                    seen += 1
+        plain_rate = lines / (time.perf_counter() - began)
+        consumer.close()
+    finally:
+        workers.stop_all()
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    yield Figure("worker_scoring_lines_per_s", worker_rate, "lines/s")
+    yield Figure("plain_consume_decode_lines_per_s", plain_rate, "lines/s")
+    yield Figure("worker_scoring_vs_plain_ratio", worker_rate / plain_rate, "ratio")
