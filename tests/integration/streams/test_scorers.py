@@ -103,26 +103,45 @@ def test_every_line_is_scored_once_across_two_promotions_and_tampering_is_refuse
     first = _promoted_for(workers, _trigger(port))
     wait_until(lambda: _loaded(workers) == first, 60, f"the worker to load {first}")
 
-    # 50,000 lines while two more versions are trained and promoted.
+    # 50,000 lines while two more versions are trained and promoted. The producer stays a few
+    # thousand lines ahead of scoring, so lines are in flight at every swap, and holds at two
+    # points until the next version scores, so each version gets lines of its own.
     stream = [sheet(1000 + i, lines=10, prefix=workers.prefix) for i in range(5000)]
+    swapped = [threading.Event(), threading.Event()]
+    holds = {20_000: swapped[0], 38_000: swapped[1]}
+    failures: list[BaseException] = []
+
+    def scored() -> int:
+        return int(_scalar(dsn, "SELECT count(*) FROM expense_scores"))
 
     def produce() -> None:
-        for start in range(0, len(stream), 250):
-            publish(workers.stack.bootstrap, sheets_topic, stream[start : start + 250])
+        try:
+            for start in range(0, len(stream), 250):
+                sent = start * 10
+                for at, event in holds.items():
+                    if sent >= at and not event.wait(timeout=240):
+                        raise AssertionError(f"no swap before line {at}")
+                wait_until(lambda n=sent: scored() >= 2000 + n - 3000, 120, "scoring to follow")
+                publish(workers.stack.bootstrap, sheets_topic, stream[start : start + 250])
+        except BaseException as exc:  # handed to the main thread, which re-raises it
+            failures.append(exc)
+            raise
 
     producer = threading.Thread(target=produce)
     producer.start()
     versions = [first]
-    for lines_before in (12_000, 30_000):
+    for lines_before, event in ((12_000, swapped[0]), (30_000, swapped[1])):
         wait_until(
-            lambda n=lines_before: _scalar(dsn, "SELECT count(*) FROM expense_scores") > n,
+            lambda n=lines_before: scored() > n,
             180,
             f"{lines_before} lines scored",
         )
         version = _promoted_for(workers, _trigger(port))
         versions.append(version)
         wait_until(lambda v=version: _loaded(workers) == v, 60, f"the worker to load {version}")
+        event.set()
     producer.join(timeout=300)
+    assert not failures, failures
     total = 2000 + 50_000
     wait_until(
         lambda: _scalar(dsn, "SELECT count(*) FROM expense_scores") == total,
