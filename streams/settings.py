@@ -47,7 +47,9 @@ class StreamsSettings(BaseSettings):
     kafka_bootstrap: str = "127.0.0.1:19092"
     database_url: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:15432/retrainer")
     app_id: str = "retrainer-worker"
-    worker_data_dir: str = Field(default="", description="Faust's data dir; empty = a temp dir")
+    worker_data_dir: str = Field(
+        default="", description="Faust's data dir; empty = ~/.cache/retrainer/workers/<app_id>"
+    )
     partitions: int = Field(default=4, ge=1, description="partitions of topics the worker makes")
     web_host: str = "127.0.0.1"
     web_port: int = 6066
