@@ -134,7 +134,12 @@ def wait_until(condition: Callable[[], object], timeout: float, what: str) -> ob
 
 
 def worker_env(
-    bootstrap: str, database_url: str, prefix: str, web_port: int, **extra: str
+    bootstrap: str,
+    database_url: str,
+    prefix: str,
+    web_port: int,
+    data_dir: Path | None = None,
+    **extra: str,
 ) -> dict[str, str]:
     """Environment for a worker whose topics and consumer group are private to one test."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RETRAINER_")}
@@ -146,7 +151,7 @@ def worker_env(
             "RETRAINER_WEB_PORT": str(web_port),
             "RETRAINER_API_TOKEN": "test-token",
             "RETRAINER_WORKER_DATA_DIR": str(
-                Path(tempfile.gettempdir()) / f"retrainer-{prefix}-{web_port}"
+                (data_dir or Path(tempfile.gettempdir())) / f"retrainer-{prefix}-{web_port}"
             ),
             "RETRAINER_POLICY_TICK_S": "2",
         }

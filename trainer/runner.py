@@ -82,6 +82,7 @@ class RequestConsumer:
         try:
             while not stop.is_set():
                 message = await asyncio.to_thread(consumer.poll, POLL_SECONDS)
+                metrics.LIVENESS.beat()
                 if message is None:
                     continue
                 error = message.error()

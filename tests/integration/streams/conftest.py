@@ -46,7 +46,12 @@ class Workers:
 
     def env(self, port: int) -> dict[str, str]:
         return worker_env(
-            self.stack.bootstrap, self.database_url, self.prefix, port, **self.extra_env
+            self.stack.bootstrap,
+            self.database_url,
+            self.prefix,
+            port,
+            data_dir=self.logs,
+            **self.extra_env,
         )
 
     def create_topics(self) -> None:
@@ -96,12 +101,12 @@ class Workers:
             if proc.poll() is not None:
                 raise AssertionError(f"the trainer exited with {proc.returncode}; see {self.logs}")
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
                     return bool(r.status == 200)
             except OSError:
                 return False
 
-        wait_until(answers, 90, "the trainer's metrics endpoint")
+        wait_until(answers, 90, "the trainer to answer /health")
         return port
 
     def metric(self, name: str, port: int | None = None, **labels: str) -> float:
