@@ -479,6 +479,10 @@ def register_analysis_views(
             )
         elif flight is not None:
             request_id = flight["request_id"]
+            current = deps.scoring.holder.current(family)
+            if current is not None and current.request_id == str(request_id):
+                # Answered already: its model scores here; the policy has yet to hear of it.
+                return "No training needed"
         else:
             return "No training needed"
         outcome, detail = await wait_for_request(request_id)

@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import json
 import threading
+import urllib.error
 import urllib.request
 from datetime import UTC, datetime
 from typing import Any
@@ -250,3 +251,81 @@ def test_two_workers_both_reload_on_every_model_updated(workers: Workers) -> Non
             )
     for port in ports:
         assert workers.metric("retrainer_model_reloads_total", port, outcome="loaded") == 2
+
+
+def _post(port: int, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=200) as response:  # noqa: S310 - loopback
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_analysis_endpoints_and_shadow_scoring(workers: Workers) -> None:
+    workers.extra_env.update({**ENV, "RETRAINER_ANALYSIS_WAIT_S": "120"})
+    workers.create_topics()
+    port = workers.start()
+    workers.start_trainer(**TRAINER_ENV)
+    sheets = [sheet(i, lines=8, prefix=workers.prefix) for i in range(60)]
+    publish(workers.stack.bootstrap, workers.topic("expense-sheet"), sheets)
+    dsn = workers.database_url
+    # Storing and scoring are separate agents: wait for both.
+    wait_until(
+        lambda: _scalar(dsn, "SELECT count(*) FROM expense_scores") == 480
+        and _scalar(dsn, "SELECT count(*) FROM expenses") == 480,
+        90,
+        "lines stored and scored",
+    )
+
+    # The expense app's manual training: answered once the models are trained.
+    status, trained = _post(port, "/analysis/train", {})
+    assert status == 200, trained
+    assert trained["status"] == "promoted"
+    assert trained["sheets_used"] == 60
+    assert trained["models_trained"] == ["isolation_forest"]
+    first = trained["model_version"]
+    wait_until(lambda: _loaded(workers) == first, 60, f"the worker to load {first}")
+
+    # Nothing is due: analysed at once with the champion, in the expense app's shape.
+    status, analysed = _post(port, f"/sheets/{sheets[0].sheet_id}/analyze", {})
+    assert status == 200, analysed
+    assert analysed["training_status"] == "No training needed"
+    summary = analysed["analysis_summary"]
+    assert summary["model_version"] == first
+    assert summary["expenses"] == 8
+    assert all(r["anomaly_score"] is not None for r in summary["results"])
+    status, missing = _post(port, "/sheets/no-such-sheet/analyze", {})
+    assert (status, missing["reason"]) == (404, "unknown_sheet")
+    status, bulk = _post(port, "/analysis/bulk", {"sheet_ids": [s.sheet_id for s in sheets[:5]]})
+    assert status == 200, bulk
+    assert bulk["analysis_summary"]["expenses"] == 40
+    assert bulk["training_status"] == "No training needed"
+
+    # A second version, then the first one scored in shadow beside it.
+    second = _promoted_for(workers, _trigger(port))
+    wait_until(lambda: _loaded(workers) == second, 60, f"the worker to load {second}")
+    status, shadow = _post(port, "/models/shadow", {"family": "expense-fraud", "version": first})
+    assert (status, shadow) == (200, {"family": "expense-fraud", "shadow": first})
+    assert workers.get("/models")["loaded"]["expense-fraud"] == {"version": second, "shadow": first}
+    publish(
+        workers.stack.bootstrap,
+        workers.topic("expense-sheet"),
+        [sheet(100 + i, lines=8, prefix=workers.prefix) for i in range(10)],
+    )
+    wait_until(
+        lambda: (
+            workers.metric("retrainer_shadow_score_difference_count", family="expense-fraud") >= 80
+        ),
+        60,
+        "shadow scores for the new lines",
+    )
+    agreement = workers.metric("retrainer_shadow_agreement_ratio", family="expense-fraud")
+    assert 0.0 <= agreement <= 1.0
+    status, refused = _post(port, "/models/shadow", {"family": "delinquency", "version": first})
+    assert (status, refused["reason"]) == (422, "invalid_value")
