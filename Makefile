@@ -64,8 +64,8 @@ test-integration: stack-up ## integration tests only
 test-e2e: stack-up ## end-to-end tests only
 	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
 
-demo: stack-up ## bring the stack up and show it
-	$(RETRAINER) stack status
+demo: stack-up ## every retraining trigger end to end, live, in under 3 minutes (DEMO_ARGS=--keep)
+	$(RETRAINER) demo $(DEMO_ARGS)
 
 bench: stack-up ## run every benchmark; prints BENCH lines and the JSON file they were written to
 	$(BIN)/python -m tests.bench

@@ -142,7 +142,7 @@ def _register_services() -> None:
     # Each service adds its own commands; they import their heavy dependencies lazily.
     import importlib
 
-    for module in ("streams.cli", "trainer.cli", "retrainer.simulator.cli"):
+    for module in ("streams.cli", "trainer.cli", "retrainer.simulator.cli", "retrainer.demo"):
         try:
             registrar = importlib.import_module(module)
         except ModuleNotFoundError as exc:

@@ -14,11 +14,9 @@ import skops.io as sio
 import xgboost as xgb
 from sklearn.base import BaseEstimator
 
-from schemas.errors import SchemaError
+from schemas.errors import ArtifactIntegrityError
 
-
-class ArtifactIntegrityError(SchemaError):
-    """A stored artifact's bytes do not match its sha256, or it holds types we do not trust."""
+__all__ = ["ArtifactIntegrityError"]  # defined with the other schema errors; raised here
 
 
 TRUSTED_SKOPS_TYPES: tuple[str, ...] = ("sklearn.tree._tree.Tree",)

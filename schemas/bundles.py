@@ -98,4 +98,3 @@ class ModelBundle:
             threshold=float(params["threshold"]),
             notes=tuple(params.get("notes", ())),
         )
-

@@ -58,3 +58,7 @@ class UnknownTopicError(SchemaError):
 
     def __str__(self) -> str:
         return f"no event type is registered for topic {self.topic!r}"
+
+
+class ArtifactIntegrityError(SchemaError):
+    """A stored artifact's bytes do not match its sha256, or it holds types we do not trust."""

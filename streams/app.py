@@ -241,6 +241,8 @@ def create_app(settings: StreamsSettings, deps: Deps | None = None) -> faust.App
         web_port=settings.web_port,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        # Dead letters of near-limit messages exceed the 1 MiB default (see ensure_topics).
+        producer_max_request_size=16 * 1024 * 1024,
         broker_session_timeout=settings.session_timeout_s,
         autodiscover=False,
     )
@@ -322,8 +324,28 @@ def create_app(settings: StreamsSettings, deps: Deps | None = None) -> faust.App
             if sheets:
                 batch = await scorer.score_sheets(sheets, emit_expenses)
                 if batch.scored and batch.model_version is not None:
-                    # New scores move the anomaly rate: let the policy look again.
+                    # New scores move the anomaly rate: let the policy look again, once the
+                    # ingest agent has stored these sheets too, so a request it sends now has a
+                    # data cutoff that includes the lines that moved the rate.
+                    await stored(sorted({s.sheet_id for s in sheets}))
                     await signal(ModelFamily.EXPENSE_FRAUD, SignalKind.INGESTED)
+
+    async def stored(sheet_ids: list[str]) -> None:
+        deadline = asyncio.get_running_loop().time() + settings.store_wait_s
+        pool = await deps.pool()
+        while True:
+            async with pool.acquire() as conn:
+                count = await conn.fetchval(
+                    "SELECT count(*) FROM sheets WHERE sheet_id = ANY($1::text[])", sheet_ids
+                )
+            if count >= len(sheet_ids):
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                log.warning(
+                    "%d of %d scored sheets not stored yet", len(sheet_ids) - count, len(sheet_ids)
+                )
+                return
+            await asyncio.sleep(0.05)
 
     async def score_statements(stream: Any) -> None:
         async for events in stream.take_events(settings.score_batch_size, settings.score_within_s):

@@ -13,6 +13,9 @@ from streams.settings import StreamsSettings
 log = logging.getLogger(__name__)
 
 
+DEAD_LETTER_MAX_BYTES = 16 * 1024 * 1024
+
+
 class TopicSetupError(Exception):
     """The worker's topics could not be created or checked."""
 
@@ -33,6 +36,14 @@ def ensure_topics(settings: StreamsSettings) -> list[str]:
             topics.policy_signals,
         )
     }
+    # A dead letter carries the original bytes (base64) plus why: for a message that was itself
+    # near the upstream size limit it is larger than Kafka's 1 MiB default.
+    wanted[topics.dead_letter] = NewTopic(
+        topics.dead_letter,
+        num_partitions=partitions,
+        replication_factor=1,
+        config={"max.message.bytes": str(DEAD_LETTER_MAX_BYTES)},
+    )
     # Compacted: the latest champion per family stays readable from the start of the topic.
     wanted[topics.model_updated] = NewTopic(
         topics.model_updated,

@@ -118,16 +118,13 @@ class ExpenseContext:
         self.lines = merged.reset_index(drop=True)
 
 
+# Every earlier statement of the batch's customers: months on book counts them all.
 _PREVIOUS_STATEMENTS = """
 SELECT statement_id, customer_id, statement_date, balance::float8, credit_limit::float8,
        payment_amount::float8, minimum_due::float8, purchase_amount::float8,
        cash_advance_amount::float8, days_past_due
-FROM (
-    SELECT a.*, row_number() OVER (PARTITION BY customer_id ORDER BY statement_date DESC) AS n
-    FROM customer_activity a
-    WHERE customer_id = ANY($1::text[]) AND NOT statement_id = ANY($2::text[])
-) recent
-WHERE n <= $3
+FROM customer_activity
+WHERE customer_id = ANY($1::text[]) AND NOT statement_id = ANY($2::text[])
 """
 
 _PROFILES = """
@@ -135,15 +132,12 @@ SELECT customer_id, age, annual_income::float8, tenure_months, employment_status
 FROM customers WHERE customer_id = ANY($1::text[])
 """
 
-# Statements further back than this do not change any delinquency feature.
-STATEMENT_HISTORY = 3
-
 
 async def statement_features(conn: asyncpg.Connection, batch: pd.DataFrame) -> pd.DataFrame:
     """Features of the batch's statements, given each customer's earlier statements."""
     customers = sorted(set(batch["customer_id"]))
     ids = list(batch["statement_id"])
-    previous = await conn.fetch(_PREVIOUS_STATEMENTS, customers, ids, STATEMENT_HISTORY)
+    previous = await conn.fetch(_PREVIOUS_STATEMENTS, customers, ids)
     profiles = await conn.fetch(_PROFILES, customers)
     history = pd.DataFrame([tuple(r) for r in previous], columns=list(ACTIVITY_COLUMNS))
     combined = pd.concat([history, batch], ignore_index=True) if len(history) else batch

@@ -71,6 +71,9 @@ class StreamsSettings(BaseSettings):
     score_context_lines: int = Field(default=20_000, ge=0, description="expense history kept")
     score_context_refresh_s: float = 30.0
     approval_limit: float = 500.0
+    store_wait_s: float = Field(
+        default=10.0, ge=0, description="scorer waits for its sheets to be stored before signalling"
+    )
     analysis_wait_s: float = Field(default=120.0, ge=0, description="analyze waits for training")
 
     new_sheets_threshold: int = 10

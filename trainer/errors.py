@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from schemas.artifacts import ArtifactIntegrityError
+from schemas.errors import ArtifactIntegrityError
 
 
 class TrainerError(Exception):

@@ -74,8 +74,10 @@ def _promoted_for(workers: Workers, request_id: str) -> str:
 
 
 ENV = {
-    # Only the forced triggers of the test may train; the sheet threshold stays out of reach.
+    # Only the forced triggers of the test may train: the sheet threshold and the anomaly-rate
+    # band's minimum sample stay out of reach.
     "RETRAINER_NEW_SHEETS_THRESHOLD": "100000000",
+    "RETRAINER_ANOMALY_MIN_SAMPLE": "100000000",
     "RETRAINER_SCORE_CONTEXT_REFRESH_S": "5",
 }
 TRAINER_ENV = {"RETRAINER_FOREST_TREES": "40", "RETRAINER_TRAINING_THREADS": "1"}
@@ -144,12 +146,13 @@ def test_every_line_is_scored_once_across_two_promotions_and_tampering_is_refuse
     producer.join(timeout=300)
     assert not failures, failures
     total = 2000 + 50_000
+    # Storing and scoring are separate agents; each gets there on its own.
     wait_until(
-        lambda: _scalar(dsn, "SELECT count(*) FROM expense_scores") == total,
+        lambda: _scalar(dsn, "SELECT count(*) FROM expense_scores") == total
+        and _scalar(dsn, "SELECT count(*) FROM expenses") == total,
         240,
-        "every line scored",
+        "every line stored and scored",
     )
-    assert _scalar(dsn, "SELECT count(*) FROM expenses") == total
     assert _scalar(dsn, "SELECT count(DISTINCT expense_id) FROM expense_scores") == total
 
     # Scores switch version at the swap: ordered by time, each version's scores come after
@@ -277,8 +280,10 @@ def test_analysis_endpoints_and_shadow_scoring(workers: Workers) -> None:
     dsn = workers.database_url
     # Storing and scoring are separate agents: wait for both.
     wait_until(
-        lambda: _scalar(dsn, "SELECT count(*) FROM expense_scores") == 480
-        and _scalar(dsn, "SELECT count(*) FROM expenses") == 480,
+        lambda: (
+            _scalar(dsn, "SELECT count(*) FROM expense_scores") == 480
+            and _scalar(dsn, "SELECT count(*) FROM expenses") == 480
+        ),
         90,
         "lines stored and scored",
     )

@@ -1,0 +1,319 @@
+"""Re-score a time range of stored expense lines or statements with a chosen model version.
+
+For after a rollback, or to compare versions on history. The version is verified and loaded as
+the live scorers load it, features come from the same schemas.features code, and each score goes
+to a topic the operator names with `scoring_run` set to this run's id (live scores carry null).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import asyncpg
+import pandas as pd
+from confluent_kafka import KafkaError, Message, Producer
+
+from schemas.base import Event, ModelFamily
+from schemas.codec import Codec
+from schemas.features import ACTIVITY_COLUMNS, EXPENSE_COLUMNS, PROFILE_COLUMNS
+from schemas.features import delinquency_features as build_delinquency_features
+from streams.models import build_model, fetch_version
+from streams.replay import ReplayError, codec_for
+from streams.scoring import (
+    ExpenseContext,
+    LoadedModel,
+    customer_scores,
+    expense_scores,
+    score,
+    store_customer_scores,
+    store_expense_scores,
+)
+from streams.settings import StreamsSettings
+
+
+class TimeField(StrEnum):
+    """Which time picks the rows of a range."""
+
+    INGESTED = "ingested"
+    """When the row was stored: what the live scorers scored then (the rollback case)."""
+    EVENT = "event"
+    """When it happened upstream: sheets by submission, statements by statement date."""
+
+
+# Column per (family, time field); only these constants are ever put into the SQL below.
+_SHEET_TIME = {TimeField.INGESTED: "ingested_at", TimeField.EVENT: "submitted_at"}
+_STATEMENT_TIME = {
+    TimeField.INGESTED: "ingested_at",
+    TimeField.EVENT: "statement_date::timestamptz",
+}
+
+_LINES = (
+    "SELECT expense_id, sheet_id, employee_id, amount::float8 AS amount, category, merchant, "
+    "expense_date, receipt_ref, submitted_at FROM expenses "
+)
+_HISTORY_LINES = _LINES + "WHERE submitted_at < $1 ORDER BY submitted_at DESC LIMIT $2"
+_STATEMENT_COLUMNS = (
+    "statement_id, customer_id, statement_date, balance::float8, credit_limit::float8, "
+    "payment_amount::float8, minimum_due::float8, purchase_amount::float8, "
+    "cash_advance_amount::float8, days_past_due"
+)
+# A statement's features use every earlier statement of its customer (months on book counts
+# them all), so the whole history up to the page is loaded, not the last few.
+_CUSTOMER_HISTORY = (
+    f"SELECT {_STATEMENT_COLUMNS} FROM customer_activity "  # noqa: S608 - constant columns
+    "WHERE customer_id = ANY($1::text[]) AND statement_date <= $2"
+)
+_PROFILES = (
+    "SELECT customer_id, age, annual_income::float8, tenure_months, employment_status "
+    "FROM customers WHERE customer_id = ANY($1::text[])"
+)
+
+
+def _page_query(table: str, key: str, column: str) -> str:
+    # Keyset pagination: (time, id) after the last row of the previous page.
+    return (
+        f"SELECT {key}, {column} AS t FROM {table} "  # noqa: S608 - constants only
+        f"WHERE ($1::timestamptz IS NULL OR {column} >= $1) "
+        f"AND ($2::timestamptz IS NULL OR {column} < $2) "
+        f"AND ($3::timestamptz IS NULL OR ({column}, {key}) > ($3, $4)) "
+        f"ORDER BY {column}, {key} LIMIT $5"
+    )
+
+
+@dataclass(frozen=True)
+class RescoreOptions:
+    """Which version re-scores which rows, and where the scores go."""
+
+    version: str
+    topic: str
+    from_time: datetime | None = None
+    to_time: datetime | None = None
+    time_field: TimeField = TimeField.INGESTED
+    run_id: str | None = None
+    """Defaults to `rescore-<version>-<random>`."""
+    page_size: int = 2000
+    """Sheets (expense-fraud) or statements (delinquency) per scoring batch."""
+    store: bool = False
+    """Also store the scores (expense_scores / customer_scores under this run id)."""
+
+    def __post_init__(self) -> None:
+        if not self.topic:
+            raise ReplayError("name the topic the re-scores go to")
+        if self.from_time and self.to_time and self.to_time <= self.from_time:
+            raise ReplayError("--to must be after --from")
+        if self.page_size < 1:
+            raise ReplayError("page_size must be at least 1")
+
+
+@dataclass(frozen=True)
+class RescoreSummary:
+    run_id: str
+    version: str
+    family: ModelFamily
+    topic: str
+    scored: int
+    flagged: int
+    stored: bool
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "version": self.version,
+            "family": self.family.value,
+            "topic": self.topic,
+            "scored": self.scored,
+            "flagged": self.flagged,
+            "stored": self.stored,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+class _Emitter:
+    """Produces scores to the named topic and accounts for every delivery."""
+
+    def __init__(self, settings: StreamsSettings, topic: str, codec: Codec) -> None:
+        self.topic = topic
+        self.codec = codec
+        self.producer = Producer(
+            {
+                "bootstrap.servers": settings.kafka_bootstrap,
+                "acks": "all",
+                "enable.idempotence": True,
+                "linger.ms": 20,
+            }
+        )
+        self.failures: list[str] = []
+
+    def _delivered(self, error: KafkaError | None, _message: Message) -> None:
+        if error is not None:
+            self.failures.append(str(error))
+
+    def send(self, events: Sequence[Event]) -> None:
+        for event in events:
+            while True:
+                try:
+                    self.producer.produce(
+                        self.topic,
+                        key=self.codec.key_of(event),
+                        value=self.codec.encode(event),
+                        on_delivery=self._delivered,
+                    )
+                    break
+                except BufferError:
+                    self.producer.poll(0.1)
+        self.producer.poll(0)
+
+    def close(self) -> None:
+        left = self.producer.flush(60)
+        if left or self.failures:
+            raise ReplayError(
+                f"{left + len(self.failures)} score(s) not delivered to {self.topic}: "
+                f"{self.failures[:3]}"
+            )
+
+
+Progress = Callable[[int], None]
+
+
+async def rescore(
+    settings: StreamsSettings, options: RescoreOptions, progress: Progress | None = None
+) -> RescoreSummary:
+    """Score the rows of the range with `options.version` and send the scores to the topic."""
+    began = time.monotonic()
+    run_id = options.run_id or f"rescore-{options.version}-{uuid.uuid4().hex[:8]}"
+    pool = await asyncpg.create_pool(
+        settings.database_url.get_secret_value(), min_size=1, max_size=2, timeout=15
+    )
+    emitter = _Emitter(settings, options.topic, codec_for(settings))
+    try:
+        async with pool.acquire() as conn:
+            stored = await fetch_version(conn, options.version)
+        # Verifies every artifact's sha256 before decoding it (skops / XGBoost, never pickle).
+        model = await asyncio.to_thread(build_model, stored)
+        async with pool.acquire() as conn:
+            if model.family is ModelFamily.EXPENSE_FRAUD:
+                scored, flagged = await _rescore_expenses(
+                    conn, settings, options, model, run_id, emitter, progress
+                )
+            else:
+                scored, flagged = await _rescore_statements(
+                    conn, options, model, run_id, emitter, progress
+                )
+    finally:
+        await pool.close()
+    emitter.close()
+    return RescoreSummary(
+        run_id,
+        options.version,
+        model.family,
+        options.topic,
+        scored,
+        flagged,
+        options.store,
+        time.monotonic() - began,
+    )
+
+
+async def _rescore_expenses(
+    conn: asyncpg.Connection,
+    settings: StreamsSettings,
+    options: RescoreOptions,
+    model: LoadedModel,
+    run_id: str,
+    emitter: _Emitter,
+    progress: Progress | None,
+) -> tuple[int, int]:
+    """Whole sheets per page (a sheet's totals are features), habits from the lines before."""
+    context = ExpenseContext(settings.score_context_lines)
+    if options.from_time is not None and settings.score_context_lines > 0:
+        rows = await conn.fetch(_HISTORY_LINES, options.from_time, settings.score_context_lines)
+        context.lines = pd.DataFrame([tuple(r) for r in rows], columns=list(EXPENSE_COLUMNS))
+    page = _page_query("sheets", "sheet_id", _SHEET_TIME[options.time_field])
+    after: tuple[Any, str] | None = None
+    scored = flagged = 0
+    while True:
+        sheets = await conn.fetch(
+            page,
+            options.from_time,
+            options.to_time,
+            after[0] if after else None,
+            after[1] if after else None,
+            options.page_size,
+        )
+        if not sheets:
+            return scored, flagged
+        after = (sheets[-1]["t"], sheets[-1]["sheet_id"])
+        rows = await conn.fetch(
+            _LINES + "WHERE sheet_id = ANY($1::text[]) ORDER BY submitted_at, sheet_id, expense_id",
+            [r["sheet_id"] for r in sheets],
+        )
+        lines = pd.DataFrame([tuple(r) for r in rows], columns=list(EXPENSE_COLUMNS))
+        if lines.empty:
+            continue
+        features = context.features(lines, settings.approval_limit)
+        events = expense_scores(lines, model, score(model, features), run=run_id)
+        context.remember(lines)
+        emitter.send(events)
+        if options.store:
+            await store_expense_scores(conn, events)
+        scored += len(events)
+        flagged += sum(1 for e in events if e.is_flagged)
+        if progress is not None:
+            progress(scored)
+
+
+async def _rescore_statements(
+    conn: asyncpg.Connection,
+    options: RescoreOptions,
+    model: LoadedModel,
+    run_id: str,
+    emitter: _Emitter,
+    progress: Progress | None,
+) -> tuple[int, int]:
+    page = _page_query("customer_activity", "statement_id", _STATEMENT_TIME[options.time_field])
+    after: tuple[Any, str] | None = None
+    scored = flagged = 0
+    while True:
+        chosen = await conn.fetch(
+            page,
+            options.from_time,
+            options.to_time,
+            after[0] if after else None,
+            after[1] if after else None,
+            options.page_size,
+        )
+        if not chosen:
+            return scored, flagged
+        after = (chosen[-1]["t"], chosen[-1]["statement_id"])
+        ids = [r["statement_id"] for r in chosen]
+        wanted = await conn.fetch(
+            f"SELECT {_STATEMENT_COLUMNS} FROM customer_activity "  # noqa: S608 - constants
+            "WHERE statement_id = ANY($1::text[])",
+            ids,
+        )
+        customers = sorted({r["customer_id"] for r in wanted})
+        latest = max(r["statement_date"] for r in wanted)
+        history = await conn.fetch(_CUSTOMER_HISTORY, customers, latest)
+        profiles = await conn.fetch(_PROFILES, customers)
+        activity = pd.DataFrame([tuple(r) for r in history], columns=list(ACTIVITY_COLUMNS))
+        profile_frame = pd.DataFrame([tuple(r) for r in profiles], columns=list(PROFILE_COLUMNS))
+        everything = build_delinquency_features(activity, profile_frame)
+        features = everything[everything["statement_id"].isin(ids)].reset_index(drop=True)
+        events = customer_scores(
+            features[["statement_id", "customer_id"]], model, score(model, features), run=run_id
+        )
+        emitter.send(events)
+        if options.store:
+            await store_customer_scores(conn, events)
+        scored += len(events)
+        flagged += sum(1 for e in events if e.is_flagged)
+        if progress is not None:
+            progress(scored)

@@ -1,0 +1,133 @@
+"""Worker ingest throughput next to a plain confluent-kafka consume + decode loop, in one run.
+
+The worker (a real subprocess on its own topics and database) takes expense sheets through
+decode, the PostgreSQL sink and the policy's counters, and scores them; the plain loop only reads
+the same topic and decodes. Their ratio is what the worker's guarantees cost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable
+
+import asyncpg
+from confluent_kafka import Consumer, TopicPartition
+
+from schemas.codec import Codec
+from schemas.expense_sheet import ExpenseSheetSubmitted
+from tests.bench.bench_replay import private_database, worker_settings
+from tests.bench.harness import BenchContext, BenchResult, Figure
+from tests.factories import publish, sheet, start_worker, worker_env
+
+SHEETS = 5000
+LINES_PER_SHEET = 10
+
+
+def _poll(condition: Callable[[], bool], timeout: float, what: str, every: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(every)
+
+
+def _stored_lines(url: str) -> int:
+    async def count() -> int:
+        conn = await asyncpg.connect(url, timeout=10)
+        try:
+            return int(await conn.fetchval("SELECT count(*) FROM expenses"))
+        finally:
+            await conn.close()
+
+    return asyncio.run(count())
+
+
+def _healthy(port: int, proc: subprocess.Popen[bytes]) -> bool:
+    if proc.poll() is not None:
+        raise RuntimeError(f"the worker exited with {proc.returncode}")
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def plain_consume_decode(bootstrap: str, topic: str) -> tuple[int, float]:
+    """Read `topic` to its end offsets with confluent-kafka and decode every sheet: (lines, s)."""
+    codec = Codec()
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-plain-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in partitions
+        }
+        began = time.perf_counter()
+        consumer.assign([TopicPartition(topic, p, 0) for p, end in ends.items() if end > 0])
+        left = {p for p, end in ends.items() if end > 0}
+        lines = 0
+        while left:
+            for message in consumer.consume(1000, timeout=1.0):
+                if message.error() is not None:
+                    continue
+                event = codec.decode_as(ExpenseSheetSubmitted, message.value() or b"")
+                lines += len(event.lines)
+                offset, partition = message.offset(), message.partition()
+                if offset is not None and partition is not None and offset + 1 >= ends[partition]:
+                    left.discard(partition)
+            if time.perf_counter() - began > 300:
+                raise TimeoutError("the plain consumer did not reach the end in 5 minutes")
+        return lines, time.perf_counter() - began
+    finally:
+        consumer.close()
+
+
+def bench_worker_ingest(ctx: BenchContext) -> BenchResult:
+    """Valid expense lines/s through a real worker, and through a plain consume+decode loop."""
+    prefix = f"bench-{ctx.run_id}-wk"
+    with private_database(ctx.dsn, f"bench_worker_{uuid.uuid4().hex[:8]}") as url:
+        port = _free_port()
+        env = worker_env(ctx.bootstrap, url, prefix, port)
+        topic = env["RETRAINER_TOPIC_EXPENSE_SHEET"]
+        with worker_settings(env):
+            proc = start_worker(env, ctx.workdir / f"worker-{port}.log")
+            try:
+                _poll(lambda: _healthy(port, proc), 90, "the worker to answer /health", 0.2)
+                # One sheet through first: the worker has joined its group and is consuming.
+                publish(ctx.bootstrap, topic, [sheet(0, LINES_PER_SHEET, prefix)])
+                _poll(lambda: _stored_lines(url) == LINES_PER_SHEET, 90, "the warm-up sheet")
+                sheets = [sheet(n, LINES_PER_SHEET, prefix) for n in range(1, SHEETS + 1)]
+                total = LINES_PER_SHEET * (SHEETS + 1)
+                began = time.perf_counter()
+                publish(ctx.bootstrap, topic, sheets)
+                _poll(lambda: _stored_lines(url) >= total, 600, "every line stored", 0.1)
+                worker_seconds = time.perf_counter() - began
+            finally:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=30)
+            plain_lines, plain_seconds = plain_consume_decode(ctx.bootstrap, topic)
+    worker_rate = SHEETS * LINES_PER_SHEET / worker_seconds
+    plain_rate = plain_lines / plain_seconds
+    yield Figure("worker_ingest_lines_per_s", worker_rate, "lines/s")
+    yield Figure("plain_consume_decode_lines_per_s", plain_rate, "lines/s")
+    yield Figure("worker_vs_plain_ingest_ratio", worker_rate / plain_rate, "ratio")

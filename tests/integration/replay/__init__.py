@@ -1,0 +1,1 @@
+"""Replay, rebuild and re-score on the real broker and PostgreSQL."""
