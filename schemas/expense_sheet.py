@@ -106,3 +106,18 @@ class ExpenseSheetSubmitted(Event):
         AfterValidator(_check_lines),
     ]
     """1 to 500 line items; expense_id must be unique within the sheet."""
+
+
+UPLOAD_CSV_COLUMNS: tuple[str, ...] = (
+    "sheet_id",
+    "employee",
+    "expense_id",
+    "amount",
+    "currency",
+    "category",
+    "merchant",
+    "date",
+    "description",
+    "receipt",
+)
+"""The old expense app's upload CSV: one row per expense line, grouped into sheets by sheet_id."""

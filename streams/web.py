@@ -23,7 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from schemas.base import ModelFamily
 from schemas.errors import DecodeError
-from schemas.expense_sheet import ExpenseSheetSubmitted
+from schemas.expense_sheet import UPLOAD_CSV_COLUMNS, ExpenseSheetSubmitted
 from schemas.features import EXPENSE_COLUMNS
 from streams.counts import read_counters
 from streams.handlers import PolicyEngine, PolicyState
@@ -33,18 +33,7 @@ from streams.signals import SignalKind
 
 Signal = Callable[..., Awaitable[None]]
 
-CSV_COLUMNS = (
-    "sheet_id",
-    "employee",
-    "expense_id",
-    "amount",
-    "currency",
-    "category",
-    "merchant",
-    "date",
-    "description",
-    "receipt",
-)
+CSV_COLUMNS = UPLOAD_CSV_COLUMNS
 
 _RECENT = """
 SELECT retrain_id, retrain_date, customers_trained, samples_trained, auc_score, precision_score,
@@ -65,6 +54,25 @@ class BadRequest(Exception):
 
     def body(self) -> dict[str, Any]:
         return {"error": self.detail, "reason": self.reason, "field": self.field}
+
+
+async def read_json(request: Request) -> Any:
+    """The request's JSON body (an empty body reads as an empty object); BadRequest if not JSON."""
+    raw = await request.read()
+    if not raw:
+        return {}
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(400, "invalid_json", f"the body is not JSON: {exc}") from exc
+
+
+async def read_object(request: Request) -> dict[str, Any]:
+    """The request's JSON object; BadRequest when it is not JSON or not an object."""
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise BadRequest(422, "not_an_object", "the body must be a JSON object")
+    return body
 
 
 def _jsonable(value: Any) -> Any:
@@ -201,15 +209,6 @@ def register_views(
         )
         return view.json({"error": "unauthorised", "reason": hint}, status=401)
 
-    async def parse_json(request: Request) -> Any:
-        body = await request.read()
-        if not body:
-            return {}
-        try:
-            return json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise BadRequest(400, "invalid_json", f"the body is not JSON: {exc}") from exc
-
     @app.page("/retraining/status")
     class RetrainingStatus(View):
         """GET: the pre-delinquency engine's status shape, for one family or both."""
@@ -238,9 +237,7 @@ def register_views(
             if not authorised(request):
                 return unauthorised(self)
             try:
-                body = await parse_json(request)
-                if not isinstance(body, dict):
-                    raise BadRequest(422, "not_an_object", "the body must be a JSON object")
+                body = await read_object(request)
                 family = ModelFamily(body.get("family", ModelFamily.DELINQUENCY.value))
                 force = body.get("force", False)
                 if not isinstance(force, bool):
@@ -347,7 +344,7 @@ def register_views(
                     return _sheets_from_csv(raw.decode("utf-8-sig"))
                 except UnicodeDecodeError as exc:
                     raise BadRequest(400, "invalid_encoding", "the CSV is not UTF-8") from exc
-            body = await parse_json(request)
+            body = await read_json(request)
             if isinstance(body, dict) and isinstance(body.get("sheets"), list):
                 body = body["sheets"]
             items = body if isinstance(body, list) else [body]
@@ -576,13 +573,10 @@ def register_analysis_views(
         async def post(self, request: Request) -> Response:
             if not authorised(request):
                 return unauthorised(self)
-            raw = await request.read()
             try:
-                body = json.loads(raw) if raw else {}
-            except (ValueError, UnicodeDecodeError) as exc:
-                return self.json({"error": str(exc), "reason": "invalid_json"}, status=400)
-            if not isinstance(body, dict):
-                return self.json({"error": "send an object", "reason": "not_an_object"}, status=422)
+                body = await read_object(request)
+            except BadRequest as exc:
+                return self.json(exc.body(), status=exc.status)
             sheet_ids = body.get("sheet_ids")
             days = body.get("days", 30)
             if sheet_ids is not None and (
@@ -623,12 +617,11 @@ def register_analysis_views(
         async def post(self, request: Request) -> Response:
             if not authorised(request):
                 return unauthorised(self)
-            raw = await request.read()
             try:
-                body = json.loads(raw) if raw else {}
-            except (ValueError, UnicodeDecodeError) as exc:
-                return self.json({"error": str(exc), "reason": "invalid_json"}, status=400)
-            force = body.get("force", False) if isinstance(body, dict) else None
+                body = await read_object(request)
+            except BadRequest as exc:
+                return self.json(exc.body(), status=exc.status)
+            force = body.get("force", False)
             if not isinstance(force, bool):
                 return self.json(
                     {"error": "force must be true or false", "reason": "wrong_type"}, status=422
@@ -736,11 +729,12 @@ def register_analysis_views(
         async def post(self, request: Request) -> Response:
             if not authorised(request):
                 return unauthorised(self)
-            raw = await request.read()
             try:
-                body = json.loads(raw) if raw else {}
+                body = await read_object(request)
                 shadow_family = ModelFamily(body.get("family", ""))
-            except (ValueError, UnicodeDecodeError, AttributeError) as exc:
+            except BadRequest as exc:
+                return self.json(exc.body(), status=exc.status)
+            except ValueError as exc:
                 return self.json({"error": str(exc), "reason": "invalid_value"}, status=422)
             version = body.get("version")
             if version is None:

@@ -21,20 +21,9 @@ from retrainer.simulator.errors import SimulatorError
 from retrainer.simulator.events import SHEET_TOPIC, UPSTREAM_TOPICS, event_id_for
 from retrainer.simulator.formats import FileFormat
 from schemas import DecodeError, ExpenseSheetSubmitted, RejectReason
+from schemas.expense_sheet import UPLOAD_CSV_COLUMNS
 
-CSV_COLUMNS: tuple[str, ...] = (
-    "sheet_id",
-    "employee",
-    "expense_id",
-    "amount",
-    "currency",
-    "category",
-    "merchant",
-    "date",
-    "description",
-    "receipt",
-)
-"""The old expense app's upload columns, one row per expense line."""
+CSV_COLUMNS = UPLOAD_CSV_COLUMNS
 
 
 @dataclass(frozen=True)
