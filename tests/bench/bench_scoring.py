@@ -209,5 +209,5 @@ def bench_worker_scoring_throughput(ctx: BenchContext) -> BenchResult:
         workers.stop_all()
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     yield Figure("worker_scoring_lines_per_s", worker_rate, "lines/s")
-    yield Figure("plain_consume_decode_lines_per_s", plain_rate, "lines/s")
+    yield Figure("scoring_plain_consume_decode_lines_per_s", plain_rate, "lines/s")
     yield Figure("worker_scoring_vs_plain_ratio", worker_rate / plain_rate, "ratio")
