@@ -148,8 +148,10 @@ def test_every_line_is_scored_once_across_two_promotions_and_tampering_is_refuse
     total = 2000 + 50_000
     # Storing and scoring are separate agents; each gets there on its own.
     wait_until(
-        lambda: _scalar(dsn, "SELECT count(*) FROM expense_scores") == total
-        and _scalar(dsn, "SELECT count(*) FROM expenses") == total,
+        lambda: (
+            _scalar(dsn, "SELECT count(*) FROM expense_scores") == total
+            and _scalar(dsn, "SELECT count(*) FROM expenses") == total
+        ),
         240,
         "every line stored and scored",
     )
