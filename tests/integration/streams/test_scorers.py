@@ -96,12 +96,14 @@ def test_every_line_is_scored_once_across_two_promotions_and_tampering_is_refuse
     # Before any model: stored and scored as "no model", nothing dropped.
     warmup = [sheet(i, lines=10, prefix=workers.prefix) for i in range(200)]
     publish(workers.stack.bootstrap, sheets_topic, warmup)
+    # Storing and scoring are separate agents: the training below needs the lines stored.
     wait_until(
         lambda: (
             _scalar(dsn, "SELECT count(*) FROM expense_scores WHERE model_version = ''") == 2000
+            and _scalar(dsn, "SELECT count(*) FROM expenses") == 2000
         ),
         90,
-        "the first 2,000 lines scored without a model",
+        "the first 2,000 lines stored, and scored without a model",
     )
     first = _promoted_for(workers, _trigger(port))
     wait_until(lambda: _loaded(workers) == first, 60, f"the worker to load {first}")
@@ -242,9 +244,12 @@ def test_two_workers_both_reload_on_every_model_updated(workers: Workers) -> Non
         [sheet(i, lines=8, prefix=workers.prefix) for i in range(100)],
     )
     wait_until(
-        lambda: _scalar(workers.database_url, "SELECT count(*) FROM expense_scores") == 800,
+        lambda: (
+            _scalar(workers.database_url, "SELECT count(*) FROM expense_scores") == 800
+            and _scalar(workers.database_url, "SELECT count(*) FROM expenses") == 800
+        ),
         90,
-        "the lines scored",
+        "the lines stored and scored",
     )
     for _ in range(2):
         version = _promoted_for(workers, _trigger(ports[0]))
