@@ -148,6 +148,22 @@ class RebuildSummary:
         }
 
 
+# Leadership and coordinators settle within moments of a topic being (re)created; librdkafka
+# does not flag all of these as retriable when they come back from a one-off query.
+_TRANSIENT = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError._TRANSPORT,
+        KafkaError._TIMED_OUT,
+    }
+)
+
+
 def position_signals(settings: StreamsSettings, admin: AdminClient) -> int:
     """Start the worker group's reading of the signal topic at its end where it has no offset.
 
@@ -161,7 +177,9 @@ def position_signals(settings: StreamsSettings, admin: AdminClient) -> int:
             return _position_signals(settings, admin)
         except KafkaException as exc:
             error = exc.args[0] if exc.args else None
-            retriable = isinstance(error, KafkaError) and error.retriable()
+            retriable = isinstance(error, KafkaError) and (
+                error.retriable() or error.code() in _TRANSIENT
+            )
             if not retriable or time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
