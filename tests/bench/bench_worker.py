@@ -24,6 +24,7 @@ from schemas.expense_sheet import ExpenseSheetSubmitted
 from tests.bench.bench_replay import private_database, worker_settings
 from tests.bench.harness import BenchContext, BenchResult, Figure
 from tests.factories import publish, sheet, start_worker, worker_env
+from tests.integration.streams.conftest import delete_prefixed_topics
 
 SHEETS = 5000
 LINES_PER_SHEET = 10
@@ -125,7 +126,10 @@ def bench_worker_ingest(ctx: BenchContext) -> BenchResult:
             finally:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=30)
-            plain_lines, plain_seconds = plain_consume_decode(ctx.bootstrap, topic)
+            try:
+                plain_lines, plain_seconds = plain_consume_decode(ctx.bootstrap, topic)
+            finally:
+                delete_prefixed_topics(ctx.bootstrap, prefix)
     worker_rate = SHEETS * LINES_PER_SHEET / worker_seconds
     plain_rate = plain_lines / plain_seconds
     yield Figure("worker_ingest_lines_per_s", worker_rate, "lines/s")

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from streams.bootstrap import ensure_topics
 from streams.settings import StreamsSettings
@@ -140,6 +141,7 @@ class Workers:
         proc.wait(timeout=60)
 
     def stop_all(self) -> None:
+        """Stop every process, then delete the topics of this group (Faust's changelogs too)."""
         for proc in self.procs:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
@@ -149,6 +151,16 @@ class Workers:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
+        delete_prefixed_topics(self.stack.bootstrap, self.prefix)
+
+
+def delete_prefixed_topics(bootstrap: str, prefix: str) -> None:
+    """Delete every topic named `<prefix>-…`, so test runs do not pile up on a shared broker."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    names = [t for t in admin.list_topics(timeout=15).topics if t.startswith(f"{prefix}-")]
+    if names:
+        for future in admin.delete_topics(names, operation_timeout=30).values():
+            future.result(timeout=60)
 
 
 @pytest.fixture
