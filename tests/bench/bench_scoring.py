@@ -212,7 +212,7 @@ def bench_worker_scoring_throughput(ctx: BenchContext) -> BenchResult:
         plain_rate = lines / (time.perf_counter() - began)
         consumer.close()
     finally:
-        workers.stop_all()
+        workers.close()
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     yield Figure("worker_scoring_lines_per_s", worker_rate, "lines/s")
     yield Figure("scoring_plain_consume_decode_lines_per_s", plain_rate, "lines/s")

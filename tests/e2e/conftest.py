@@ -49,7 +49,7 @@ def services(stack: Stack, fresh_database_url: str, tmp_path: Path) -> Iterator[
     try:
         yield group
     finally:
-        group.stop_all()
+        group.close()
 
 
 @dataclass

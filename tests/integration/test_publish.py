@@ -82,7 +82,7 @@ def workers(stack: Stack, fresh_database_url: str, tmp_path: Path) -> Iterator[W
     group = Workers(stack, fresh_database_url, tmp_path / "logs")
     (tmp_path / "logs").mkdir()
     yield group
-    group.stop_all()
+    group.close()
 
 
 def _idle(workers: Workers) -> bool:

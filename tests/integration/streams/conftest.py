@@ -140,8 +140,14 @@ class Workers:
         os.killpg(proc.pid, sig)
         proc.wait(timeout=60)
 
+    def close(self) -> None:
+        """For the fixture that owns the prefix: stop everything and delete the group's topics
+        (Faust's changelogs too), so test runs do not pile up on a shared broker."""
+        self.stop_all()
+        delete_prefixed_topics(self.stack.bootstrap, self.prefix)
+
     def stop_all(self) -> None:
-        """Stop every process, then delete the topics of this group (Faust's changelogs too)."""
+        """Stop every process (the topics stay: a test may start workers on them again)."""
         for proc in self.procs:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
@@ -151,7 +157,6 @@ class Workers:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
-        delete_prefixed_topics(self.stack.bootstrap, self.prefix)
 
 
 def delete_prefixed_topics(bootstrap: str, prefix: str) -> None:
@@ -167,7 +172,7 @@ def delete_prefixed_topics(bootstrap: str, prefix: str) -> None:
 def workers(stack: Stack, fresh_database_url: str, tmp_path: Path) -> Iterator[Workers]:
     group = Workers(stack, fresh_database_url, tmp_path)
     yield group
-    group.stop_all()
+    group.close()
 
 
 def read_all(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes]]:

@@ -57,7 +57,7 @@ def shared_worker(
     try:
         yield group, group.start()
     finally:
-        group.stop_all()
+        group.close()
 
 
 async def _fresh_database(stack: Stack) -> str:
