@@ -360,15 +360,21 @@ def create_app(settings: StreamsSettings, deps: Deps | None = None) -> faust.App
     )
     app.task(follower.run)
 
+    async def decoded_or_dead_letter(event: Any, event_type: type[EventT]) -> EventT | None:
+        """The event, or None once its message is in dead-letter with the reason."""
+        raw = _raw(event)
+        try:
+            return deps.codec.decode_as(event_type, raw.value or b"")
+        except DecodeError as exc:
+            letter = dead_letter(raw, "decode", exc.reason.value, str(exc))
+            await send_now(dead_letters, letter.partition_key(), deps.codec.encode(letter))
+            return None
+
     @app.agent(app.topic(topics.training_outcome, **RAW), name="outcomes")
     async def outcomes(stream: Any) -> None:
         async for event in stream.events():
-            raw = _raw(event)
-            try:
-                outcome = deps.codec.decode_as(TrainingOutcome, raw.value or b"")
-            except DecodeError as exc:
-                letter = dead_letter(raw, "decode", exc.reason.value, str(exc))
-                await send_now(dead_letters, letter.partition_key(), deps.codec.encode(letter))
+            outcome = await decoded_or_dead_letter(event, TrainingOutcome)
+            if outcome is None:
                 continue
             await signal(
                 outcome.family,
@@ -382,12 +388,8 @@ def create_app(settings: StreamsSettings, deps: Deps | None = None) -> faust.App
     @app.agent(app.topic(topics.model_updated, **RAW), name="promotions")
     async def promotions(stream: Any) -> None:
         async for event in stream.events():
-            raw = _raw(event)
-            try:
-                update = deps.codec.decode_as(ModelUpdated, raw.value or b"")
-            except DecodeError as exc:
-                letter = dead_letter(raw, "decode", exc.reason.value, str(exc))
-                await send_now(dead_letters, letter.partition_key(), deps.codec.encode(letter))
+            update = await decoded_or_dead_letter(event, ModelUpdated)
+            if update is None:
                 continue
             await signal(
                 update.family,

@@ -538,6 +538,17 @@ def register_analysis_views(
             "results": results,
         }
 
+    def answer(what: str, training_status: str, summary: dict[str, Any]) -> Any:
+        """The expense app's analysis answer: message, training_status, analysis_summary."""
+        return _jsonable(
+            {
+                "message": f"{what}: {summary['flagged']} of {summary['expenses']} expenses "
+                "flagged",
+                "training_status": training_status,
+                "analysis_summary": summary,
+            }
+        )
+
     @app.page("/sheets/{sheet_id}/analyze")
     class AnalyzeSheet(View):
         """POST: retrain first if due (bounded wait), then score the sheet's lines."""
@@ -555,16 +566,7 @@ def register_analysis_views(
                 )
             training_status = await retrain_if_due("analyze", bulk=False)
             summary = await analyse([sheet_id])
-            return self.json(
-                _jsonable(
-                    {
-                        "message": f"Sheet {sheet_id} analysed: {summary['flagged']} of "
-                        f"{summary['expenses']} expenses flagged",
-                        "training_status": training_status,
-                        "analysis_summary": summary,
-                    }
-                )
-            )
+            return self.json(answer(f"Sheet {sheet_id} analysed", training_status, summary))
 
     @app.page("/analysis/bulk")
     class AnalyzeBulk(View):
@@ -600,14 +602,7 @@ def register_analysis_views(
                     ]
             summary = await analyse(sheet_ids)
             return self.json(
-                _jsonable(
-                    {
-                        "message": f"{summary['sheets']} sheets analysed: {summary['flagged']} "
-                        f"of {summary['expenses']} expenses flagged",
-                        "training_status": training_status,
-                        "analysis_summary": summary,
-                    }
-                )
+                answer(f"{summary['sheets']} sheets analysed", training_status, summary)
             )
 
     @app.page("/analysis/train")

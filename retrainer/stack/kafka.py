@@ -262,8 +262,8 @@ class LocalKafka:
             if child.poll() is not None:
                 raise ServiceFailed(
                     f"the Kafka broker exited with status {child.returncode} while starting:\n"
-                    + _tail(self.logs / "server.log")
-                    + _tail(self.logs / "stdout.log"),
+                    + procs.tail(self.logs / "server.log")
+                    + procs.tail(self.logs / "stdout.log"),
                     f"read {self.logs / 'server.log'}; a port clash or a damaged {self.data} "
                     "(`retrainer stack down --purge`) are the usual causes",
                 )
@@ -321,10 +321,3 @@ def metadata_ok(bootstrap: str, timeout: float) -> bool:
     except KafkaException:
         return False
     return bool(metadata.brokers)
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) + "\n"
-    except FileNotFoundError:
-        return ""

@@ -118,7 +118,8 @@ class LocalPostgres:
         if out.returncode != 0:
             raise ServiceFailed(
                 f"{tool} {' '.join(args[:3])} failed ({out.returncode}):\n{out.stderr}{out.stdout}"
-                + _tail(self.log),
+                + "\n"
+                + procs.tail(self.log),
                 f"read {self.log}; `retrainer stack down --purge` starts from an empty cluster",
             )
         return out.stdout
@@ -274,10 +275,3 @@ async def _ensure_database(dsn: str, name: str) -> None:
             await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except (FileNotFoundError, PermissionError):
-        return ""

@@ -92,3 +92,11 @@ def terminate_group(proc: psutil.Process, timeout: float) -> None:
         proc.wait(timeout=10)
     except psutil.NoSuchProcess:
         return
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    """The last `lines` lines of a log, newline-terminated ("" when it cannot be read)."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) + "\n"
+    except (FileNotFoundError, PermissionError):
+        return ""

@@ -14,7 +14,6 @@ import subprocess
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable
 
 import asyncpg
 from confluent_kafka import Consumer, TopicPartition
@@ -23,19 +22,11 @@ from schemas.codec import Codec
 from schemas.expense_sheet import ExpenseSheetSubmitted
 from tests.bench.bench_replay import private_database, worker_settings
 from tests.bench.harness import BenchContext, BenchResult, Figure
-from tests.factories import publish, sheet, start_worker, worker_env
-from tests.integration.streams.conftest import delete_prefixed_topics
+from tests.factories import publish, sheet, start_worker, wait_until, worker_env
+from tests.integration.streams.conftest import delete_prefixed_topics, free_port
 
 SHEETS = 5000
 LINES_PER_SHEET = 10
-
-
-def _poll(condition: Callable[[], bool], timeout: float, what: str, every: float = 0.05) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(every)
 
 
 def _stored_lines(url: str) -> int:
@@ -57,14 +48,6 @@ def _healthy(port: int, proc: subprocess.Popen[bytes]) -> bool:
             return bool(resp.status == 200)
     except OSError:
         return False
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def plain_consume_decode(bootstrap: str, topic: str) -> tuple[int, float]:
@@ -107,21 +90,21 @@ def bench_worker_ingest(ctx: BenchContext) -> BenchResult:
     """Valid expense lines/s through a real worker, and through a plain consume+decode loop."""
     prefix = f"bench-{ctx.run_id}-wk"
     with private_database(ctx.dsn, f"bench_worker_{uuid.uuid4().hex[:8]}") as url:
-        port = _free_port()
+        port = free_port()
         env = worker_env(ctx.bootstrap, url, prefix, port)
         topic = env["RETRAINER_TOPIC_EXPENSE_SHEET"]
         with worker_settings(env):
             proc = start_worker(env, ctx.workdir / f"worker-{port}.log")
             try:
-                _poll(lambda: _healthy(port, proc), 90, "the worker to answer /health", 0.2)
+                wait_until(lambda: _healthy(port, proc), 90, "the worker to answer /health")
                 # One sheet through first: the worker has joined its group and is consuming.
                 publish(ctx.bootstrap, topic, [sheet(0, LINES_PER_SHEET, prefix)])
-                _poll(lambda: _stored_lines(url) == LINES_PER_SHEET, 90, "the warm-up sheet")
+                wait_until(lambda: _stored_lines(url) == LINES_PER_SHEET, 90, "the warm-up sheet")
                 sheets = [sheet(n, LINES_PER_SHEET, prefix) for n in range(1, SHEETS + 1)]
                 total = LINES_PER_SHEET * (SHEETS + 1)
                 began = time.perf_counter()
                 publish(ctx.bootstrap, topic, sheets)
-                _poll(lambda: _stored_lines(url) >= total, 600, "every line stored", 0.1)
+                wait_until(lambda: _stored_lines(url) >= total, 600, "every line stored")
                 worker_seconds = time.perf_counter() - began
             finally:
                 os.killpg(proc.pid, signal.SIGKILL)

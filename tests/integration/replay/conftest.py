@@ -15,7 +15,6 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from confluent_kafka.admin import AdminClient
 
 from retrainer.migrate import migrate
 from retrainer.simulator.config import ScenarioConfig
@@ -27,6 +26,7 @@ from streams.bootstrap import ensure_topics
 from streams.settings import StreamsSettings
 from tests.conftest import Stack
 from tests.factories import new_prefix, worker_env
+from tests.integration.streams.conftest import delete_prefixed_topics
 
 # 7,000 customers with 12 statements each, 3,000 sheets and their late labels: 100,442 events.
 SCENARIO = ScenarioConfig.of(seed=11, customers=7000, sheets=3000, bad_rate=0.002)
@@ -131,14 +131,6 @@ def drop_database(stack: Stack, name: str) -> None:
     asyncio.run(_admin(stack.dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-def delete_topics(bootstrap: str, prefix: str) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    names = [t for t in admin.list_topics(timeout=15).topics if t.startswith(f"{prefix}-")]
-    if names:
-        for future in admin.delete_topics(names, operation_timeout=30).values():
-            future.result(timeout=60)
-
-
 @pytest.fixture(scope="module")
 def bulk(stack: Stack) -> Iterator[Bulk]:
     prefix = new_prefix()
@@ -159,7 +151,7 @@ def bulk(stack: Stack) -> Iterator[Bulk]:
         assert summary.total_sent == bulk.truth.total >= 100_000
         yield bulk
     finally:
-        delete_topics(stack.bootstrap, prefix)
+        delete_prefixed_topics(stack.bootstrap, prefix)
         drop_database(stack, name)
         for path in Path(tempfile.gettempdir()).glob(f"retrainer-{prefix}-*"):
             shutil.rmtree(path, ignore_errors=True)
