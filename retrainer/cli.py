@@ -1,20 +1,39 @@
-"""The `retrainer` command: the local stack now; workers, trainer and tools as they land."""
+"""The `retrainer` command: the local stack, the database schema, and every service's commands."""
 
 from __future__ import annotations
 
 import json
 import sys
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
+from typer.core import TyperGroup
 
 from retrainer.stack.errors import StackError
+from schemas.diagnostics import DATABASE_SETTING, database_problem, mask_dsn, settings_problem
+
+
+class _Commands(TyperGroup):
+    """The root group: a RETRAINER_* variable that a settings class refuses, whichever command
+    read it, ends in one line naming the variable (never its value) and exit code 2."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer vendors click; its Context is private
+        try:
+            return super().invoke(ctx)
+        except ValidationError as exc:
+            problem = settings_problem(exc)
+            if problem is None:
+                raise
+            raise _error(str(problem)) from exc
+
 
 app = typer.Typer(
     name="retrainer",
+    cls=_Commands,
     help="Keep fraud and delinquency models fresh from Kafka events.",
     no_args_is_help=True,
     add_completion=False,
@@ -29,9 +48,35 @@ out = Console()
 
 
 def _fail(exc: StackError) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {exc.message}")
-    err.print(f"[yellow]what to do:[/] {exc.hint}")
+    err.print(f"[bold red]error:[/] {escape(exc.message)}", soft_wrap=True)
+    err.print(f"[yellow]what to do:[/] {escape(exc.hint)}", soft_wrap=True)
     return typer.Exit(code=2)
+
+
+def _error(text: str) -> typer.Exit:
+    """Print one line (never wrapped, never read as markup) and give the exit to raise."""
+    err.print(f"[bold red]error:[/] {escape(text)}", soft_wrap=True, highlight=False)
+    return typer.Exit(code=2)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"retrainer {version('retrainer')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    """Keep fraud and delinquency models fresh from Kafka events."""
 
 
 @stack_app.command("up")
@@ -52,12 +97,13 @@ def stack_up(
     except StackError as exc:
         raise _fail(exc) from exc
     if not no_migrate:
-        _migrate(settings.dsn)
+        _migrate(settings.dsn, DATABASE_SETTING)
     verbs = {True: "started", False: "already running"}
     err.print(
-        f"PostgreSQL {verbs[result.postgres_started]} at {settings.dsn} · "
+        f"PostgreSQL {verbs[result.postgres_started]} at {mask_dsn(settings.dsn)} · "
         f"Kafka {verbs[result.kafka_started]} at {settings.bootstrap} · "
-        f"{time.monotonic() - began:.1f}s"
+        f"{time.monotonic() - began:.1f}s",
+        soft_wrap=True,
     )
 
 
@@ -84,12 +130,16 @@ def stack_status(
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object on stdout")] = False,
 ) -> None:
     """Show where the broker and database are and whether they answer."""
+    from rich.table import Table
+
     from retrainer.stack import manager
     from retrainer.stack.settings import StackSettings
 
     report = manager.status(StackSettings())
     if as_json:
         sys.stdout.write(json.dumps(report) + "\n")
+        if not report["healthy"]:
+            raise typer.Exit(code=1)
         return
     table = Table(title="retrainer stack", show_lines=False)
     for column in ("service", "state", "address", "pid", "memory", "log"):
@@ -104,26 +154,35 @@ def stack_status(
             f"{rss / 2**20:.0f} MiB" if rss else "",
             svc.get("log", ""),
         )
+    for name, svc in report["services"].items():
+        if svc.get("problem"):
+            err.print(f"[yellow]{name}:[/] {escape(svc['problem'])}", soft_wrap=True)
     out.print(table)
     if not report["healthy"]:
         raise typer.Exit(code=1)
 
 
-def _migrate(dsn: str) -> None:
+def _migrate(dsn: str, setting: str) -> list[str]:
+    """Apply pending migrations to `dsn`; a failure is one line naming `setting`."""
     import asyncio
 
     from retrainer.migrate import MigrationError, migrate
 
     try:
         applied = asyncio.run(migrate(dsn))
-    except (MigrationError, OSError) as exc:
-        err.print(f"[bold red]error:[/] migrating {dsn} failed: {exc}")
-        raise typer.Exit(code=2) from exc
-    if applied:
-        names = ", ".join(f"{m.version:04d}_{m.name}" for m in applied)
-        err.print(f"migrations applied: {names}")
+    except MigrationError as exc:
+        raise _error(f"migrating {mask_dsn(dsn)} failed: {exc}") from exc
+    except Exception as exc:
+        problem = database_problem(exc, dsn, setting)
+        if problem is None:
+            raise
+        raise _error(str(problem)) from exc
+    names = [f"{m.version:04d}_{m.name}" for m in applied]
+    if names:
+        err.print(f"migrations applied: {', '.join(names)}", soft_wrap=True)
     else:
         err.print("database schema is up to date")
+    return names
 
 
 @db_app.command("migrate")
@@ -131,11 +190,17 @@ def db_migrate(
     database_url: Annotated[
         str | None, typer.Option(help="defaults to RETRAINER_DATABASE_URL or the local stack")
     ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="what was applied, as one JSON object on stdout")
+    ] = False,
 ) -> None:
     """Apply pending SQL migrations (each once, in order; a second run changes nothing)."""
     from retrainer.stack.settings import StackSettings
 
-    _migrate(database_url or StackSettings().dsn)
+    dsn = database_url or StackSettings().dsn
+    applied = _migrate(dsn, "--database-url" if database_url else DATABASE_SETTING)
+    if as_json:
+        sys.stdout.write(json.dumps({"database_url": mask_dsn(dsn), "applied": applied}) + "\n")
 
 
 def _register_services() -> None:

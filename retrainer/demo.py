@@ -21,7 +21,7 @@ import urllib.request
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -57,8 +57,11 @@ DELINQUENCY = "delinquency"
 EXPENSE_FRAUD = "expense-fraud"
 ANOMALY_REASONS = ("anomaly_rate_high", "anomaly_rate_low")
 
-# The data of each phase. The worker and trainer run with every policy default; these numbers
-# are chosen so that the defaults fire, each trigger on its own.
+# The data of each phase. The worker and trainer run with every policy default but one (below);
+# these numbers are chosen so that the defaults fire, each trigger on its own.
+DEMO_MIN_TRAINING_INTERVAL_S = 0
+"""The one policy setting the demo changes: no minimum interval between automatic trainings,
+so its four triggers fit in three minutes."""
 CUSTOMERS = 60
 """Phase 1 simulates these, with their statements, and publishes them up to the 50th
 well-formed one: the count trigger fires on it, and the request's data cutoff holds every customer
@@ -175,6 +178,9 @@ class DemoRun:
                 "RETRAINER_API_TOKEN": self.token,
                 "RETRAINER_TRAINER_GROUP_ID": f"{self.prefix}-trainer",
                 "RETRAINER_TRAINER_METRICS_PORT": str(self.trainer_port),
+                # Phase 3 fires an automatic expense-fraud trigger a minute after phase 2's
+                # training: the default minimum interval (10 min) would hold it past the budget.
+                "RETRAINER_MIN_TRAINING_INTERVAL_S": str(DEMO_MIN_TRAINING_INTERVAL_S),
             }
         )
         for name in TOPICS:
@@ -942,10 +948,10 @@ def scorers_table(snap: Snapshot) -> Table:
 
 
 def _policy() -> PolicyConfig:
-    """The worker's policy: its defaults, as the demo's environment sets none of its knobs."""
+    """The worker's policy: its defaults, but for the minimum interval the demo turns off."""
     from streams.policy import PolicyConfig
 
-    return PolicyConfig()
+    return PolicyConfig(min_training_interval=timedelta(seconds=DEMO_MIN_TRAINING_INTERVAL_S))
 
 
 @dataclass
@@ -1209,6 +1215,7 @@ def print_summary(console: Console, run: DemoRun, demo: Demo | None, keep: bool)
     if keep:
         console.print(
             f"    trigger  curl -X POST -H 'Authorization: Bearer {run.token}' "
+            "-H 'Content-Type: application/json' "
             f'-d \'{{"family": "expense-fraud"}}\' {run.web}/retraining/trigger',
             highlight=False,
         )

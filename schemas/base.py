@@ -32,7 +32,18 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from schemas.currencies import ISO_4217_CODES
-from schemas.limits import DEFAULT_LIMITS, ValidationContext
+from schemas.limits import (
+    AMOUNT_BOUND,
+    DEFAULT_LIMITS,
+    EARLIEST_DATE,
+    EARLIEST_INSTANT,
+    LATEST_DATE,
+    LATEST_INSTANT,
+    MAX_AMOUNT_DECIMAL_PLACES,
+    MAX_AMOUNT_INTEGER_DIGITS,
+    MAX_IDENTIFIER_LENGTH,
+    ValidationContext,
+)
 
 
 class ModelFamily(StrEnum):
@@ -50,6 +61,7 @@ def _context(info: ValidationInfo) -> ValidationContext | None:
 # Outside the codec (an event built in Python) the published default limits still hold, so a
 # producer cannot build an event that consumers with the default limits would reject.
 _DEFAULT_MAX_STRING_LENGTH = DEFAULT_LIMITS.max_string_length
+_DEFAULT_MAX_IDENTIFIER_LENGTH = min(DEFAULT_LIMITS.max_string_length, MAX_IDENTIFIER_LENGTH)
 _DEFAULT_MAX_AMOUNT = DEFAULT_LIMITS.max_amount
 
 
@@ -57,13 +69,10 @@ _DEFAULT_MAX_AMOUNT = DEFAULT_LIMITS.max_amount
 # Text
 
 
-def _check_text(value: str, info: ValidationInfo) -> str:
-    context = info.context
-    limit = (
-        context.max_string_length
-        if type(context) is ValidationContext
-        else _DEFAULT_MAX_STRING_LENGTH
-    )
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _check_storable_text(value: str, limit: int) -> str:
     if len(value) > limit:
         raise PydanticCustomError(
             "string_too_long",
@@ -73,18 +82,61 @@ def _check_text(value: str, info: ValidationInfo) -> str:
     # PostgreSQL text and jsonb cannot hold NUL, so it is refused here rather than in the sink.
     if "\x00" in value:
         raise PydanticCustomError("invalid_value", "Text must not contain NUL characters")
+    # Nor a lone surrogate, which is not a character at all. The JSON parser refuses one; this
+    # catches one in an event built in Python (asyncpg could not even encode it).
+    if not value.isascii() and _SURROGATE.search(value) is not None:
+        raise PydanticCustomError("invalid_value", "Text must not contain lone surrogates")
     return value
 
 
-_TEXT_SCHEMA_HINT = Field(json_schema_extra={"maxLength": DEFAULT_LIMITS.max_string_length})
+def _check_text(value: str, info: ValidationInfo) -> str:
+    context = info.context
+    limit = (
+        context.max_string_length
+        if type(context) is ValidationContext
+        else _DEFAULT_MAX_STRING_LENGTH
+    )
+    return _check_storable_text(value, limit)
 
-Text = Annotated[str, AfterValidator(_check_text), _TEXT_SCHEMA_HINT]
-"""Free text: any characters but NUL, at most `max_string_length` of them; may be empty."""
+
+def _check_identifier(value: str, info: ValidationInfo) -> str:
+    context = info.context
+    limit = (
+        context.max_identifier_length
+        if type(context) is ValidationContext
+        else _DEFAULT_MAX_IDENTIFIER_LENGTH
+    )
+    return _check_storable_text(value, limit)
+
+
+_NO_NUL_PATTERN = "^[^\\u0000]*$"
+
+Text = Annotated[
+    str,
+    AfterValidator(_check_text),
+    Field(
+        json_schema_extra={
+            "maxLength": DEFAULT_LIMITS.max_string_length,
+            "pattern": _NO_NUL_PATTERN,
+        }
+    ),
+]
+"""Free text: any characters but NUL (and lone surrogates), at most `max_string_length` of them;
+may be empty."""
 
 Identifier = Annotated[
-    str, StringConstraints(min_length=1), AfterValidator(_check_text), _TEXT_SCHEMA_HINT
+    str,
+    StringConstraints(min_length=1),
+    AfterValidator(_check_identifier),
+    Field(
+        json_schema_extra={
+            "maxLength": min(DEFAULT_LIMITS.max_string_length, MAX_IDENTIFIER_LENGTH),
+            "pattern": _NO_NUL_PATTERN,
+        }
+    ),
 ]
-"""An id or a machine-readable code: like Text, but never empty."""
+"""An id or a machine-readable code: never empty, no NUL, at most `MAX_IDENTIFIER_LENGTH`
+characters (fewer if `max_string_length` is lower), so it fits a database index entry."""
 
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 """A SHA-256 digest as 64 lowercase hex digits."""
@@ -132,8 +184,13 @@ _MONEY_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 _NON_FINITE_TEXT = frozenset(
     sign + word for sign in ("", "+", "-") for word in ("nan", "snan", "inf", "infinity")
 )
-_MONEY_TEXT_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
-_NON_NEGATIVE_MONEY_TEXT_PATTERN = r"^[0-9]+(\.[0-9]+)?$"
+# The exported patterns also carry the storage limits: leading zeros, then at most
+# MAX_AMOUNT_INTEGER_DIGITS digits, and at most MAX_AMOUNT_DECIMAL_PLACES after the point.
+_DIGITS_PATTERN = (
+    f"0*[0-9]{{1,{MAX_AMOUNT_INTEGER_DIGITS}}}(\\.[0-9]{{1,{MAX_AMOUNT_DECIMAL_PLACES}}})?$"
+)
+_MONEY_TEXT_PATTERN = "^-?" + _DIGITS_PATTERN
+_NON_NEGATIVE_MONEY_TEXT_PATTERN = "^" + _DIGITS_PATTERN
 
 
 def _wrong_money_type() -> PydanticCustomError:
@@ -147,6 +204,7 @@ def _non_finite() -> PydanticCustomError:
 
 
 _ZERO = Decimal(0)
+_NEGATIVE_BOUND = -AMOUNT_BOUND
 
 
 def _money_validator(
@@ -175,12 +233,25 @@ def _money_validator(
                 raise _non_finite()
         else:
             raise _wrong_money_type()
-        if amount.is_signed():
-            if amount.is_zero():
-                # -0 and 0 are the same amount; one spelling keeps encodings canonical.
-                return _ZERO
-            if non_negative:
-                raise PydanticCustomError("negative_amount", "Amount must not be negative")
+        if non_negative and amount.is_signed() and not amount.is_zero():
+            raise PydanticCustomError("negative_amount", "Amount must not be negative")
+        # The storage limits come before the configurable ceiling: no setting lifts them.
+        if not _NEGATIVE_BOUND < amount < AMOUNT_BOUND:
+            raise PydanticCustomError(
+                "amount_out_of_range",
+                "Amount must have at most {digits} digits before the decimal point",
+                {"digits": MAX_AMOUNT_INTEGER_DIGITS},
+            )
+        exponent = amount.as_tuple().exponent
+        if type(exponent) is int and exponent < -MAX_AMOUNT_DECIMAL_PLACES:
+            raise PydanticCustomError(
+                "amount_too_precise",
+                "Amount must have at most {places} digits after the decimal point",
+                {"places": MAX_AMOUNT_DECIMAL_PLACES},
+            )
+        if amount.is_signed() and amount.is_zero():
+            # -0 and 0 are the same amount; one spelling keeps encodings canonical.
+            return _ZERO
         if capped:
             context = info.context
             ceiling = (
@@ -202,19 +273,31 @@ def _money_text(amount: Decimal) -> str:
     return format(amount, "f")
 
 
+def _json_number(value: Decimal) -> int | float:
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
 def _money_schema(*, non_negative: bool, maximum: Decimal | None, description: str) -> Any:
     number: dict[str, Any] = {"type": "number"}
     if non_negative:
         number["minimum"] = 0
+    else:
+        number["exclusiveMinimum"] = _json_number(_NEGATIVE_BOUND)
     if maximum is not None:
-        number["maximum"] = (
-            int(maximum) if maximum == maximum.to_integral_value() else float(maximum)
-        )
+        number["maximum"] = _json_number(maximum)
+    else:
+        number["exclusiveMaximum"] = _json_number(AMOUNT_BOUND)
     pattern = _NON_NEGATIVE_MONEY_TEXT_PATTERN if non_negative else _MONEY_TEXT_PATTERN
     return WithJsonSchema(
         {
             "anyOf": [number, {"type": "string", "pattern": pattern}],
             "description": description,
+            # A field's docstring replaces the description; the storage limits must stay.
+            "$comment": (
+                f"At most {MAX_AMOUNT_INTEGER_DIGITS} digits before the decimal point and "
+                f"{MAX_AMOUNT_DECIMAL_PLACES} after it (trailing zeros count); a JSON number "
+                "is read as the shortest decimal that gives back its double (0.1 is 0.1)."
+            ),
         }
     )
 
@@ -231,7 +314,7 @@ Money = Annotated[
         description="A finite amount, possibly negative: a JSON number or a decimal string.",
     ),
 ]
-"""A finite amount that may be negative (a balance in credit)."""
+"""A finite amount that may be negative (a balance in credit), within the storage limits."""
 
 NonNegativeMoney = Annotated[
     Decimal,
@@ -243,7 +326,7 @@ NonNegativeMoney = Annotated[
         description="A finite amount >= 0: a JSON number or a decimal string.",
     ),
 ]
-"""A finite amount >= 0."""
+"""A finite amount >= 0, within the storage limits."""
 
 ExpenseAmount = Annotated[
     Decimal,
@@ -258,7 +341,7 @@ ExpenseAmount = Annotated[
         ),
     ),
 ]
-"""A finite amount >= 0 and at most the codec's `max_amount`."""
+"""A finite amount >= 0 and at most the codec's `max_amount` (within the storage limits)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -285,11 +368,19 @@ Metrics = dict[Identifier, float]
 
 
 def _to_utc(value: datetime) -> datetime:
+    # Compared before the conversion: near the ends of Python's range an offset would push the
+    # instant out of it (OverflowError) once converted to UTC.
+    if not EARLIEST_INSTANT <= value <= LATEST_INSTANT:
+        raise PydanticCustomError(
+            "date_out_of_range",
+            "Instant must lie between {earliest} and {latest}",
+            {"earliest": EARLIEST_INSTANT.isoformat(), "latest": LATEST_INSTANT.isoformat()},
+        )
     return value.astimezone(UTC)
 
 
 def _to_utc_not_future(value: datetime, info: ValidationInfo) -> datetime:
-    value = value.astimezone(UTC)
+    value = _to_utc(value)
     context = _context(info)
     # Without a codec there is no clock to compare with; the check belongs to decoding.
     if context is not None and value > context.latest_datetime:
@@ -302,6 +393,12 @@ def _to_utc_not_future(value: datetime, info: ValidationInfo) -> datetime:
 
 
 def _date_not_future(value: date, info: ValidationInfo) -> date:
+    if not EARLIEST_DATE <= value <= LATEST_DATE:
+        raise PydanticCustomError(
+            "date_out_of_range",
+            "Date must lie between {earliest} and {latest}",
+            {"earliest": EARLIEST_DATE.isoformat(), "latest": LATEST_DATE.isoformat()},
+        )
     context = _context(info)
     if context is not None and value > context.latest_date:
         raise PydanticCustomError(
@@ -312,14 +409,24 @@ def _date_not_future(value: date, info: ValidationInfo) -> date:
     return value
 
 
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
-"""An instant with an explicit offset on the wire (RFC 3339), held in UTC."""
+# JSON Schema can state the earliest year: exactly for a date; for an instant only as written,
+# so the last day of 1899 passes the pattern (with a negative offset it can be 1900 in UTC) and
+# the codec judges it in UTC. The latest ones lie beyond any clock's max_future.
+_DATE_FROM_1900 = Field(json_schema_extra={"pattern": "^(19[0-9]{2}|[2-9][0-9]{3})-"})
+_INSTANT_FROM_1900 = Field(
+    json_schema_extra={"pattern": "^(1899-12-31T|19[0-9]{2}-|[2-9][0-9]{3}-)"}
+)
 
-NotFutureDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc_not_future)]
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc), _INSTANT_FROM_1900]
+"""An instant with an explicit offset on the wire (RFC 3339), held in UTC, between
+EARLIEST_INSTANT and LATEST_INSTANT."""
+
+NotFutureDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc_not_future), _INSTANT_FROM_1900]
 """A UtcDatetime that a decode rejects when it lies beyond now + `max_future`."""
 
-NotFutureDate = Annotated[date, AfterValidator(_date_not_future)]
-"""A calendar date (YYYY-MM-DD) that a decode rejects beyond today (UTC) + `max_future`."""
+NotFutureDate = Annotated[date, AfterValidator(_date_not_future), _DATE_FROM_1900]
+"""A calendar date (YYYY-MM-DD) between EARLIEST_DATE and LATEST_DATE that a decode rejects
+beyond today (UTC) + `max_future`."""
 
 
 # ---------------------------------------------------------------------------------------------

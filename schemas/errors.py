@@ -24,6 +24,12 @@ class RejectReason(StrEnum):
     DUPLICATE_EXPENSE_ID = "duplicate_expense_id"
     STRING_TOO_LONG = "string_too_long"
     UNKNOWN_FIELD = "unknown_field"
+    AMOUNT_OUT_OF_RANGE = "amount_out_of_range"
+    """An amount with more integer digits than storage holds (see schemas.limits)."""
+    AMOUNT_TOO_PRECISE = "amount_too_precise"
+    """An amount with more decimal places than storage holds (see schemas.limits)."""
+    DATE_OUT_OF_RANGE = "date_out_of_range"
+    """A date or instant outside the years storage holds exactly (see schemas.limits)."""
 
 
 class SchemaError(Exception):

@@ -9,11 +9,13 @@ import asyncio
 import json
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiokafka.errors
 import asyncpg
 import faust
 from confluent_kafka import KafkaError, KafkaException, Producer
@@ -21,17 +23,17 @@ from pydantic import ValidationError
 
 from schemas.base import ModelFamily
 from schemas.codec import Codec, EventT
-from schemas.customer_activity import CustomerActivityRecorded
 from schemas.customer_scored import CustomerScored
+from schemas.dead_letter import DeadLettered
 from schemas.errors import DecodeError
 from schemas.expense_scored import ExpenseScored
-from schemas.expense_sheet import ExpenseSheetSubmitted
 from schemas.limits import CodecLimits
 from schemas.model_updated import ModelUpdated
 from schemas.retrain_requested import RetrainRequested
 from schemas.training_outcome import TrainingOutcome
 from streams import metrics
 from streams.handlers import (
+    TRANSIENT_DB_ERRORS,
     IngestHandler,
     PolicyEngine,
     PolicyState,
@@ -39,12 +41,23 @@ from streams.handlers import (
     RawMessage,
     dead_letter,
 )
+from streams.health import Reachability
 from streams.models import ModelFollower, ModelHolder, ModelLoader
+from streams.retry import RateLimitedLog, backoff, kafka_logger, quiet_kafka_client_logs
 from streams.scorers import Scorer
 from streams.settings import StreamsSettings
 from streams.signals import PolicySignal, SignalKind
+from streams.upstream import UpstreamConsumer, UpstreamOptions
 
 log = logging.getLogger(__name__)
+policy_errors = RateLimitedLog(log)
+
+# What a policy step retries: PostgreSQL or Kafka unreachable for now.
+POLICY_OUTAGES: tuple[type[BaseException], ...] = (
+    *TRANSIENT_DB_ERRORS,
+    KafkaException,
+    aiokafka.errors.KafkaError,
+)
 
 RAW: dict[str, Any] = {
     "key_type": bytes,
@@ -78,6 +91,9 @@ class BulkProducer:
                 "linger.ms": 5,
                 "enable.idempotence": True,
                 "compression.type": "lz4",
+                "logger": kafka_logger(),
+                # Dead letters of near-limit messages exceed the 1 MiB default (see ensure_topics).
+                "message.max.bytes": 16 * 1024 * 1024,
             }
         )
         self._lock = asyncio.Lock()
@@ -112,6 +128,8 @@ class Deps:
     """Connections and shared objects, created lazily on first use inside the running loop."""
 
     scoring: Scoring
+    upstream: UpstreamConsumer
+    reachability: Reachability
 
     def __init__(self, settings: StreamsSettings) -> None:
         self.settings = settings
@@ -284,80 +302,54 @@ def create_app(settings: StreamsSettings, deps: Deps | None = None) -> faust.App
         message = PolicySignal(kind=kind, family=family, sent_at=datetime.now(UTC), **fields)
         await send_now(signals, family.value.encode(), message.encode())
 
-    def ingest_agent(logical: str, topic_name: str) -> None:
-        async def agent(stream: Any) -> None:
-            async for events in stream.take_events(settings.batch_size, settings.batch_within_s):
-                result = await ingest.handle(logical, [_raw(e) for e in events])
-                for letter in result.dead_letters:
-                    await send_now(dead_letters, letter.partition_key(), deps.codec.encode(letter))
-                for family in sorted(result.families):
-                    await signal(family, SignalKind.INGESTED)
+    async def send_dead_letters(letters: Sequence[DeadLettered]) -> None:
+        await deps.bulk.send_all(
+            topics.dead_letter,
+            [(letter.partition_key(), deps.codec.encode(letter)) for letter in letters],
+        )
 
-        app.agent(app.topic(topic_name, **RAW), name=f"ingest-{logical}")(agent)
-
-    for logical, topic_name in topics.upstream().items():
-        ingest_agent(logical, topic_name)
-
-    def decoded(events: list[Any], event_type: type[EventT]) -> list[EventT]:
-        # Bad messages are the ingest agent's to dead-letter; scoring just passes them by.
-        out: list[EventT] = []
-        for event in events:
-            try:
-                out.append(deps.codec.decode_as(event_type, _raw(event).value or b""))
-            except DecodeError:
-                continue
-        return out
-
-    async def emit_expenses(scored: list[ExpenseScored]) -> None:
+    async def emit_expenses(scored: Sequence[ExpenseScored]) -> None:
         await deps.bulk.send_all(
             topics.expense_scored, [(deps.codec.key_of(s), deps.codec.encode(s)) for s in scored]
         )
 
-    async def emit_customers(scored: list[CustomerScored]) -> None:
+    async def emit_customers(scored: Sequence[CustomerScored]) -> None:
         await deps.bulk.send_all(
             topics.customer_scored, [(deps.codec.key_of(s), deps.codec.encode(s)) for s in scored]
         )
 
-    async def score_sheets(stream: Any) -> None:
-        async for events in stream.take_events(settings.score_batch_size, settings.score_within_s):
-            sheets = decoded(events, ExpenseSheetSubmitted)
-            if sheets:
-                batch = await scorer.score_sheets(sheets, emit_expenses)
-                if batch.scored and batch.model_version is not None:
-                    # New scores move the anomaly rate: let the policy look again, once the
-                    # ingest agent has stored these sheets too, so a request it sends now has a
-                    # data cutoff that includes the lines that moved the rate.
-                    await stored(sorted({s.sheet_id for s in sheets}))
-                    await signal(ModelFamily.EXPENSE_FRAUD, SignalKind.INGESTED)
+    async def data_moved(family: ModelFamily) -> None:
+        await signal(family, SignalKind.INGESTED)
 
-    async def stored(sheet_ids: list[str]) -> None:
-        deadline = asyncio.get_running_loop().time() + settings.store_wait_s
-        pool = await deps.pool()
-        while True:
-            async with pool.acquire() as conn:
-                count = await conn.fetchval(
-                    "SELECT count(*) FROM sheets WHERE sheet_id = ANY($1::text[])", sheet_ids
-                )
-            if count >= len(sheet_ids):
-                return
-            if asyncio.get_running_loop().time() > deadline:
-                log.warning(
-                    "%d of %d scored sheets not stored yet", len(sheet_ids) - count, len(sheet_ids)
-                )
-                return
-            await asyncio.sleep(0.05)
-
-    async def score_statements(stream: Any) -> None:
-        async for events in stream.take_events(settings.score_batch_size, settings.score_within_s):
-            statements = decoded(events, CustomerActivityRecorded)
-            if statements:
-                await scorer.score_statements(statements, emit_customers)
-
-    upstream = topics.upstream()
-    app.agent(app.topic(upstream["expense-sheet"], **RAW), name="score-expense-sheet")(score_sheets)
-    app.agent(app.topic(upstream["customer-activity"], **RAW), name="score-customer-activity")(
-        score_statements
+    upstream = UpstreamConsumer(
+        UpstreamOptions(
+            bootstrap=settings.kafka_bootstrap,
+            group_id=settings.upstream_group_id,
+            topics={name: logical for logical, name in topics.upstream().items()},
+            batch_size=settings.batch_size,
+            batch_within_s=settings.batch_within_s,
+            session_timeout_s=settings.session_timeout_s,
+            retry_initial_s=settings.sink_retry_initial_s,
+            retry_max_s=settings.sink_retry_max_s,
+        ),
+        ingest,
+        scorer,
+        send_dead_letters,
+        data_moved,
+        emit_expenses,
+        emit_customers,
     )
+    deps.upstream = upstream
+    app.task(upstream.run)
+    deps.reachability = Reachability(deps.pool, settings.kafka_bootstrap)
+    app.task(deps.reachability.run)
+
+    async def quiet_logs() -> None:
+        # Faust has configured logging by the time tasks start.
+        quiet_kafka_client_logs()
+
+    app.task(quiet_logs)
+
     app.task(follower.run)
 
     async def decoded_or_dead_letter(event: Any, event_type: type[EventT]) -> EventT | None:
@@ -402,7 +394,7 @@ def create_app(settings: StreamsSettings, deps: Deps | None = None) -> faust.App
     @app.agent(signals, name="policy")
     async def policy(stream: Any) -> None:
         async for events in stream.take_events(1000, settings.policy_debounce_s):
-            by_family: dict[ModelFamily, list[PolicySignal]] = defaultdict(list)
+            by_family: dict[ModelFamily, list[tuple[RawMessage, PolicySignal]]] = defaultdict(list)
             for event in events:
                 raw = _raw(event)
                 try:
@@ -411,9 +403,40 @@ def create_app(settings: StreamsSettings, deps: Deps | None = None) -> faust.App
                     letter = dead_letter(raw, "policy", "invalid_signal", str(exc))
                     await send_now(dead_letters, letter.partition_key(), deps.codec.encode(letter))
                     continue
-                by_family[parsed.family].append(parsed)
+                by_family[parsed.family].append((raw, parsed))
             for family, family_signals in by_family.items():
-                await _policy_step(family, family_signals)
+                await _policy_step_or_dead_letter(family, family_signals)
+
+    async def _policy_step_or_dead_letter(
+        family: ModelFamily, family_signals: list[tuple[RawMessage, PolicySignal]]
+    ) -> None:
+        """One policy step; outages are retried, a step that cannot be taken is set aside."""
+        attempt = 0
+        while True:
+            try:
+                await _policy_step(family, [parsed for _, parsed in family_signals])
+                return
+            except POLICY_OUTAGES as exc:
+                pause = backoff(attempt, settings.sink_retry_initial_s, settings.sink_retry_max_s)
+                attempt += 1
+                policy_errors.warning(
+                    f"policy:{family.value}",
+                    "policy step for %s failed (%s: %s); retrying in %.1fs",
+                    family.value,
+                    type(exc).__name__,
+                    exc,
+                    pause,
+                )
+                await asyncio.sleep(pause)
+            except (ValidationError, ValueError, asyncpg.PostgresError) as exc:
+                # Something in these signals cannot be turned into a request or stored (a bad
+                # manual trigger, say): the signals go to dead-letter, the agent goes on.
+                log.exception("policy step for %s refused its signals", family.value)
+                for raw, _ in family_signals:
+                    letter = dead_letter(raw, "policy", type(exc).__name__, str(exc))
+                    await send_now(dead_letters, letter.partition_key(), deps.codec.encode(letter))
+                    metrics.DEAD_LETTERS.labels("policy-signals", "policy", letter.reason).inc()
+                return
 
     async def _policy_step(family: ModelFamily, family_signals: list[PolicySignal]) -> None:
         current = PolicyState.from_json(family, policy_table.get(family.value.encode()) or None)
@@ -436,23 +459,6 @@ def create_app(settings: StreamsSettings, deps: Deps | None = None) -> faust.App
 
     app.timer(interval=settings.policy_tick_s, on_leader=False)(tick)
     app.task(tick)
-
-    upstream_names = {name: logical for logical, name in topics.upstream().items()}
-
-    async def export_lag() -> None:
-        consumer = app.consumer
-        for tp in consumer.assignment():
-            logical = upstream_names.get(tp.topic)
-            if logical is None:
-                continue
-            position = await consumer.position(tp)
-            highwater = consumer.highwater(tp)
-            if position is not None and highwater is not None:
-                metrics.CONSUMER_LAG.labels(logical, str(tp.partition)).set(
-                    max(highwater - position, 0)
-                )
-
-    app.timer(interval=10.0)(export_lag)
 
     from streams.web import register_views
 

@@ -6,15 +6,19 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from schemas import diagnostics
 from schemas.base import ModelFamily
+from schemas.diagnostics import Problem, kafka_unreachable
+
+if TYPE_CHECKING:
+    from streams.settings import StreamsSettings
 
 
 def register(app: typer.Typer) -> None:
@@ -25,11 +29,22 @@ def register(app: typer.Typer) -> None:
         loglevel: Annotated[str, typer.Option(help="faust log level")] = "info",
     ) -> None:
         """Run the stream worker: ingest, counters, policy, scorers, HTTP API (port 6066)."""
+        from schemas.diagnostics import port_problem
         from streams.bootstrap import SchemaBehind, TopicSetupError, run_worker
         from streams.settings import StreamsSettings
 
+        settings = with_data_dir(StreamsSettings())
+        # What a user gets wrong is refused here, in one line each, before Faust starts.
+        _refuse(
+            port_problem(
+                settings.web_host, settings.web_port, "RETRAINER_WEB_PORT", "RETRAINER_WEB_HOST"
+            )
+        )
+        dsn = settings.database_url.get_secret_value()
+        _refuse(asyncio.run(probe_database(dsn)))
+        _refuse(probe_kafka(settings.kafka_bootstrap))
         try:
-            run_worker(StreamsSettings(), loglevel=loglevel)
+            run_worker(settings, loglevel=loglevel)
         except (TopicSetupError, SchemaBehind) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(code=2) from exc
@@ -56,6 +71,65 @@ def register(app: typer.Typer) -> None:
     _register_backfill(app)
 
 
+def with_data_dir(settings: StreamsSettings) -> StreamsSettings:
+    """`settings` with Faust's data directory made explicit and created, parents included.
+
+    Faust creates it without its parents, so on a machine where ~/.cache/retrainer does not
+    exist yet the worker would die at start.
+    """
+    from pathlib import Path
+
+    folder = (
+        Path(settings.worker_data_dir).expanduser()
+        if settings.worker_data_dir
+        else Path.home() / ".cache" / "retrainer" / "workers" / settings.app_id
+    )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _refuse(
+            Problem(
+                f"cannot create the worker's data directory {folder}: {exc.strerror}; set "
+                "RETRAINER_WORKER_DATA_DIR to a directory the worker may write"
+            )
+        )
+    return settings.model_copy(update={"worker_data_dir": str(folder)})
+
+
+async def probe_database(dsn: str) -> Problem | None:
+    """Connect once: None if PostgreSQL takes us, else why not (one line naming the setting)."""
+    from functools import partial
+
+    import asyncpg
+
+    return await diagnostics.probe_database(dsn, partial(asyncpg.connect, timeout=15))
+
+
+def probe_kafka(bootstrap: str, timeout: float = 10.0) -> Problem | None:
+    """One metadata request, librdkafka's own retry logging silenced: None if a broker answers."""
+    import logging
+
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    quiet = logging.getLogger("streams.cli.kafka-probe")
+    quiet.propagate = False
+    if not quiet.handlers:  # without one, logging's last-resort handler prints to stderr
+        quiet.addHandler(logging.NullHandler())
+    config: dict[str, Any] = {"bootstrap.servers": bootstrap, "logger": quiet}
+    try:
+        AdminClient(config).list_topics(timeout=timeout)
+    except KafkaException as exc:
+        return kafka_unreachable(bootstrap, exc.args[0].str())
+    return None
+
+
+def _refuse(problem: Problem | None) -> None:
+    if problem is not None:
+        typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(code=2)
+
+
 async def _scheduled(days: int, force: bool, families: list[ModelFamily]) -> None:
     import asyncpg
     from confluent_kafka import Producer
@@ -63,10 +137,14 @@ async def _scheduled(days: int, force: bool, families: list[ModelFamily]) -> Non
     from streams.handlers import PolicyEngine
     from streams.settings import StreamsSettings
     from streams.signals import PolicySignal, SignalKind
-    from streams.web import family_status
+    from streams.web import family_status, next_manual_request
 
     settings = StreamsSettings()
-    pool = await asyncpg.create_pool(settings.database_url.get_secret_value(), max_size=2)
+    dsn = settings.database_url.get_secret_value()
+    _refuse(await probe_database(dsn))
+    _refuse(probe_kafka(settings.kafka_bootstrap))
+    # asyncpg's min_size defaults to 10: it must be given with a max_size below that.
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2, timeout=15)
     # The same partitioner as the worker's (Java-compatible murmur2), so a family's signal lands
     # on the partition whose agent holds that family's state.
     producer = Producer(
@@ -87,10 +165,11 @@ async def _scheduled(days: int, force: bool, families: list[ModelFamily]) -> Non
                     "WHERE ingested_at > now() - make_interval(days => $1)",
                     days,
                 )
-            due = status["decision"] == "request"
+            # cron is not held back by the minimum interval between automatic trainings
+            due = status["decision"] in ("request", "held")
             request_id = None
             if force or due:
-                request_id = uuid.uuid4()
+                request_id = (await next_manual_request(pool, family))[1]
                 signal = PolicySignal(
                     kind=SignalKind.MANUAL,
                     family=family,
@@ -117,8 +196,7 @@ async def _scheduled(days: int, force: bool, families: list[ModelFamily]) -> Non
                 )
             )
         if producer.flush(30) != 0:
-            typer.echo("error: the request could not be delivered to Kafka", err=True)
-            raise typer.Exit(code=2)
+            _refuse(kafka_unreachable(settings.kafka_bootstrap, "the request was not acknowledged"))
     finally:
         await pool.close()
 
@@ -170,8 +248,8 @@ def _register_backfill(app: typer.Typer) -> None:
         commit_group: Annotated[
             str | None,
             typer.Option(
-                help="after a full replay, start this idle consumer group (e.g. the worker's "
-                "app id) where the replay stopped"
+                help="after a full replay, start this idle consumer group (e.g. the workers' "
+                "upstream group, <app id>-upstream) where the replay stopped"
             ),
         ] = None,
         batch_size: Annotated[int, typer.Option(min=1, help="messages per stored batch")] = 2000,

@@ -8,7 +8,6 @@ decides; the agent around it only moves bytes.
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import time
 import uuid
@@ -44,6 +43,7 @@ from streams.policy import (
     reemit_flight,
     start_flight,
 )
+from streams.retry import RateLimitedLog, backoff
 from streams.signals import PolicySignal, SignalKind
 from streams.sink import Stored, store_activity, store_customers, store_labels, store_sheets
 
@@ -102,21 +102,23 @@ class IngestResult:
     stored: Stored = field(default_factory=lambda: Stored(0, 0))
     dead_letters: list[DeadLettered] = field(default_factory=list)
     families: set[ModelFamily] = field(default_factory=set)
+    # The decoded events now in PostgreSQL (new or already present), in message order.
+    events: list[Event] = field(default_factory=list)
 
 
 def dead_letter(message: RawMessage, stage: str, reason: str, error: str) -> DeadLettered:
-    """The dead-letter event for `message`, keeping its bytes exactly."""
-    return DeadLettered(
-        occurred_at=datetime.now(UTC),
+    """The dead-letter event for `message`: its bytes, cut to a prefix with a digest past the
+    letter's budget (schemas.dead_letter), so any message gives a letter Kafka accepts."""
+    return DeadLettered.from_message(
         source_topic=message.topic,
         partition=message.partition,
         offset=message.offset,
-        key_b64=base64.b64encode(message.key).decode() if message.key is not None else None,
-        value_b64=base64.b64encode(message.value or b"").decode(),
+        key=message.key,
+        value=message.value,
         stage=stage,
         reason=reason,
-        error=error[:1900],
-        failed_at=datetime.now(UTC),
+        error=error,
+        at=datetime.now(UTC),
     )
 
 
@@ -128,12 +130,13 @@ class IngestHandler:
         codec: Codec,
         pool: Callable[[], Awaitable[asyncpg.Pool]],
         retry_initial_s: float = 0.5,
-        retry_max_s: float = 30.0,
+        retry_max_s: float = 5.0,
     ) -> None:
         self.codec = codec
         self.pool = pool
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
+        self._outage_log = RateLimitedLog(log, every_s=10.0)
 
     async def handle(self, logical_topic: str, messages: Sequence[RawMessage]) -> IngestResult:
         """Process one batch of `logical_topic` (a default topic name such as expense-sheet)."""
@@ -158,6 +161,12 @@ class IngestHandler:
             metrics.SINK_BATCH_SECONDS.labels(logical_topic).observe(time.perf_counter() - began)
             result.stored = stored
             result.dead_letters.extend(rejected)
+            refused = {(letter.partition, letter.offset) for letter in rejected}
+            result.events = [
+                event
+                for message, event in decoded
+                if (message.partition, message.offset) not in refused
+            ]
             metrics.EVENTS_STORED.labels(logical_topic, "new").inc(stored.new)
             metrics.EVENTS_STORED.labels(logical_topic, "present").inc(stored.present)
             if stored.new:
@@ -190,7 +199,7 @@ class IngestHandler:
     async def _with_retry(
         self, logical_topic: str, store: Store, events: Sequence[Event]
     ) -> Stored:
-        delay = self.retry_initial_s
+        attempt = 0
         while True:
             try:
                 pool = await self.pool()
@@ -198,14 +207,16 @@ class IngestHandler:
                     return await store(conn, events)
             except TRANSIENT_DB_ERRORS as exc:
                 metrics.SINK_RETRIES.labels(logical_topic).inc()
-                log.warning(
+                pause = backoff(attempt, self.retry_initial_s, self.retry_max_s)
+                attempt += 1
+                self._outage_log.warning(
+                    f"sink:{logical_topic}",
                     "PostgreSQL unavailable storing %s (%s); retrying in %.1fs",
                     logical_topic,
                     exc,
-                    delay,
+                    pause,
                 )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.retry_max_s)
+                await asyncio.sleep(pause)
 
 
 # -- policy ------------------------------------------------------------------------------------
@@ -221,6 +232,19 @@ def automatic_request_id(state: FamilyState, finished: int, reason: str) -> uuid
     """
     cutoff = state.cutoff.isoformat() if state.cutoff else "none"
     return uuid.uuid5(_REQUEST_NAMESPACE, f"{state.family}|{cutoff}|{finished}|{reason}")
+
+
+def manual_request_id(
+    family: ModelFamily, cutoff: datetime | None, trained_at: datetime | None, finished: int
+) -> uuid.UUID:
+    """The id of a manual trigger: the same for every trigger until a request is answered.
+
+    Triggers that arrive within one debounce window become one request, so each of their callers
+    must be told that request's id; `finished` (answered requests so far) changes once it ends,
+    and the cutoff and last training keep ids apart across a rebuilt policy state.
+    """
+    moments = "|".join(m.isoformat() if m else "none" for m in (cutoff, trained_at))
+    return uuid.uuid5(_REQUEST_NAMESPACE, f"{family}|manual|{moments}|{finished}")
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,43 @@
-"""The worker's Prometheus metrics, declared once; labels come from small fixed sets."""
+"""The worker's Prometheus metrics, declared once; labels come from small fixed sets.
+
+Every label set known in advance is exported from the start (counters and histograms at 0,
+gauges at 0 or NaN while unknown), so `rate()` and `increase()` see the first event and a
+dashboard shows a flat line rather than no data. Only the consumer lag (per assigned partition)
+and the model info (per live version) come and go.
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from prometheus_client import Counter, Gauge, Histogram
+
+from schemas.base import ModelFamily
+from schemas.build import build_labels
+from schemas.customer_activity import CustomerActivityRecorded
+from schemas.customer_created import CustomerCreated
+from schemas.errors import RejectReason
+from schemas.expense_label import ExpenseLabelled
+from schemas.expense_sheet import ExpenseSheetSubmitted
+from schemas.retrain_requested import RetrainReason
+from streams.policy import Action, Counters
+
+UPSTREAM_TOPICS = tuple(
+    event.TOPIC
+    for event in (ExpenseSheetSubmitted, CustomerCreated, CustomerActivityRecorded, ExpenseLabelled)
+)
+"""The `topic` label of ingest metrics: the default (logical) name of each upstream topic."""
+SCORED_TOPICS = (ExpenseSheetSubmitted.TOPIC, CustomerActivityRecorded.TOPIC)
+FAMILIES = tuple(family.value for family in ModelFamily)
+STORE_OUTCOMES = ("new", "present")
+RELOAD_OUTCOMES = ("loaded", "refused", "failed", "fallback")
+POLICY_COUNTERS = tuple(Counters(observed_at=datetime.now(UTC)).as_dict())
+
+BUILD_INFO = Gauge(
+    "retrainer_build_info",
+    "1, labelled with the running build: package version, Python version and git commit.",
+    ["version", "python", "commit"],
+)
 
 EVENTS_CONSUMED = Counter(
     "retrainer_events_consumed_total", "Messages read from upstream topics.", ["topic"]
@@ -27,13 +62,13 @@ SINK_RETRIES = Counter(
     "retrainer_sink_retries_total", "Sink attempts that failed and were retried.", ["topic"]
 )
 COUNTER_VALUE = Gauge(
-    "retrainer_policy_counter_value",
+    "retrainer_policy_counted_events",
     "The policy's counters per family (new_sheets, new_customers, ...), against the cutoff.",
     ["family", "counter"],
 )
 THRESHOLD_VALUE = Gauge(
-    "retrainer_policy_threshold_value",
-    "The count threshold each family's main counter is compared with.",
+    "retrainer_policy_threshold_events",
+    "The count threshold each family's main counter is compared with (NaN until evaluated).",
     ["family"],
 )
 ANOMALY_RATE = Gauge(
@@ -52,6 +87,11 @@ REQUESTS_IN_FLIGHT = Gauge(
 POLICY_DECISIONS = Counter(
     "retrainer_policy_decisions_total", "Policy evaluations by outcome.", ["family", "action"]
 )
+SCORING_RETRIES = Counter(
+    "retrainer_scoring_retries_total",
+    "Scoring attempts that failed on an outage (PostgreSQL or Kafka) and were retried.",
+    ["topic"],
+)
 CONSUMER_LAG = Gauge(
     "retrainer_consumer_lag_messages",
     "Messages not yet consumed, per upstream topic and partition assigned to this worker.",
@@ -68,8 +108,8 @@ SCORING_SECONDS = Histogram(
 )
 EVENTS_SCORED = Counter(
     "retrainer_events_scored_total",
-    "Expense lines and statements scored, by family and model version ('none' before a model).",
-    ["family", "model_version"],
+    "Expense lines and statements scored, by family (the version: retrainer_model_info).",
+    ["family"],
 )
 EVENTS_FLAGGED = Counter(
     "retrainer_events_flagged_total",
@@ -78,7 +118,7 @@ EVENTS_FLAGGED = Counter(
 )
 MODEL_RELOADS = Counter(
     "retrainer_model_reloads_total",
-    "Model reloads after model-updated, by family and outcome (loaded, refused, failed).",
+    "Model reloads after model-updated, by family and outcome (loaded, refused, failed, fallback).",
     ["family", "outcome"],
 )
 MODEL_RELOAD_SECONDS = Histogram(
@@ -89,12 +129,12 @@ MODEL_RELOAD_SECONDS = Histogram(
 )
 MODEL_INFO = Gauge(
     "retrainer_model_info",
-    "1 for the model version each family scores with now.",
+    "1 for the model version each family scores with now (no series before a model loads).",
     ["family", "version"],
 )
 SHADOW_AGREEMENT = Gauge(
     "retrainer_shadow_agreement_ratio",
-    "Share of events on which the shadow candidate and the champion flag alike.",
+    "Share of events on which the shadow candidate and the champion flag alike (NaN before).",
     ["family"],
 )
 SHADOW_SCORE_DIFFERENCE = Histogram(
@@ -108,3 +148,39 @@ RELOAD_STALL = Gauge(
     "Longest event-loop stall seen while the last reload ran (how long scoring could wait).",
     ["family"],
 )
+
+
+def _export_known_label_sets() -> None:
+    BUILD_INFO.labels(**build_labels()).set(1)
+    for topic in UPSTREAM_TOPICS:
+        EVENTS_CONSUMED.labels(topic)
+        for outcome in STORE_OUTCOMES:
+            EVENTS_STORED.labels(topic, outcome)
+        for reason in RejectReason:
+            DEAD_LETTERS.labels(topic, "decode", reason.value)
+        SINK_BATCH_SECONDS.labels(topic)
+        SINK_RETRIES.labels(topic)
+    for topic in SCORED_TOPICS:
+        SCORING_RETRIES.labels(topic)
+    for family in FAMILIES:
+        for counter in POLICY_COUNTERS:
+            COUNTER_VALUE.labels(family, counter).set(0)
+        THRESHOLD_VALUE.labels(family).set(float("nan"))
+        ANOMALY_RATE.labels(family).set(float("nan"))
+        for retrain_reason in RetrainReason:
+            RETRAIN_REQUESTS.labels(family, retrain_reason.value)
+        REQUESTS_IN_FLIGHT.labels(family).set(0)
+        for action in Action:
+            POLICY_DECISIONS.labels(family, action.value)
+        SCORING_SECONDS.labels(family)
+        EVENTS_SCORED.labels(family)
+        EVENTS_FLAGGED.labels(family)
+        for reload_outcome in RELOAD_OUTCOMES:
+            MODEL_RELOADS.labels(family, reload_outcome)
+        MODEL_RELOAD_SECONDS.labels(family)
+        SHADOW_AGREEMENT.labels(family).set(float("nan"))
+        SHADOW_SCORE_DIFFERENCE.labels(family)
+        RELOAD_STALL.labels(family).set(0)
+
+
+_export_known_label_sets()

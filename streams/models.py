@@ -4,7 +4,8 @@ Every worker reads model-updated without a consumer group, from the start of the
 so each one sees every promotion whatever partitions it was assigned. A new version is fetched
 from the registry, checked against its sha256, decoded (never unpickled) and warmed up in a
 thread; only then is it swapped in, between two batches. A version that fails its check is
-refused and the old one keeps scoring.
+refused and the old one keeps scoring; a worker with no model to keep (a cold start whose
+announced champion is refused) falls back to the newest promoted version that verifies.
 """
 
 from __future__ import annotations
@@ -57,8 +58,8 @@ class ModelHolder:
     def swap(self, model: LoadedModel) -> None:
         old = self._current.get(model.family)
         self._current[model.family] = model
-        if old is not None:
-            metrics.MODEL_INFO.labels(model.family.value, old.version).set(0)
+        if old is not None:  # only the live version keeps a series
+            metrics.MODEL_INFO.remove(model.family.value, old.version)
         metrics.MODEL_INFO.labels(model.family.value, model.version).set(1)
         self.changed.set()
         self.changed = asyncio.Event()
@@ -84,6 +85,15 @@ SELECT v.family, v.params, v.request_id, a.role, a.artifact_id, a.format, a.sha2
 FROM model_versions v JOIN model_artifacts a ON a.version = v.version
 WHERE v.version = $1
 """
+
+
+_FALLBACKS = """
+SELECT version FROM model_versions
+WHERE family = $1 AND promoted_at IS NOT NULL AND rolled_back_at IS NULL
+  AND status IN ('champion', 'retired') AND version <> ALL($2::text[])
+ORDER BY promoted_at DESC, version DESC
+"""
+"""A family's versions that have been champion, newest promotion first; none rolled back from."""
 
 
 @dataclass(frozen=True)
@@ -172,7 +182,11 @@ class ModelLoader:
             metrics.RELOAD_STALL.labels(stored.family.value).set(monitor.worst)
 
     async def apply(self, update: ModelUpdated) -> bool:
-        """Swap in the version `update` announces; False (old model kept) when it is refused."""
+        """Swap in the version `update` announces; False when it is refused.
+
+        A refused version leaves the old model scoring or, with none to keep, the newest promoted
+        version that verifies (see `fall_back`).
+        """
         family = update.family.value
         began = time.perf_counter()
         current = self.holder.current(update.family)
@@ -191,13 +205,13 @@ class ModelLoader:
             model = await self.load(update.version)
         except (ArtifactIntegrityError, ModelRefused) as exc:
             metrics.MODEL_RELOADS.labels(family, "refused").inc()
-            log.error(
-                "refused %s %s, keeping %s: %s",
-                family,
-                update.version,
-                current.version if current else "no model",
-                exc,
-            )
+            if current is not None:
+                log.error(
+                    "refused %s %s, keeping %s: %s", family, update.version, current.version, exc
+                )
+            else:
+                log.error("refused %s %s with no model to keep: %s", family, update.version, exc)
+                await self.fall_back(update.family, refused=update.version)
             return False
         except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
             metrics.MODEL_RELOADS.labels(family, "failed").inc()
@@ -215,6 +229,44 @@ class ModelLoader:
             self.last_stall_s * 1000,
         )
         return True
+
+    async def fall_back(self, family: ModelFamily, refused: str) -> LoadedModel | None:
+        """Load the newest promoted version of `family` whose artifacts verify, if any.
+
+        For a worker that has no model to keep: rather than score without a model, it scores
+        with the last good champion until model-updated announces one that loads.
+        """
+        try:
+            pool = await self.pool()
+            async with pool.acquire() as conn:
+                rows = await conn.fetch(_FALLBACKS, family.value, [refused])
+        except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+            metrics.MODEL_RELOADS.labels(family.value, "failed").inc()
+            log.error("could not look for a %s version to fall back to: %s", family.value, exc)
+            return None
+        for row in rows:
+            version = row["version"]
+            try:
+                model = await self.load(version)
+            except (ArtifactIntegrityError, ModelRefused) as exc:
+                metrics.MODEL_RELOADS.labels(family.value, "refused").inc()
+                log.error("refused %s %s as a fallback too: %s", family.value, version, exc)
+                continue
+            except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+                metrics.MODEL_RELOADS.labels(family.value, "failed").inc()
+                log.error("could not load %s %s as a fallback: %s", family.value, version, exc)
+                return None
+            self.holder.swap(model)
+            metrics.MODEL_RELOADS.labels(family.value, "fallback").inc()
+            log.warning(
+                "scoring %s with %s, the newest promoted version that verifies (%s was refused)",
+                family.value,
+                version,
+                refused,
+            )
+            return model
+        log.error("no promoted %s version verifies; scoring without a model", family.value)
+        return None
 
 
 class ModelFollower:

@@ -26,6 +26,14 @@ class PolicyConfig:
     # After a request ends without a new model (skipped or failed), the automatic triggers rest
     # for this long; otherwise a threshold that stays crossed would re-request in a loop.
     cooldown: timedelta = timedelta(minutes=10)
+    # An automatic trigger that fires sooner than this after the family's last training waits
+    # (counting on) until this much time has passed. Under steady ingest the count triggers
+    # would otherwise retrain every few seconds, and each new model would be replaced before it
+    # had scored anything. Ten minutes caps automatic trainings at six an hour per family, gives
+    # each new champion time to score (which the anomaly-rate trigger needs), and stays short
+    # beside the seeds' pace (10 sheets, 50 customers) and the 24 h interval trigger.
+    # Manual and forced triggers are not held; zero turns the hold off.
+    min_training_interval: timedelta = timedelta(minutes=10)
     min_expenses: int = 50
     min_sheets: int = 2
     min_lines_per_sheet: int = 5
@@ -124,6 +132,7 @@ class Action(enum.Enum):
     REEMIT = "reemit"  # the trainer never answered: emit the same request again
     WAIT = "wait"  # a request is in flight; do not ask twice
     BLOCKED = "blocked"  # a trigger fired but the minimum data is not there yet
+    HELD = "held"  # a trigger fired; its request waits for the minimum interval or the rest
 
 
 @dataclass(frozen=True)
@@ -136,10 +145,12 @@ class Decision:
     reason: RetrainReason | None = None
     threshold: float | None = None
     force: bool = False
+    held_until: datetime | None = None
+    """For HELD: when the request goes out if the trigger still fires then."""
 
     @property
     def retraining_needed(self) -> bool:
-        return self.action in (Action.REQUEST, Action.REEMIT, Action.WAIT)
+        return self.action in (Action.REQUEST, Action.REEMIT, Action.WAIT, Action.HELD)
 
 
 def minimum_data_gaps(family: ModelFamily, counters: Counters, config: PolicyConfig) -> list[str]:
@@ -213,6 +224,41 @@ def _automatic_trigger(
     return None
 
 
+def automatic_hold(state: FamilyState, config: PolicyConfig) -> tuple[datetime, str] | None:
+    """Until when automatic triggers of the family wait, and why; None when nothing holds them.
+
+    Two holds: the minimum interval after the last training (promoted or rejected by the gate,
+    whatever asked for it), and the rest after a request that ended without a model. When both
+    apply the later one is the one that counts.
+    """
+    holds: list[tuple[datetime, str]] = []
+    if state.last_trained_at is not None and config.min_training_interval > timedelta(0):
+        holds.append(
+            (
+                state.last_trained_at + config.min_training_interval,
+                f"the minimum interval between automatic trainings "
+                f"({_duration(config.min_training_interval)} after the last training, "
+                f"{_instant(state.last_trained_at)})",
+            )
+        )
+    if state.quiet_until is not None:
+        holds.append((state.quiet_until, "the rest after the last request ended without a model"))
+    return max(holds, key=lambda hold: hold[0]) if holds else None
+
+
+def _instant(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds")
+
+
+def _duration(span: timedelta) -> str:
+    seconds = span.total_seconds()
+    if seconds % 3600 == 0:
+        return f"{seconds / 3600:.0f} h"
+    if seconds % 60 == 0:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:g} s"
+
+
 def _threshold(family: ModelFamily, config: PolicyConfig) -> float:
     if family is ModelFamily.EXPENSE_FRAUD:
         return config.new_sheets_threshold
@@ -227,7 +273,15 @@ def decide(
     now: datetime,
     manual: ManualTrigger | None = None,
 ) -> Decision:
-    """Decide whether `family` needs a retraining now, and why."""
+    """Decide whether `family` needs a retraining now, and why.
+
+    Order: a request in flight is waited on (or re-sent after the timeout); a manual trigger
+    goes out unless data is missing and it is not forced; an automatic trigger is blocked while
+    data is missing, held while the minimum interval or the rest after a failure runs, and sent
+    otherwise. A held trigger moves nothing: the cutoff stays, so the counts keep growing, and
+    the decision is made again from the counters of the moment the hold ends (the policy timer
+    re-evaluates every `policy_tick_s` even when no event arrives).
+    """
     if state.in_flight is not None:
         flight = state.in_flight
         if now - flight.sent_at >= config.request_timeout:
@@ -271,15 +325,6 @@ def decide(
             Action.NONE, family, "No training needed", threshold=_threshold(family, config)
         )
     reason, text, threshold = trigger
-    if state.quiet_until is not None and now < state.quiet_until:
-        return Decision(
-            Action.NONE,
-            family,
-            f"{text}; resting after the last request ended without a model, until "
-            f"{state.quiet_until.isoformat()}",
-            reason,
-            threshold,
-        )
     if gaps:
         return Decision(
             Action.BLOCKED,
@@ -287,6 +332,17 @@ def decide(
             f"{text}; insufficient data: need " + "; ".join(gaps),
             reason,
             threshold,
+        )
+    hold = automatic_hold(state, config)
+    if hold is not None and now < hold[0]:
+        until, why = hold
+        return Decision(
+            Action.HELD,
+            family,
+            f"{text}; held until {_instant(until)} by {why}",
+            reason,
+            threshold,
+            held_until=until,
         )
     return Decision(Action.REQUEST, family, text, reason, threshold)
 

@@ -147,6 +147,6 @@ class Scorer:
     ) -> ScoredBatch:
         version = model.version if model is not None else None
         flagged = sum(1 for s in scored if s.is_flagged)
-        metrics.EVENTS_SCORED.labels(family.value, version or "none").inc(len(scored))
+        metrics.EVENTS_SCORED.labels(family.value).inc(len(scored))
         metrics.EVENTS_FLAGGED.labels(family.value).inc(flagged)
         return ScoredBatch(family, len(scored), skipped, flagged, version)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.policy import PolicyConfig
@@ -39,10 +39,17 @@ class TopicNames(BaseSettings):
         }
 
 
+MIN_API_TOKEN_LENGTH = 16
+"""Shortest RETRAINER_API_TOKEN a worker starts with: a short token can be guessed."""
+
+
 class StreamsSettings(BaseSettings):
     """Everything the worker needs to know, read once at start."""
 
-    model_config = SettingsConfigDict(env_prefix="RETRAINER_", frozen=True, extra="ignore")
+    # hide_input_in_errors: a refused setting is named, never echoed (it may be a secret).
+    model_config = SettingsConfigDict(
+        env_prefix="RETRAINER_", frozen=True, extra="ignore", hide_input_in_errors=True
+    )
 
     kafka_bootstrap: str = "127.0.0.1:19092"
     database_url: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:15432/retrainer")
@@ -53,27 +60,26 @@ class StreamsSettings(BaseSettings):
     partitions: int = Field(default=4, ge=1, description="partitions of topics the worker makes")
     web_host: str = "127.0.0.1"
     web_port: int = 6066
-    api_token: SecretStr | None = Field(default=None, description="bearer token for mutations")
+    api_token: SecretStr | None = Field(
+        default=None,
+        description=f"bearer token for mutations, at least {MIN_API_TOKEN_LENGTH} characters; "
+        "unset or blank = mutations answer 401",
+    )
 
     batch_size: int = Field(default=500, ge=1)
     batch_within_s: float = Field(default=0.5, gt=0)
     policy_debounce_s: float = Field(default=1.0, gt=0)
     policy_tick_s: float = Field(default=30.0, gt=0)
-    sink_retry_initial_s: float = 0.5
-    sink_retry_max_s: float = 30.0
+    sink_retry_initial_s: float = Field(default=0.5, gt=0)
+    sink_retry_max_s: float = Field(default=5.0, gt=0)
     db_pool_size: int = 8
     # A worker killed without leaving the group holds its partitions until this runs out.
     session_timeout_s: float = Field(default=10.0, ge=6)
     upload_wait_s: float = Field(default=10.0, ge=0, description="upload waits for storage")
 
-    score_batch_size: int = Field(default=1000, ge=1, description="events per scoring batch")
-    score_within_s: float = Field(default=0.2, gt=0, description="max wait to fill a batch")
     score_context_lines: int = Field(default=20_000, ge=0, description="expense history kept")
     score_context_refresh_s: float = 30.0
     approval_limit: float = 500.0
-    store_wait_s: float = Field(
-        default=10.0, ge=0, description="scorer waits for its sheets to be stored before signalling"
-    )
     analysis_wait_s: float = Field(default=120.0, ge=0, description="analyze waits for training")
 
     new_sheets_threshold: int = 10
@@ -85,6 +91,11 @@ class StreamsSettings(BaseSettings):
     interval_hours: float = 24.0
     request_timeout_s: float = 900.0
     cooldown_s: float = 600.0
+    min_training_interval_s: float = Field(
+        default=600.0,
+        ge=0,
+        description="automatic trainings of a family start at least this long after its last one",
+    )
     min_expenses: int = 50
     min_sheets: int = 2
     min_lines_per_sheet: int = 5
@@ -94,6 +105,31 @@ class StreamsSettings(BaseSettings):
     max_amount: Decimal = Decimal(1_000_000)
     max_string_length: int = 2000
     max_payload_bytes: int = 1_048_576
+
+    @property
+    def upstream_group_id(self) -> str:
+        """The consumer group that stores and scores the upstream topics (Faust's is app_id)."""
+        return f"{self.app_id}-upstream"
+
+    @field_validator("api_token")
+    @classmethod
+    def _usable_token(cls, token: SecretStr | None) -> SecretStr | None:
+        """Blank reads as unset (mutations refused); a short or unsendable token stops the start."""
+        if token is None or not token.get_secret_value().strip():
+            return None
+        value = token.get_secret_value().strip()
+        if len(value) < MIN_API_TOKEN_LENGTH:
+            raise ValueError(
+                f"RETRAINER_API_TOKEN has {len(value)} characters; it needs at least "
+                f"{MIN_API_TOKEN_LENGTH}, e.g. the output of "
+                "python -c 'import secrets; print(secrets.token_urlsafe())'"
+            )
+        if not all("!" <= c <= "~" for c in value):
+            raise ValueError(
+                "RETRAINER_API_TOKEN must be printable ASCII without spaces (it is sent in an "
+                "HTTP header)"
+            )
+        return SecretStr(value)
 
     def topics(self) -> TopicNames:
         return TopicNames()
@@ -109,6 +145,7 @@ class StreamsSettings(BaseSettings):
             interval=timedelta(hours=self.interval_hours),
             request_timeout=timedelta(seconds=self.request_timeout_s),
             cooldown=timedelta(seconds=self.cooldown_s),
+            min_training_interval=timedelta(seconds=self.min_training_interval_s),
             min_expenses=self.min_expenses,
             min_sheets=self.min_sheets,
             min_lines_per_sheet=self.min_lines_per_sheet,

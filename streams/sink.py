@@ -36,11 +36,12 @@ INSERT INTO sheets (sheet_id, employee_id, submitted_at, line_count, event_id, o
 SELECT s.*, clock_timestamp()
 FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::int[], $5::uuid[], $6::timestamptz[]) s
 ON CONFLICT DO NOTHING
-RETURNING sheet_id
+RETURNING sheet_id, event_id
 """
 
-# Lines are stored only with the sheet that brought them: a later sheet reusing an expense id
-# does not add or replace lines of another.
+# Lines are stored only with the sheet event that brought them: a later sheet reusing an expense
+# id does not add or replace lines of another, nor does a second event for the same sheet id in
+# the same batch add its lines to the first one's.
 _INSERT_EXPENSES = """
 INSERT INTO expenses (expense_id, sheet_id, employee_id, amount, currency, category, merchant,
                       expense_date, description, receipt_ref, submitted_at, ingested_at)
@@ -96,8 +97,8 @@ async def store_sheets(conn: asyncpg.Connection, sheets: Sequence[ExpenseSheetSu
     if not sheets:
         return Stored(0, 0)
     async with conn.transaction():
-        new_ids = {
-            row["sheet_id"]
+        inserted = {
+            (row["sheet_id"], row["event_id"])
             for row in await conn.fetch(
                 _INSERT_SHEETS,
                 [s.sheet_id for s in sheets],
@@ -108,8 +109,14 @@ async def store_sheets(conn: asyncpg.Connection, sheets: Sequence[ExpenseSheetSu
                 [s.occurred_at for s in sheets],
             )
         }
+        new_ids = {sheet_id for sheet_id, _ in inserted}
         if new_ids:
-            lines = [(s, line) for s in sheets if s.sheet_id in new_ids for line in s.lines]
+            lines = [
+                (s, line)
+                for s in sheets
+                if (s.sheet_id, s.event_id) in inserted
+                for line in s.lines
+            ]
             await conn.execute(
                 _INSERT_EXPENSES,
                 [line.expense_id for _, line in lines],

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import csv
-import hmac
-import io
 import json
 import time
 import uuid
@@ -19,60 +16,44 @@ import asyncpg
 import faust
 import pandas as pd
 from faust.web import Request, Response, View
+from faust.web.drivers.aiohttp import Web as AiohttpWeb
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from schemas.base import ModelFamily
 from schemas.errors import DecodeError
-from schemas.expense_sheet import UPLOAD_CSV_COLUMNS, ExpenseSheetSubmitted
+from schemas.expense_csv import CsvFault, UploadCsvError, UploadedSheet, decode_text, read_upload
+from schemas.expense_sheet import ExpenseSheetSubmitted
 from schemas.features import EXPENSE_COLUMNS
 from streams.counts import read_counters
-from streams.handlers import PolicyEngine, PolicyState
+from streams.handlers import PolicyEngine, PolicyState, manual_request_id
 from streams.policy import Action, Decision, decide
 from streams.settings import StreamsSettings
 from streams.signals import SignalKind
+from streams.web_requests import (
+    MAX_SHEET_IDS,
+    AnalyzeBody,
+    ApiError,
+    BulkBody,
+    ShadowBody,
+    TrainBody,
+    TriggerBody,
+    check_bearer,
+    declared_type,
+    is_json,
+    json_errors,
+    parse_family,
+    read_body,
+    read_json,
+    shown,
+)
 
 Signal = Callable[..., Awaitable[None]]
-
-CSV_COLUMNS = UPLOAD_CSV_COLUMNS
 
 _RECENT = """
 SELECT retrain_id, retrain_date, customers_trained, samples_trained, auc_score, precision_score,
        recall_score, f1_score, model_version, trigger_reason, status, family
 FROM model_retraining_log WHERE family = $1 ORDER BY retrain_date DESC LIMIT $2
 """
-
-
-class BadRequest(Exception):
-    """A request body the API cannot use; answered with 400 or 422 and the reason."""
-
-    def __init__(self, status: int, reason: str, detail: str, field: str | None = None) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.reason = reason
-        self.detail = detail
-        self.field = field
-
-    def body(self) -> dict[str, Any]:
-        return {"error": self.detail, "reason": self.reason, "field": self.field}
-
-
-async def read_json(request: Request) -> Any:
-    """The request's JSON body (an empty body reads as an empty object); BadRequest if not JSON."""
-    raw = await request.read()
-    if not raw:
-        return {}
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(400, "invalid_json", f"the body is not JSON: {exc}") from exc
-
-
-async def read_object(request: Request) -> dict[str, Any]:
-    """The request's JSON object; BadRequest when it is not JSON or not an object."""
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        raise BadRequest(422, "not_an_object", "the body must be a JSON object")
-    return body
 
 
 def _jsonable(value: Any) -> Any:
@@ -133,34 +114,96 @@ async def family_status(
     }
 
 
-def _sheets_from_csv(text: str) -> list[dict[str, Any]]:
-    reader = csv.DictReader(io.StringIO(text))
-    missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
-    if missing:
-        raise BadRequest(400, "csv_columns", f"CSV lacks the columns: {', '.join(missing)}")
-    sheets: dict[str, dict[str, Any]] = {}
-    for number, row in enumerate(reader, start=2):
-        sheet_id = (row["sheet_id"] or "").strip()
-        if not sheet_id:
-            raise BadRequest(422, "missing_field", f"CSV line {number} has no sheet_id", "sheet_id")
-        sheet = sheets.setdefault(
-            sheet_id, {"sheet_id": sheet_id, "employee_id": row["employee"], "lines": []}
+CSV_MEDIA_TYPES = ("text/csv", "application/csv")
+
+
+async def next_manual_request(
+    pool: asyncpg.Pool, family: ModelFamily
+) -> tuple[uuid.UUID | None, uuid.UUID]:
+    """The request in flight (if any), and the id the next manual trigger is to carry.
+
+    Every trigger until the family's next request is answered gets the same id: the policy folds
+    the triggers of one debounce window into one request, and this is that request's id.
+    """
+    async with pool.acquire() as conn:
+        mirror = await conn.fetchrow(
+            "SELECT in_flight_request_id, cutoff, last_trained_at,"
+            " coalesce((state->>'finished')::int, 0) AS finished"
+            " FROM policy_state WHERE family = $1",
+            family.value,
         )
-        sheet["lines"].append(
-            {
-                "expense_id": row["expense_id"],
-                "amount": row["amount"],
-                "currency": row["currency"],
-                "category": row["category"],
-                "merchant": row["merchant"],
-                "expense_date": row["date"],
-                "description": row["description"] or "",
-                "receipt_ref": row["receipt"] or None,
-            }
+    if mirror is None:
+        return None, manual_request_id(family, None, None, 0)
+    return mirror["in_flight_request_id"], manual_request_id(
+        family, mirror["cutoff"], mirror["last_trained_at"], mirror["finished"]
+    )
+
+
+CSV_FAULT_STATUS = {
+    CsvFault.ENCODING: 400,
+    CsvFault.COLUMNS: 400,
+    CsvFault.UNREADABLE: 422,
+    CsvFault.EMPTY: 422,
+}
+"""The HTTP status of an upload that yields no sheet at all (its reason is the fault's name)."""
+
+
+def _csv_refused(exc: UploadCsvError) -> ApiError:
+    return ApiError(CSV_FAULT_STATUS[exc.fault], exc.fault.value, exc.detail, exc.field)
+
+
+async def _uploaded_file(request: Request) -> bytes:
+    """The bytes of the first file of a multipart upload."""
+    http: Any = request  # the aiohttp request underneath parses forms
+    try:
+        form = await http.post()
+    except ValueError as exc:  # no boundary, or a body that does not follow it
+        raise ApiError(400, "invalid_multipart", f"the multipart body is malformed: {exc}") from exc
+    upload = next((v for v in form.values() if hasattr(v, "file")), None)
+    if upload is None:
+        raise ApiError(400, "missing_file", "send the CSV as a file field")
+    data: bytes = upload.file.read()
+    return data
+
+
+def _sheet_payloads(body: Any) -> list[dict[str, Any]]:
+    """A sheet object, a list of them, or `{"sheets": [...]}`, as a list of sheet objects."""
+    if isinstance(body, dict) and "sheets" in body:
+        unknown = sorted(set(body) - {"sheets"})
+        if unknown:
+            raise ApiError(
+                422, "unknown_field", f"unknown field {unknown[0]!r} beside 'sheets'", unknown[0]
+            )
+        body = body["sheets"]
+        if not isinstance(body, list):
+            raise ApiError(422, "wrong_type", "sheets must be a list of sheet objects", "sheets")
+    items = body if isinstance(body, list) else [body]
+    if not items or not all(isinstance(i, dict) for i in items):
+        raise ApiError(422, "not_an_object", "send a sheet object or a list of them")
+    if len(items) > MAX_SHEET_IDS:
+        raise ApiError(
+            422, "too_many_items", f"send at most {MAX_SHEET_IDS} sheets at once", "sheets"
         )
-    if not sheets:
-        raise BadRequest(422, "empty_sheet", "the CSV holds no expense lines")
-    return list(sheets.values())
+    return items
+
+
+def _sheets_from_csv(data: bytes) -> list[UploadedSheet]:
+    """The upload's sheets, by the one upload parser (schemas.expense_csv); all must be usable."""
+    try:
+        sheets = read_upload(decode_text(data), now=datetime.now(UTC))
+    except UploadCsvError as exc:
+        raise _csv_refused(exc) from exc
+    if len(sheets) > MAX_SHEET_IDS:
+        raise ApiError(
+            422, "too_many_items", f"send at most {MAX_SHEET_IDS} sheets at once", "sheet_id"
+        )
+    for sheet in sheets:
+        if sheet.problem is not None:
+            problem = sheet.problem
+            raise ApiError(
+                422, problem.reason.value, f"CSV line {sheet.line}: {problem.detail}", problem.field
+            )
+    return sheets
 
 
 def _complete(payload: dict[str, Any]) -> dict[str, Any]:
@@ -191,36 +234,22 @@ def register_views(
         value_serializer="raw",
     )
 
-    def authorised(request: Request) -> bool:
-        token = settings.api_token
-        if token is None:
-            return False
-        header = request.headers.get("Authorization", "")
-        scheme, _, given = header.partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(
-            given.strip().encode(), token.get_secret_value().encode()
-        )
+    limit = settings.max_string_length
+    # Every refusal, aiohttp's own (404, 405, 413) included, leaves in the one JSON shape.
+    driver = app.web
+    if not isinstance(driver, AiohttpWeb):
+        raise TypeError(f"the HTTP API needs Faust's aiohttp web driver, not {type(driver)}")
+    driver.web_app.middlewares.append(json_errors(limit))
 
-    def unauthorised(view: View) -> Response:
-        hint = (
-            "send 'Authorization: Bearer <token>'"
-            if settings.api_token is not None
-            else "mutations are disabled until RETRAINER_API_TOKEN is set"
-        )
-        return view.json({"error": "unauthorised", "reason": hint}, status=401)
+    def require_token(request: Request) -> None:
+        check_bearer(settings.api_token, request.headers.get("Authorization", ""))
 
     @app.page("/retraining/status")
     class RetrainingStatus(View):
         """GET: the pre-delinquency engine's status shape, for one family or both."""
 
         async def get(self, request: Request) -> Response:
-            wanted = request.query.get("family", ModelFamily.DELINQUENCY.value)
-            try:
-                family = ModelFamily(wanted)
-            except ValueError:
-                return self.json(
-                    {"error": f"unknown family {wanted!r}", "reason": "invalid_value"}, status=422
-                )
+            family = parse_family(request.query.get("family", ModelFamily.DELINQUENCY.value))
             pool = await deps.pool()
             body = await family_status(pool, engine, family)
             others = [f for f in ModelFamily if f is not family]
@@ -234,25 +263,11 @@ def register_views(
         """POST: ask for a retraining now; answers at once with the request id (202)."""
 
         async def post(self, request: Request) -> Response:
-            if not authorised(request):
-                return unauthorised(self)
-            try:
-                body = await read_object(request)
-                family = ModelFamily(body.get("family", ModelFamily.DELINQUENCY.value))
-                force = body.get("force", False)
-                if not isinstance(force, bool):
-                    raise BadRequest(422, "wrong_type", "force must be true or false", "force")
-                requested_by = str(body.get("requested_by", "api"))[:200]
-            except ValueError as exc:
-                return self.json({"error": str(exc), "reason": "invalid_value"}, status=422)
-            except BadRequest as exc:
-                return self.json(exc.body(), status=exc.status)
+            require_token(request)
+            body = await read_body(request, TriggerBody, limit)
+            family, force = body.family, body.force
             pool = await deps.pool()
-            async with pool.acquire() as conn:
-                flight = await conn.fetchval(
-                    "SELECT in_flight_request_id FROM policy_state WHERE family = $1",
-                    family.value,
-                )
+            flight, request_id = await next_manual_request(pool, family)
             if flight is not None:
                 return self.json(
                     {
@@ -263,12 +278,11 @@ def register_views(
                     },
                     status=202,
                 )
-            request_id = uuid.uuid4()
             await signal(
                 family,
                 SignalKind.MANUAL,
                 request_id=request_id,
-                requested_by=requested_by,
+                requested_by=body.requested_by,
                 force=force,
             )
             return self.json(
@@ -287,21 +301,15 @@ def register_views(
         """POST: one or more expense sheets as JSON, or the old app's CSV; publishes them."""
 
         async def post(self, request: Request) -> Response:
-            if not authorised(request):
-                return unauthorised(self)
-            try:
-                payloads = await self._payloads(request)
-                sheets = [
-                    deps.codec.decode_as(ExpenseSheetSubmitted, json.dumps(_complete(p)).encode())
-                    for p in payloads
-                ]
-            except BadRequest as exc:
-                return self.json(exc.body(), status=exc.status)
-            except DecodeError as exc:
-                return self.json(
-                    {"error": exc.detail, "reason": exc.reason.value, "field": exc.field},
-                    status=422,
-                )
+            require_token(request)
+            sheets: list[ExpenseSheetSubmitted] = []
+            for message, uploaded in await self._messages(request):
+                try:
+                    sheets.append(deps.codec.decode_as(ExpenseSheetSubmitted, message))
+                except DecodeError as exc:
+                    # A CSV refusal names the file's line, as the uploader sees it.
+                    where = "" if uploaded is None else f"CSV line {uploaded.line_of(exc.field)}: "
+                    raise ApiError(422, exc.reason.value, where + exc.detail, exc.field) from exc
             for sheet in sheets:
                 await send_sheet(sheet)
             training_status = await self._training_status([s.sheet_id for s in sheets])
@@ -329,28 +337,26 @@ def register_views(
                 )
             )
 
-        async def _payloads(self, request: Request) -> list[dict[str, Any]]:
-            content_type = request.headers.get("Content-Type", "")
-            if content_type.startswith("multipart/"):
-                http: Any = request  # the aiohttp request underneath parses forms
-                form = await http.post()
-                upload = next(iter(form.values()), None)
-                if upload is None or not hasattr(upload, "file"):
-                    raise BadRequest(400, "missing_file", "send the CSV as a file field")
-                return _sheets_from_csv(upload.file.read().decode("utf-8-sig"))
-            if "csv" in content_type:
-                raw = await request.read()
-                try:
-                    return _sheets_from_csv(raw.decode("utf-8-sig"))
-                except UnicodeDecodeError as exc:
-                    raise BadRequest(400, "invalid_encoding", "the CSV is not UTF-8") from exc
-            body = await read_json(request)
-            if isinstance(body, dict) and isinstance(body.get("sheets"), list):
-                body = body["sheets"]
-            items = body if isinstance(body, list) else [body]
-            if not items or not all(isinstance(i, dict) for i in items):
-                raise BadRequest(422, "not_an_object", "send a sheet object or a list of them")
-            return items
+        async def _messages(self, request: Request) -> list[tuple[bytes, UploadedSheet | None]]:
+            """Each sheet's message for the codec, with its CSV rows when it came as CSV."""
+            media = declared_type(request)
+            csv_data: bytes | None = None
+            if media == "multipart/form-data":
+                csv_data = await _uploaded_file(request)
+            elif media in CSV_MEDIA_TYPES:
+                csv_data = await request.read()
+            if csv_data is not None:
+                return [(sheet.message(), sheet) for sheet in _sheets_from_csv(csv_data)]
+            if media is not None and not is_json(media):
+                raise ApiError(
+                    415,
+                    "unsupported_media_type",
+                    "send sheets as application/json, text/csv or multipart/form-data, "
+                    f"not {shown(media)}",
+                    headers={"Accept-Post": "application/json, text/csv, multipart/form-data"},
+                )
+            payloads = _sheet_payloads(await read_json(request, limit))
+            return [(json.dumps(_complete(p)).encode(), None) for p in payloads]
 
         async def _training_status(self, sheet_ids: list[str]) -> str:
             pool = await deps.pool()
@@ -368,6 +374,8 @@ def register_views(
             if status["decision"] in (Action.REQUEST.value, Action.WAIT.value, Action.REEMIT.value):
                 reason = status["in_flight"]["reason"] if status["in_flight"] else status["reason"]
                 return f"Retrain requested: {reason}"
+            if status["decision"] == Action.HELD.value:
+                return f"Retrain due: {status['reason']}"
             if last and last[0]["status"] == "failed" and status["in_flight"] is None:
                 return f"Training failed: {last[0]['trigger_reason']}"
             return "No training needed"
@@ -383,21 +391,11 @@ def register_views(
         """GET: whether the worker reaches PostgreSQL and Kafka."""
 
         async def get(self, request: Request) -> Response:
-            database = True
-            try:
-                pool = await deps.pool()
-                async with pool.acquire(timeout=3) as conn:
-                    await conn.fetchval("SELECT 1")
-            except (TimeoutError, OSError, asyncpg.PostgresError):
-                database = False
-            kafka = bool(app.consumer.assignment()) or app.producer is not None
-            healthy = database and kafka
-            return self.json(
-                {"status": "ok" if healthy else "degraded", "database": database, "kafka": kafka},
-                status=200 if healthy else 503,
-            )
+            # The last background probe (streams.health): answers at once, however busy.
+            reachability = deps.reachability
+            return self.json(reachability.snapshot(), status=200 if reachability.healthy else 503)
 
-    register_analysis_views(app, settings, deps, signal, engine, authorised, unauthorised)
+    register_analysis_views(app, settings, deps, signal, engine, require_token)
 
     @app.page("/metrics")
     class Metrics(View):
@@ -439,8 +437,7 @@ def register_analysis_views(
     deps: Any,
     signal: Signal,
     engine: PolicyEngine,
-    authorised: Callable[[Request], bool],
-    unauthorised: Callable[[View], Response],
+    require_token: Callable[[Request], None],
 ) -> None:
     """The expense app's analysis endpoints, `/models`, and shadow scoring."""
     from schemas.bundles import RANDOM_FOREST
@@ -469,8 +466,11 @@ def register_analysis_views(
         pool = await deps.pool()
         status = await family_status(pool, engine, family, recent=0)
         flight = status["in_flight"]
-        if status["decision"] == Action.REQUEST.value:
-            request_id = uuid.uuid4()
+        # Asked by a person: a trigger held by the minimum interval is due all the same.
+        if status["decision"] in (Action.REQUEST.value, Action.HELD.value):
+            # Every trigger until the family's next request is answered gets the same id: the
+            # policy folds triggers of one debounce window into one request, and this is its id.
+            _, request_id = await next_manual_request(pool, family)
             await signal(
                 family, SignalKind.MANUAL, request_id=request_id, requested_by=requested_by
             )
@@ -554,15 +554,14 @@ def register_analysis_views(
         """POST: retrain first if due (bounded wait), then score the sheet's lines."""
 
         async def post(self, request: Request, sheet_id: str) -> Response:
-            if not authorised(request):
-                return unauthorised(self)
+            require_token(request)
+            await read_body(request, AnalyzeBody, settings.max_string_length)
             pool = await deps.pool()
             async with pool.acquire() as conn:
                 known = await conn.fetchval("SELECT 1 FROM sheets WHERE sheet_id = $1", sheet_id)
             if not known:
-                return self.json(
-                    {"error": f"no sheet {sheet_id!r} is stored", "reason": "unknown_sheet"},
-                    status=404,
+                raise ApiError(
+                    404, "unknown_sheet", f"no sheet {shown(sheet_id)} is stored", "sheet_id"
                 )
             training_status = await retrain_if_due("analyze", bulk=False)
             summary = await analyse([sheet_id])
@@ -573,33 +572,15 @@ def register_analysis_views(
         """POST: like analyze, for many sheets (`sheet_ids`, default: the last `days` days)."""
 
         async def post(self, request: Request) -> Response:
-            if not authorised(request):
-                return unauthorised(self)
-            try:
-                body = await read_object(request)
-            except BadRequest as exc:
-                return self.json(exc.body(), status=exc.status)
-            sheet_ids = body.get("sheet_ids")
-            days = body.get("days", 30)
-            if sheet_ids is not None and (
-                not isinstance(sheet_ids, list) or not all(isinstance(s, str) for s in sheet_ids)
-            ):
-                return self.json(
-                    {"error": "sheet_ids must be a list of strings", "reason": "wrong_type"},
-                    status=422,
-                )
-            if not isinstance(days, int) or isinstance(days, bool) or days < 1:
-                return self.json(
-                    {"error": "days must be a positive integer", "reason": "wrong_type"},
-                    status=422,
-                )
+            require_token(request)
+            body = await read_body(request, BulkBody, settings.max_string_length)
             training_status = await retrain_if_due("bulk-analysis", bulk=True)
+            sheet_ids = body.sheet_ids
             if sheet_ids is None:
                 pool = await deps.pool()
                 async with pool.acquire() as conn:
-                    sheet_ids = [
-                        r["sheet_id"] for r in await conn.fetch(_RECENT_SHEETS, days, 1000)
-                    ]
+                    rows = await conn.fetch(_RECENT_SHEETS, body.days, MAX_SHEET_IDS)
+                sheet_ids = [r["sheet_id"] for r in rows]
             summary = await analyse(sheet_ids)
             return self.json(
                 answer(f"{summary['sheets']} sheets analysed", training_status, summary)
@@ -610,17 +591,8 @@ def register_analysis_views(
         """POST: train the expense-fraud models now; 200 when done within the wait, else 202."""
 
         async def post(self, request: Request) -> Response:
-            if not authorised(request):
-                return unauthorised(self)
-            try:
-                body = await read_object(request)
-            except BadRequest as exc:
-                return self.json(exc.body(), status=exc.status)
-            force = body.get("force", False)
-            if not isinstance(force, bool):
-                return self.json(
-                    {"error": "force must be true or false", "reason": "wrong_type"}, status=422
-                )
+            require_token(request)
+            force = (await read_body(request, TrainBody, settings.max_string_length)).force
             pool = await deps.pool()
             status = await family_status(pool, engine, family, recent=0)
             if status["in_flight"] is not None:
@@ -631,14 +603,10 @@ def register_analysis_views(
                 counters = Counters(observed_at=datetime.now(UTC), **status["counters"])
                 gaps = minimum_data_gaps(family, counters, engine.config)
                 if gaps and not force:
-                    return self.json(
-                        {
-                            "error": "Insufficient data: need " + "; ".join(gaps),
-                            "reason": "insufficient_data",
-                        },
-                        status=422,
+                    raise ApiError(
+                        422, "insufficient_data", "Insufficient data: need " + "; ".join(gaps)
                     )
-                request_id = uuid.uuid4()
+                _, request_id = await next_manual_request(pool, family)
                 await signal(
                     family,
                     SignalKind.MANUAL,
@@ -722,37 +690,22 @@ def register_analysis_views(
         """POST {family, version}: score `version` in shadow beside the champion (null stops)."""
 
         async def post(self, request: Request) -> Response:
-            if not authorised(request):
-                return unauthorised(self)
-            try:
-                body = await read_object(request)
-                shadow_family = ModelFamily(body.get("family", ""))
-            except BadRequest as exc:
-                return self.json(exc.body(), status=exc.status)
-            except ValueError as exc:
-                return self.json({"error": str(exc), "reason": "invalid_value"}, status=422)
-            version = body.get("version")
+            require_token(request)
+            body = await read_body(request, ShadowBody, settings.max_string_length)
+            shadow_family, version = body.family, body.version
             if version is None:
                 deps.scoring.holder.set_shadow(None, shadow_family)
                 return self.json({"family": shadow_family.value, "shadow": None})
-            if not isinstance(version, str):
-                return self.json(
-                    {"error": "version must be text", "reason": "wrong_type"}, status=422
-                )
             from schemas.artifacts import ArtifactIntegrityError
             from streams.models import ModelRefused
 
             try:
                 model = await deps.scoring.loader.load(version)
             except (ModelRefused, ArtifactIntegrityError) as exc:
-                return self.json({"error": str(exc), "reason": "model_refused"}, status=422)
+                raise ApiError(422, "model_refused", str(exc), "version") from exc
             if model.family is not shadow_family:
-                return self.json(
-                    {
-                        "error": f"{version} is a {model.family.value} model",
-                        "reason": "invalid_value",
-                    },
-                    status=422,
+                raise ApiError(
+                    422, "invalid_value", f"{version} is a {model.family.value} model", "family"
                 )
             deps.scoring.holder.set_shadow(model, shadow_family)
             return self.json({"family": shadow_family.value, "shadow": version})

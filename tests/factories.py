@@ -25,6 +25,8 @@ from schemas.expense_sheet import ExpenseLine, ExpenseSheetSubmitted
 CODEC = Codec()
 START = datetime(2026, 1, 1, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parents[1]
+API_TOKEN = "test-token-of-the-http-api"
+"""The bearer token the workers that tests start are given (RETRAINER_API_TOKEN)."""
 
 
 def customer(n: int, prefix: str = "c") -> CustomerCreated:
@@ -149,7 +151,7 @@ def worker_env(
             "RETRAINER_DATABASE_URL": database_url,
             "RETRAINER_APP_ID": f"{prefix}-worker",
             "RETRAINER_WEB_PORT": str(web_port),
-            "RETRAINER_API_TOKEN": "test-token",
+            "RETRAINER_API_TOKEN": API_TOKEN,
             "RETRAINER_WORKER_DATA_DIR": str(
                 (data_dir or Path(tempfile.gettempdir())) / f"retrainer-{prefix}-{web_port}"
             ),

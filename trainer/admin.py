@@ -1,13 +1,20 @@
 """Operator actions behind the CLI: registry listing, manual promotion, rollback, `check`.
 
-Promotions made here are announced on model-updated like the trainer's own.
+Scorers follow model-updated, so a manual promotion or rollback and its announcement are one
+step: the version's artifacts are verified, the registry is changed in a transaction, and that
+transaction commits only once Kafka has acknowledged the model-updated event. If Kafka does not
+take it, nothing changed. Should the commit itself fail after the announcement, the champion it
+replaced is announced again, so workers and registry still agree.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 import asyncpg
 from confluent_kafka import KafkaException
@@ -17,28 +24,67 @@ from schemas.codec import utc_now
 from schemas.retrain_requested import RetrainReason, RetrainRequested
 from trainer import outcomes, registry
 from trainer.bootstrap import build, codec_for, connect
-from trainer.errors import TrainerError
+from trainer.errors import DependencyUnavailable, RegistryError, TrainerError
 from trainer.publisher import Outgoing, Publisher
 from trainer.service import Progress, Result
 from trainer.settings import TrainerSettings
 
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    # What a query meets on a connection the server has just closed (asyncpg's protocol is still
+    # consuming the server's error when the next query starts).
+    asyncpg.InternalClientError,
+)
+"""What asyncpg raises when the server is unreachable, refuses us or drops the connection."""
 
-async def _announce(settings: TrainerSettings, record: registry.VersionRecord) -> None:
-    publisher = Publisher(settings, codec_for(settings))
+APPLICATION_NAME = "retrainer-models"
+"""How the CLI's registry connections are named in pg_stat_activity."""
+
+
+def database_address(dsn: str) -> str:
+    """host:port/database of a DSN, without user or password, for messages."""
     try:
-        await publisher.send([Outgoing(settings.topic_model_updated, record.model_updated())])
+        parts = urlsplit(dsn)
+        port = parts.port
+    except ValueError:
+        return "the configured database"
+    where = parts.hostname or "localhost"
+    return f"{where}:{port or 5432}{parts.path or ''}"
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+@asynccontextmanager
+async def _registry(settings: TrainerSettings) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to the registry; database failures become one clear TrainerError."""
+    where = database_address(settings.dsn)
+    try:
+        conn = await asyncpg.connect(
+            settings.dsn, timeout=10, server_settings={"application_name": APPLICATION_NAME}
+        )
+    except DATABASE_ERRORS as exc:
+        raise DependencyUnavailable(f"cannot use PostgreSQL at {where}: {_reason(exc)}") from exc
+    try:
+        yield conn
+    except DATABASE_ERRORS as exc:
+        raise DependencyUnavailable(f"PostgreSQL at {where} failed: {_reason(exc)}") from exc
     finally:
-        publisher.close()
+        if not conn.is_closed():
+            try:
+                await conn.close(timeout=10)
+            except DATABASE_ERRORS:
+                conn.terminate()
 
 
 async def versions(
     settings: TrainerSettings, family: ModelFamily | None = None, limit: int = 50
 ) -> list[registry.VersionRecord]:
-    conn = await asyncpg.connect(settings.dsn, timeout=10)
-    try:
+    async with _registry(settings) as conn:
         return await registry.list_versions(conn, family, limit)
-    finally:
-        await conn.close()
 
 
 @dataclass(frozen=True)
@@ -50,41 +96,106 @@ class Shown:
 
 
 async def show(settings: TrainerSettings, version: str) -> Shown:
-    conn = await asyncpg.connect(settings.dsn, timeout=10)
-    try:
+    async with _registry(settings) as conn:
         record = await registry.get_version(conn, version)
         return Shown(record, await registry.verify_artifacts(conn, version))
+
+
+RegistryChange = Callable[[asyncpg.Connection], Awaitable[registry.ChampionChange]]
+"""A change of champion made on a connection inside the announcing transaction."""
+
+
+async def _unannounce(
+    publisher: Publisher, topic: str, change: registry.ChampionChange, exc: BaseException
+) -> TrainerError:
+    """The commit failed after the announcement: announce the unchanged champion again."""
+    announced = change.champion.version
+    replaced = change.replaced
+    if replaced is None or replaced.promoted_at is None:
+        return RegistryError(
+            f"{announced} was announced on {topic} but the registry change failed "
+            f"({_reason(exc)}); run the command again"
+        )
+    try:
+        await publisher.send([Outgoing(topic, replaced.model_updated())])
+    except TrainerError as again:
+        return RegistryError(
+            f"{announced} was announced on {topic} but the registry change failed "
+            f"({_reason(exc)}), and announcing {replaced.version} again failed too ({again}): "
+            f"run `retrainer models promote {replaced.version}`"
+        )
+    return RegistryError(
+        f"the registry change failed ({_reason(exc)}); nothing changed, {replaced.version} "
+        f"is still champion and was announced again"
+    )
+
+
+async def _change_champion(
+    settings: TrainerSettings, change: RegistryChange, publisher: Publisher | None
+) -> registry.ChampionChange:
+    """Run a registry change and announce its champion as one step (see the module's doc)."""
+    topic = settings.topic_model_updated
+    own = publisher is None
+    sender = publisher if publisher is not None else Publisher(settings, codec_for(settings))
+    try:
+        async with _registry(settings) as conn:
+            announced: registry.ChampionChange | None = None
+            try:
+                async with conn.transaction():
+                    result = await change(conn)
+                    try:
+                        await sender.send([Outgoing(topic, result.champion.model_updated())])
+                    except TrainerError as exc:
+                        kept = result.replaced.version if result.replaced else "no version"
+                        raise RegistryError(
+                            f"could not announce {result.champion.version} on {topic} ({exc}); "
+                            f"nothing changed, {kept} is still champion"
+                        ) from exc
+                    announced = result
+                return result
+            except DATABASE_ERRORS as exc:
+                if announced is None or not announced.changed:
+                    raise
+                undone = await _unannounce(sender, topic, announced, exc)
+        # Raised outside the handler, so the database error is not its cause: the message says
+        # what the operator needs (what was announced, what the registry still says).
+        raise undone
     finally:
-        await conn.close()
+        if own:
+            sender.close()
 
 
 async def promote(
-    settings: TrainerSettings, version: str, *, force: bool = False
-) -> registry.VersionRecord:
-    """Make `version` champion (a rejected one only with `force`) and announce it."""
-    conn = await asyncpg.connect(settings.dsn, timeout=10)
-    try:
-        record = await registry.promote(
+    settings: TrainerSettings,
+    version: str,
+    *,
+    force: bool = False,
+    publisher: Publisher | None = None,
+) -> registry.ChampionChange:
+    """Make `version` champion (a rejected one only with `force`) and announce it.
+
+    Promoting the champion again changes nothing in the registry and announces it again.
+    """
+    return await _change_champion(
+        settings,
+        lambda conn: registry.promote(
             conn, version, "promoted by hand", utc_now(), allow_rejected=force
-        )
-        # Never announce a version whose bytes do not verify: scorers would refuse it anyway.
-        await registry.load_bundle(conn, record)
-    finally:
-        await conn.close()
-    await _announce(settings, record)
-    return record
+        ),
+        publisher,
+    )
 
 
-async def rollback(settings: TrainerSettings, family: ModelFamily) -> registry.VersionRecord:
-    """Bring back the previous champion and re-publish it as model-updated."""
-    conn = await asyncpg.connect(settings.dsn, timeout=10)
-    try:
-        record = await registry.rollback(conn, family, utc_now())
-        await registry.load_bundle(conn, record)
-    finally:
-        await conn.close()
-    await _announce(settings, record)
-    return record
+async def rollback(
+    settings: TrainerSettings,
+    family: ModelFamily,
+    *,
+    to: str | None = None,
+    publisher: Publisher | None = None,
+) -> registry.ChampionChange:
+    """Bring back an earlier champion (`to`, or the one before the champion) and announce it."""
+    return await _change_champion(
+        settings, lambda conn: registry.rollback(conn, family, utc_now(), to=to), publisher
+    )
 
 
 @dataclass(frozen=True)

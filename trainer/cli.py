@@ -5,16 +5,22 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Annotated
+import sys
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
+from schemas import diagnostics
 from schemas.base import ModelFamily
 from trainer.errors import TrainerError
 from trainer.settings import TrainerSettings
+
+if TYPE_CHECKING:
+    from trainer.admin import CheckReport
+    from trainer.registry import VersionRecord
 
 err = Console(stderr=True)
 out = Console()
@@ -22,26 +28,70 @@ out = Console()
 models_app = typer.Typer(help="The model registry: list, show, promote, roll back.")
 
 
-def _fail(exc: Exception) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {exc}")
+def _fail(exc: Exception | diagnostics.Problem, dsn: str | None = None) -> typer.Exit:
+    # A database failure is told as what the operator can fix (setting named, password masked).
+    problem = diagnostics.database_problem(exc, dsn) if isinstance(exc, BaseException) else exc
+    # One line whatever the terminal's width, and the message is text, never markup.
+    err.print(f"[bold red]error:[/] {escape(str(problem or exc))}", soft_wrap=True)
     return typer.Exit(code=2)
+
+
+def _database_problem(settings: TrainerSettings) -> diagnostics.Problem | None:
+    from functools import partial
+
+    import asyncpg
+
+    connect = partial(asyncpg.connect, timeout=10)
+    return asyncio.run(diagnostics.probe_database(settings.dsn, connect))
+
+
+def _kafka_problem(settings: TrainerSettings, timeout: float = 10.0) -> diagnostics.Problem | None:
+    """One metadata request with the trainer's client settings; librdkafka's retry log muted."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    quiet = logging.getLogger("trainer.cli.kafka-probe")
+    quiet.propagate = False
+    if not quiet.handlers:  # without one, logging's last-resort handler prints to stderr
+        quiet.addHandler(logging.NullHandler())
+    config: dict[str, Any] = {**settings.kafka_config(), "logger": quiet}
+    try:
+        AdminClient(config).list_topics(timeout=timeout)
+    except KafkaException as exc:
+        return diagnostics.kafka_unreachable(settings.kafka_bootstrap, exc.args[0].str())
+    return None
 
 
 def trainer() -> None:
     """Run the trainer service: consume retrain-requested, train, publish model-updated."""
+    settings = TrainerSettings()
+    # Refused at once, in one line each: a taken port, a wrong database URL, no broker. A
+    # database that is only unreachable is waited for (the service retries while it starts).
+    port = diagnostics.port_problem(
+        "0.0.0.0",  # noqa: S104 - where trainer.metrics serves
+        settings.trainer_metrics_port,
+        "RETRAINER_TRAINER_METRICS_PORT",
+    )
+    database = _database_problem(settings)
+    for problem in (port, None if database and database.transient else database):
+        if problem is not None:
+            raise _fail(problem)
+    kafka = _kafka_problem(settings)
+    if kafka is not None:
+        raise _fail(kafka)
     from trainer.bootstrap import serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    settings = TrainerSettings()
     err.print(
         f"trainer: {settings.topic_retrain_requested} → {settings.topic_model_updated}, "
         f"{settings.topic_training_outcome} · group {settings.trainer_group_id} · "
-        f"metrics on :{settings.trainer_metrics_port}"
+        f"metrics on :{settings.trainer_metrics_port}",
+        soft_wrap=True,
     )
     try:
         asyncio.run(serve(settings))
     except TrainerError as exc:
-        raise _fail(exc) from exc
+        raise _fail(exc, settings.dsn) from exc
 
 
 def _pct(value: float) -> str:
@@ -56,13 +106,23 @@ def check(
         int | None,
         typer.Option("--days", help="count only customers first seen in the last N days"),
     ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="the report as one JSON object on stdout")
+    ] = False,
 ) -> None:
     """Check for new customers and retrain the delinquency model when they reach the threshold."""
     from trainer import admin
 
     settings = TrainerSettings()
+    problem = _database_problem(settings)
+    if problem is not None:
+        raise _fail(problem)
     with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=err,
+        disable=as_json,
     ) as bar:
         task = bar.add_task("counting new customers", total=None)
         try:
@@ -75,7 +135,13 @@ def check(
                 )
             )
         except (TrainerError, OSError) as exc:
-            raise _fail(exc) from exc
+            raise _fail(exc, settings.dsn) from exc
+    if as_json:
+        sys.stdout.write(json.dumps(_check_document(report)) + "\n")
+        failed = report.result is not None and report.result.outcome.status.value == "failed"
+        if failed:
+            raise typer.Exit(code=1)
+        return
     window = f" (first seen in the last {days} days)" if days is not None else ""
     out.print("[bold]Retraining check — delinquency[/]")
     out.print(f"  New customers: {report.new_customers}{window}")
@@ -115,6 +181,11 @@ def check(
                 if name in m
             )
         )
+        if detail.decision.holdout_gap is not None:
+            out.print(
+                f"  [yellow]Warning:[/] {escape(detail.decision.holdout_gap)}: these metrics "
+                "are no evidence of the model's quality"
+            )
     outcome = result.outcome
     where = {
         "promoted": "promoted to champion",
@@ -134,18 +205,63 @@ def check(
         raise typer.Exit(code=1)
 
 
+def _check_document(report: CheckReport) -> dict[str, Any]:
+    """`check`'s report for scripts: the same facts as the text, as JSON."""
+    result = report.result
+    outcome = result.outcome.model_dump(mode="json") if result is not None else None
+    return {
+        "family": ModelFamily.DELINQUENCY.value,
+        "new_customers": report.new_customers,
+        "threshold": report.threshold,
+        "days": report.days,
+        "retraining_needed": report.triggers,
+        "forced": report.forced,
+        "outcome": outcome,
+        "announced": report.announced,
+        "announce_error": report.announce_error,
+    }
+
+
+def _record_document(r: VersionRecord) -> dict[str, Any]:
+    """One registry version for scripts (`models list --json`, `models show`)."""
+    return {
+        "version": r.version,
+        "family": r.family.value,
+        "status": r.status,
+        "status_reason": r.status_reason,
+        "metrics": dict(r.metrics),
+        "params": dict(r.params),
+        "samples": r.samples,
+        "data_start": r.data_start.isoformat() if r.data_start else None,
+        "data_cutoff": r.data_cutoff.isoformat(),
+        "code_version": r.code_version,
+        "request_id": str(r.request_id) if r.request_id else None,
+        "created_at": r.created_at.isoformat(),
+        "promoted_at": r.promoted_at.isoformat() if r.promoted_at else None,
+    }
+
+
 @models_app.command("list")
 def models_list(
     family: Annotated[ModelFamily | None, typer.Option(help="only this family")] = None,
     limit: Annotated[int, typer.Option(help="at most this many, newest first")] = 50,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="one JSON array of versions on stdout")
+    ] = False,
 ) -> None:
     """Every registered version, newest first, with its status and headline metrics."""
     from trainer import admin
 
+    settings = TrainerSettings()
     try:
-        records = asyncio.run(admin.versions(TrainerSettings(), family, limit))
-    except (TrainerError, OSError) as exc:
-        raise _fail(exc) from exc
+        records = asyncio.run(admin.versions(settings, family, limit))
+    except TrainerError as exc:
+        raise _fail(exc, settings.dsn) from exc
+    if as_json:
+        sys.stdout.write(json.dumps([_record_document(r) for r in records]) + "\n")
+        return
+    from rich.table import Table
+
     table = Table(title="model registry")
     for column in ("version", "family", "status", "AUC", "F1", "samples", "created", "promoted"):
         table.add_column(column, no_wrap=column in ("version", "family", "status"))
@@ -165,29 +281,23 @@ def models_list(
 
 
 @models_app.command("show")
-def models_show(version: str) -> None:
+def models_show(
+    version: str,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="one compact JSON object on stdout (no colours)")
+    ] = False,
+) -> None:
     """One version: status and reason, metrics, parameters, data window, artifacts (verified)."""
     from trainer import admin
 
+    settings = TrainerSettings()
     try:
-        shown = asyncio.run(admin.show(TrainerSettings(), version))
-    except (TrainerError, OSError) as exc:
-        raise _fail(exc) from exc
+        shown = asyncio.run(admin.show(settings, version))
+    except TrainerError as exc:
+        raise _fail(exc, settings.dsn) from exc
     r = shown.record
     document = {
-        "version": r.version,
-        "family": r.family.value,
-        "status": r.status,
-        "status_reason": r.status_reason,
-        "metrics": dict(r.metrics),
-        "params": dict(r.params),
-        "samples": r.samples,
-        "data_start": r.data_start.isoformat() if r.data_start else None,
-        "data_cutoff": r.data_cutoff.isoformat(),
-        "code_version": r.code_version,
-        "request_id": str(r.request_id) if r.request_id else None,
-        "created_at": r.created_at.isoformat(),
-        "promoted_at": r.promoted_at.isoformat() if r.promoted_at else None,
+        **_record_document(r),
         "artifacts": [
             {
                 "artifact_id": a.artifact_id,
@@ -200,7 +310,10 @@ def models_show(version: str) -> None:
             for a in r.artifacts
         ],
     }
-    out.print_json(json.dumps(document))
+    if as_json:
+        sys.stdout.write(json.dumps(document) + "\n")
+    else:
+        out.print_json(json.dumps(document))
     if not all(shown.verified.values()):
         raise typer.Exit(code=1)
 
@@ -210,26 +323,61 @@ def models_promote(
     version: str,
     force: Annotated[bool, typer.Option("--force", help="also promote a rejected version")] = False,
 ) -> None:
-    """Make VERSION its family's champion and publish it as model-updated."""
+    """Make VERSION its family's champion and publish it as model-updated.
+
+    The version's artifacts are verified first; the registry changes only once model-updated is
+    acknowledged by Kafka. Promoting the champion again re-publishes it.
+    """
     from trainer import admin
 
+    settings = TrainerSettings()
     try:
-        record = asyncio.run(admin.promote(TrainerSettings(), version, force=force))
-    except (TrainerError, OSError) as exc:
-        raise _fail(exc) from exc
-    out.print(f"{record.family.value}: champion is now {record.version} (published)")
+        change = asyncio.run(admin.promote(settings, version, force=force))
+    except TrainerError as exc:
+        raise _fail(exc, settings.dsn) from exc
+    record = change.champion
+    if not change.changed:
+        out.print(
+            f"{record.family.value}: {record.version} is already champion (published again)",
+            soft_wrap=True,
+        )
+        return
+    replaced = f", replacing {change.replaced.version}" if change.replaced else ""
+    out.print(
+        f"{record.family.value}: champion is now {record.version}{replaced} (published)",
+        soft_wrap=True,
+    )
 
 
 @models_app.command("rollback")
-def models_rollback(family: ModelFamily) -> None:
-    """Retire FAMILY's champion, restore the previous one and publish it as model-updated."""
+def models_rollback(
+    family: ModelFamily,
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to", help="an earlier champion of FAMILY to go back to (default: the last)"
+        ),
+    ] = None,
+) -> None:
+    """Retire FAMILY's champion, restore an earlier one and publish it as model-updated.
+
+    The earlier version's artifacts are verified first; the registry changes only once
+    model-updated is acknowledged by Kafka.
+    """
     from trainer import admin
 
+    settings = TrainerSettings()
     try:
-        record = asyncio.run(admin.rollback(TrainerSettings(), family))
-    except (TrainerError, OSError) as exc:
-        raise _fail(exc) from exc
-    out.print(f"{record.family.value}: rolled back; champion is now {record.version} (published)")
+        change = asyncio.run(admin.rollback(settings, family, to=to))
+    except TrainerError as exc:
+        raise _fail(exc, settings.dsn) from exc
+    record = change.champion
+    replaced = f" from {change.replaced.version}" if change.replaced else ""
+    out.print(
+        f"{record.family.value}: rolled back{replaced}; champion is now {record.version} "
+        "(published)",
+        soft_wrap=True,
+    )
 
 
 def register(app: typer.Typer) -> None:

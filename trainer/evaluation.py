@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,17 +49,21 @@ def time_split(times: IntArray, holdout_fraction: float, embargo: int = 0) -> Sp
 def binary_metrics(truth: BoolArray, score: FloatArray, flagged: BoolArray) -> dict[str, float]:
     """AUC (of the score), precision, recall and F1 (of the flags), with the counts behind them.
 
-    AUC is left out when the truth has a single class: it is undefined, not 0.5.
+    The four figures are left out when the truth has a single class: AUC and recall are
+    undefined then (not 0.5, not 0), and precision or F1 measured against one class say nothing
+    about telling the classes apart. `holdout_samples` and `holdout_positives` are always there,
+    so a reader (and the promotion gate) can tell why.
     """
     truth = np.asarray(truth, dtype=np.bool_)
+    positives = int(truth.sum())
     metrics: dict[str, float] = {
         "holdout_samples": float(len(truth)),
-        "holdout_positive_rate": float(truth.mean()) if len(truth) else 0.0,
+        "holdout_positives": float(positives),
+        "holdout_positive_rate": positives / len(truth) if len(truth) else 0.0,
     }
-    if len(truth) == 0:
+    if positives == 0 or positives == len(truth):
         return metrics
-    if truth.any() and not truth.all():
-        metrics["auc"] = float(roc_auc_score(truth, score))
+    metrics["auc"] = float(roc_auc_score(truth, score))
     precision, recall, f1, _ = precision_recall_fscore_support(
         truth, flagged, average="binary", zero_division=0
     )
@@ -66,6 +71,26 @@ def binary_metrics(truth: BoolArray, score: FloatArray, flagged: BoolArray) -> d
     metrics["recall"] = float(recall)
     metrics["f1"] = float(f1)
     return metrics
+
+
+def holdout_gap(metrics: Mapping[str, float]) -> str | None:
+    """Why `metrics` are no evidence of a model's quality (its holdout lacks a class), or None.
+
+    Reads the counts `binary_metrics` leaves; metrics with an AUC had both classes.
+    """
+    if "auc" in metrics:
+        return None
+    samples = round(metrics.get("holdout_samples", 0.0))
+    positives = round(
+        metrics.get("holdout_positives", metrics.get("holdout_positive_rate", 0.0) * samples)
+    )
+    if samples == 0:
+        return "holdout has no labelled observations"
+    if positives == 0:
+        return f"holdout has no positives (0 of {samples})"
+    if positives >= samples:
+        return f"holdout has no negatives ({samples} of {samples} positive)"
+    return None
 
 
 def anomaly_rate(flagged: BoolArray) -> float:

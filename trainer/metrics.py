@@ -1,4 +1,9 @@
-"""The trainer's Prometheus metrics, declared once in a registry of their own; /metrics, /health."""
+"""The trainer's Prometheus metrics, declared once in a registry of their own; /metrics, /health.
+
+Every label set known in advance is exported from the start (counters and histograms at 0,
+the last model's scores NaN until one is trained), so `rate()` and `increase()` see the first
+event. The registry also carries the process and Python collectors the worker's default one has.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +17,31 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    GCCollector,
     Histogram,
     Info,
+    PlatformCollector,
+    ProcessCollector,
     generate_latest,
 )
 
+from schemas.base import ModelFamily
+from schemas.build import build_labels
+from schemas.errors import RejectReason
+from schemas.training_outcome import OutcomeStatus
+from trainer.admission import CUTOFF_IN_FUTURE, REQUEST_ID_REUSED
+
 REGISTRY = CollectorRegistry(auto_describe=True)
+ProcessCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
+GCCollector(registry=REGISTRY)
+
+BUILD_INFO = Gauge(
+    "retrainer_build_info",
+    "1, labelled with the running build: package version, Python version and git commit.",
+    ["version", "python", "commit"],
+    registry=REGISTRY,
+)
 
 TRAINING_DURATION = Histogram(
     "retrainer_training_duration_seconds",
@@ -58,10 +82,33 @@ LOAD_RATE = Gauge(
 )
 INVALID_REQUESTS = Counter(
     "retrainer_trainer_dead_letters_total",
-    "retrain-requested messages that could not be decoded and went to dead-letter.",
+    "retrain-requested messages set aside to dead-letter, by reason.",
     ["reason"],
     registry=REGISTRY,
 )
+
+
+def _export_known_label_sets() -> None:
+    BUILD_INFO.labels(**build_labels()).set(1)
+    for family in (f.value for f in ModelFamily):
+        TRAINING_DURATION.labels(family)
+        for status in OutcomeStatus:
+            OUTCOMES.labels(family, status.value)
+        for unknown_yet in (LAST_AUC, LAST_F1, LOAD_RATE):
+            unknown_yet.labels(family).set(float("nan"))
+    for reason in (*(r.value for r in RejectReason), CUTOFF_IN_FUTURE, REQUEST_ID_REUSED):
+        INVALID_REQUESTS.labels(reason)
+
+
+_export_known_label_sets()
+
+
+def _export_runner_reasons() -> None:
+    """The dead-letter reasons of the runner itself, which imports this module (so: late)."""
+    from trainer.runner import OUTCOME_REJECTED, UNEXPECTED_ERROR
+
+    for reason in (UNEXPECTED_ERROR, OUTCOME_REJECTED):
+        INVALID_REQUESTS.labels(reason)
 
 
 class Liveness:
@@ -114,5 +161,6 @@ class _Handler(BaseHTTPRequestHandler):
 def serve(port: int, host: str = "0.0.0.0") -> None:  # noqa: S104 - scraped from outside
     """Serve /metrics and /health on `port` from a daemon thread (0 = do not serve)."""
     if port:
+        _export_runner_reasons()
         server = ThreadingHTTPServer((host, port), _Handler)
         threading.Thread(target=server.serve_forever, name="trainer-http", daemon=True).start()

@@ -1,7 +1,8 @@
 """Outcomes in the seed's tables: model_retraining_log (one row per request) and training status.
 
 The log's UNIQUE request_id is the trainer's record of what it finished: a request found there
-is never trained again.
+is never trained again. request_identities binds each request id to the request first seen
+with it, so a reused id cannot pass for that request.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import asyncpg
 from schemas.base import ModelFamily
 from schemas.retrain_requested import RetrainRequested
 from schemas.training_outcome import OutcomeStatus, TrainingOutcome
+from trainer.admission import RequestIdentity
+from trainer.errors import TrainerError
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,16 @@ class OutcomeRecord:
             duration_seconds=max(self.duration_seconds, 0.0),
         )
 
+    def identity(self) -> RequestIdentity:
+        """What the logged request trained on (the log keeps no digest of the rest)."""
+        return RequestIdentity(
+            request_id=self.request_id,
+            family=self.family,
+            data_cutoff=self.data_cutoff,
+            force=self.forced,
+            content_sha256=None,
+        )
+
 
 async def find(conn: asyncpg.Connection, request_id: UUID) -> OutcomeRecord | None:
     """The logged outcome of `request_id`, if it finished."""
@@ -80,6 +93,46 @@ async def find(conn: asyncpg.Connection, request_id: UUID) -> OutcomeRecord | No
         customers=row["customers_trained"],
         forced=row["forced"],
         gate_overridden=row["gate_overridden"],
+    )
+
+
+async def bind_request(
+    conn: asyncpg.Connection, identity: RequestIdentity, at: datetime
+) -> RequestIdentity:
+    """The identity the request id is bound to: `identity` itself unless the id was seen before.
+
+    Two statements, not one: after waiting on a concurrent insert of the same id, only a new
+    statement sees the row that won.
+    """
+    await conn.execute(
+        """
+        INSERT INTO request_identities
+            (request_id, family, data_cutoff, force, content_sha256, bound_at)
+        VALUES ($1, $2, $3, $4, $5, $6)
+        ON CONFLICT (request_id) DO NOTHING
+        """,
+        identity.request_id,
+        identity.family.value,
+        identity.data_cutoff,
+        identity.force,
+        identity.content_sha256,
+        at,
+    )
+    row = await conn.fetchrow(
+        """
+        SELECT request_id, family, data_cutoff, force, content_sha256
+        FROM request_identities WHERE request_id = $1
+        """,
+        identity.request_id,
+    )
+    if row is None:  # pragma: no cover - the row was just inserted or already there
+        raise TrainerError(f"request id {identity.request_id} is not bound")
+    return RequestIdentity(
+        request_id=row["request_id"],
+        family=ModelFamily(row["family"]),
+        data_cutoff=row["data_cutoff"],
+        force=row["force"],
+        content_sha256=row["content_sha256"],
     )
 
 

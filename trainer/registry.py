@@ -1,7 +1,8 @@
 """The model registry in PostgreSQL: versions, their artifacts, and which one is champion.
 
 Versions are never overwritten. A promotion (retire the champion, crown another) happens in one
-transaction under a per-family advisory lock, so there is never a half-written champion.
+transaction under a per-family advisory lock, so there is never a half-written champion, and only
+for a version whose artifacts verify, so the registry never names a champion scorers would refuse.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from uuid import UUID
 import asyncpg
 
 from schemas import artifacts
-from schemas.artifacts import Artifact
+from schemas.artifacts import Artifact, ArtifactIntegrityError
 from schemas.base import ModelFamily
 from schemas.bundles import CLASSIFIER, ISOLATION_FOREST, ModelBundle
 from schemas.model_updated import ModelUpdated
@@ -275,6 +276,39 @@ async def retire_champion(conn: asyncpg.Connection, family: ModelFamily, reason:
     return version
 
 
+@dataclass(frozen=True)
+class ChampionChange:
+    """A family's champion after a promotion or rollback, and the one it replaced.
+
+    `replaced` is the version that was champion before (None when there was none); when the
+    version was champion already, `replaced` is that same version and nothing changed.
+    """
+
+    champion: VersionRecord
+    replaced: VersionRecord | None
+
+    @property
+    def changed(self) -> bool:
+        return self.replaced is None or self.replaced.version != self.champion.version
+
+
+async def artifact_problem(conn: asyncpg.Connection, record: VersionRecord) -> str | None:
+    """Why the version's models cannot be served (bytes off their sha256, undecodable), or None."""
+    verified = await verify_artifacts(conn, record.version)
+    if not verified:
+        return f"{record.version} has no artifacts"
+    failing = sorted(role for role, ok in verified.items() if not ok)
+    if len(failing) == 1:
+        return f"artifact {failing[0]} of {record.version} fails its sha256 check"
+    if failing:
+        return f"artifacts {', '.join(failing)} of {record.version} fail their sha256 check"
+    try:
+        await load_bundle(conn, record)
+    except ArtifactIntegrityError as exc:
+        return f"{record.version} cannot be loaded: {exc}"
+    return None
+
+
 async def promote(
     conn: asyncpg.Connection,
     version: str,
@@ -282,37 +316,42 @@ async def promote(
     at: datetime,
     *,
     allow_rejected: bool = False,
-) -> VersionRecord:
-    """Make `version` its family's champion, retiring the current one, in one transaction."""
+) -> ChampionChange:
+    """Make `version` its family's champion, retiring the current one, in one transaction.
+
+    The version's artifacts are verified first: one that scorers would refuse never becomes
+    champion. Promoting the champion again changes nothing (and is not an error).
+    """
     async with conn.transaction():
         record = await get_version(conn, version)
         await lock_family(conn, record.family)
         record = await get_version(conn, version)
-        if record.status == VersionStatus.CHAMPION:
-            return record
         if record.status == VersionStatus.REJECTED and not allow_rejected:
             raise RegistryError(
                 f"{version} was rejected ({record.status_reason}); promote it with --force"
             )
-        previous = await retire_champion(conn, record.family, f"replaced by {version}")
+        problem = await artifact_problem(conn, record)
+        if problem is not None:
+            raise RegistryError(f"cannot promote {version}: {problem}; nothing changed")
+        if record.status == VersionStatus.CHAMPION:
+            return ChampionChange(record, record)
+        current = await champion(conn, record.family)
+        await retire_champion(conn, record.family, f"replaced by {version}")
         await conn.execute(
             "UPDATE model_versions SET status = 'champion', status_reason = $2, promoted_at = $3, "
             "rolled_back_at = NULL WHERE version = $1",
             version,
-            reason if previous is None else f"{reason} (replaced {previous})",
+            reason if current is None else f"{reason} (replaced {current.version})",
             at,
         )
-        return await get_version(conn, version)
+        return ChampionChange(await get_version(conn, version), current)
 
 
-async def rollback(conn: asyncpg.Connection, family: ModelFamily, at: datetime) -> VersionRecord:
-    """Retire the champion and bring back the version that was champion before it."""
-    async with conn.transaction():
-        await lock_family(conn, family)
-        current = await champion(conn, family)
-        if current is None:
-            raise RegistryError(f"{family.value} has no champion to roll back")
-        previous = await conn.fetchval(
+async def _rollback_target(
+    conn: asyncpg.Connection, family: ModelFamily, current: VersionRecord, to: str | None
+) -> VersionRecord:
+    if to is None:
+        previous: str | None = await conn.fetchval(
             "SELECT version FROM model_versions WHERE family = $1 AND status = 'retired' "
             "AND promoted_at IS NOT NULL AND rolled_back_at IS NULL AND version <> $2 "
             "ORDER BY promoted_at DESC, version DESC LIMIT 1",
@@ -323,16 +362,54 @@ async def rollback(conn: asyncpg.Connection, family: ModelFamily, at: datetime) 
             raise RegistryError(
                 f"{family.value}: no earlier champion to roll back to from {current.version}"
             )
-        await retire_champion(conn, family, f"rolled back to {previous}")
+        return await get_version(conn, previous)
+    target = await get_version(conn, to)
+    if target.version == current.version:
+        raise RegistryError(f"{to} is already the {family.value} champion; nothing to roll back")
+    if target.promoted_at is None or target.status != VersionStatus.RETIRED:
+        raise RegistryError(
+            f"{to} was never {family.value} champion ({target.status}); "
+            f"`retrainer models promote {to}` makes it champion"
+        )
+    return target
+
+
+async def rollback(
+    conn: asyncpg.Connection, family: ModelFamily, at: datetime, *, to: str | None = None
+) -> ChampionChange:
+    """Retire the champion and bring back an earlier one: `to`, or the one champion before it.
+
+    The earlier version's artifacts are verified before anything changes: a rollback to a
+    version scorers would refuse is refused, and the champion stays.
+    """
+    async with conn.transaction():
+        if to is not None:
+            asked = await get_version(conn, to)
+            if asked.family != family:
+                raise RegistryError(
+                    f"{to} is a version of {asked.family.value}, not {family.value}"
+                )
+        await lock_family(conn, family)
+        current = await champion(conn, family)
+        if current is None:
+            raise RegistryError(f"{family.value} has no champion to roll back")
+        target = await _rollback_target(conn, family, current, to)
+        problem = await artifact_problem(conn, target)
+        if problem is not None:
+            raise RegistryError(
+                f"cannot roll back {family.value} to {target.version}: {problem}; nothing "
+                f"changed, {current.version} is still champion"
+            )
+        await retire_champion(conn, family, f"rolled back to {target.version}")
         # A version rolled back from is never a rollback target again (until promoted anew).
         await conn.execute(
             "UPDATE model_versions SET rolled_back_at = $2 WHERE version = $1", current.version, at
         )
         await conn.execute(
             "UPDATE model_versions SET status = 'champion', "
-            "status_reason = $2, promoted_at = $3 WHERE version = $1",
-            previous,
+            "status_reason = $2, promoted_at = $3, rolled_back_at = NULL WHERE version = $1",
+            target.version,
             f"restored by rollback from {current.version}",
             at,
         )
-        return await get_version(conn, previous)
+        return ChampionChange(await get_version(conn, target.version), current)

@@ -2,25 +2,30 @@
 
 An offset is committed only after the outcome is recorded and published, so a crash anywhere
 before that brings the request back; the handler then recognises a finished request.
+
+No single message stops the consumer. One that cannot be decoded, that the handler refuses,
+that fails unexpectedly, or whose outcome Kafka refuses goes to dead-letter with the reason (a
+letter always fits, see schemas.dead_letter) and its offset is committed. When Kafka or
+PostgreSQL is unavailable the message is rewound and tried again; the consumer keeps polling.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from schemas.codec import Codec, utc_now
-from schemas.dead_letter import DeadLettered
+from schemas.dead_letter import KEPT_KEY_BYTES, KEPT_VALUE_BYTES, DeadLettered
 from schemas.errors import DecodeError
 from schemas.retrain_requested import RetrainRequested
 from trainer import metrics
+from trainer.admission import RequestRefused
 from trainer.errors import DependencyUnavailable
-from trainer.publisher import Outgoing, Publisher
+from trainer.publisher import MessageRejected, Outgoing, Publisher
 from trainer.retry import retrying
 from trainer.service import Result, Trainer
 from trainer.settings import TrainerSettings
@@ -29,6 +34,11 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.5
 # A training holds the consumer between polls; the broker must not think it died meanwhile.
 MAX_POLL_INTERVAL_MS = 30 * 60 * 1000
+
+UNEXPECTED_ERROR = "unexpected_error"
+"""Reason code of a request whose handling raised an error nobody planned for."""
+OUTCOME_REJECTED = "outcome_rejected"
+"""Reason code of a request whose outcome (or promotion) Kafka refuses to take."""
 
 
 def outgoing(settings: TrainerSettings, result: Result) -> list[Outgoing]:
@@ -58,6 +68,7 @@ class RequestConsumer:
         self._codec = codec
         self._clock = clock
         self.handled = 0
+        self.dead_lettered = 0
 
     def _consumer(self) -> Consumer:
         return Consumer(
@@ -95,26 +106,41 @@ class RequestConsumer:
             await asyncio.to_thread(consumer.close)
 
     async def process(self, consumer: Consumer, message: Message) -> None:
-        value = message.value() or b""
+        """Answer, set aside or rewind one message; only a bug in this method itself escapes."""
         try:
-            request = self._codec.decode_as(RetrainRequested, value)
+            request = self._codec.decode_as(RetrainRequested, message.value() or b"")
         except DecodeError as exc:
-            await self._dead_letter(message, exc)
-            await self._commit(consumer, message)
+            await self._set_aside(consumer, message, "decode", exc.reason.value, str(exc))
             return
-        result = await self._trainer.handle(request)
+        try:
+            result = await self._trainer.handle(request)
+        except RequestRefused as exc:
+            await self._set_aside(consumer, message, "admit", exc.reason, exc.detail)
+            return
+        except DependencyUnavailable as exc:
+            log.error("request %s not handled, tried again: %s", request.request_id, exc)
+            await self._rewind(consumer, message)
+            return
+        except Exception as exc:
+            # A fault nobody planned for must not turn this message into a crash loop.
+            log.exception("request %s failed unexpectedly", request.request_id)
+            await self._set_aside(
+                consumer, message, "handle", UNEXPECTED_ERROR, f"{type(exc).__name__}: {exc}"
+            )
+            return
         try:
             await self._publisher.send(outgoing(self._settings, result))
         except DependencyUnavailable as exc:
             # Not committed: rewind so the request comes back; it is finished, so the handler
             # only re-publishes its outcome then.
             log.error("could not publish the outcome of %s: %s", request.request_id, exc)
-            partition = TopicPartition(
-                message.topic() or self._settings.topic_retrain_requested,
-                message.partition() or 0,
-                message.offset() or 0,
-            )
-            await asyncio.to_thread(consumer.seek, partition)
+            await self._rewind(consumer, message)
+            return
+        except MessageRejected as exc:
+            # Recorded in PostgreSQL, but Kafka will never take this outcome: say so where
+            # operators look, rather than rewinding to the same refusal for ever.
+            log.error("Kafka refused the outcome of %s: %s", request.request_id, exc)
+            await self._set_aside(consumer, message, "publish", OUTCOME_REJECTED, str(exc))
             return
         await self._commit(consumer, message)
         self.handled += 1
@@ -126,26 +152,77 @@ class RequestConsumer:
             result.outcome.version or "",
         )
 
+    async def _rewind(self, consumer: Consumer, message: Message) -> None:
+        """Seek back to `message`, so the next poll brings it again (after a pause)."""
+        await asyncio.sleep(self._settings.retry_base_delay_s)
+        partition = TopicPartition(
+            message.topic() or self._settings.topic_retrain_requested,
+            message.partition() or 0,
+            message.offset() or 0,
+        )
+        try:
+            await asyncio.to_thread(consumer.seek, partition)
+        except KafkaException as exc:
+            # The partition was revoked meanwhile: its next owner starts from the committed
+            # offset, which is still before this message.
+            log.warning("could not rewind to offset %s: %s", message.offset(), exc)
+
     async def _commit(self, consumer: Consumer, message: Message) -> None:
         async def commit() -> None:
-            await asyncio.to_thread(consumer.commit, message=message, asynchronous=False)
+            try:
+                await asyncio.to_thread(consumer.commit, message=message, asynchronous=False)
+            except KafkaException as exc:
+                raise DependencyUnavailable(f"commit refused: {exc}") from exc
 
-        await retrying(commit, self._settings, "committing the offset")
+        try:
+            await retrying(commit, self._settings, "committing the offset")
+        except DependencyUnavailable as exc:
+            # The message comes back after a restart or rebalance; finished requests are
+            # recognised then, and a set-aside message is set aside again.
+            log.error("offset %s of %s not committed: %s", message.offset(), message.topic(), exc)
 
-    async def _dead_letter(self, message: Message, exc: DecodeError) -> None:
-        key = message.key()
-        letter = DeadLettered(
-            occurred_at=self._clock(),
+    def _letter(
+        self, message: Message, stage: str, reason: str, error: str, *, bare: bool = False
+    ) -> DeadLettered:
+        return DeadLettered.from_message(
             source_topic=message.topic() or self._settings.topic_retrain_requested,
             partition=message.partition() or 0,
             offset=message.offset() or 0,
-            key_b64=base64.b64encode(key).decode() if key is not None else None,
-            value_b64=base64.b64encode(message.value() or b"").decode(),
-            stage="decode",
-            reason=exc.reason.value,
-            error=str(exc)[:1000],
-            failed_at=self._clock(),
+            key=message.key(),
+            value=message.value(),
+            stage=stage,
+            reason=reason,
+            error=error,
+            at=self._clock(),
+            kept_value_bytes=0 if bare else KEPT_VALUE_BYTES,
+            kept_key_bytes=0 if bare else KEPT_KEY_BYTES,
         )
-        metrics.INVALID_REQUESTS.labels(exc.reason.value).inc()
-        log.warning("retrain request at offset %s dead-lettered: %s", message.offset(), exc)
-        await self._publisher.send([Outgoing(self._settings.topic_dead_letter, letter)])
+
+    async def _set_aside(
+        self, consumer: Consumer, message: Message, stage: str, reason: str, error: str
+    ) -> None:
+        """Publish the message to dead-letter with the reason, then commit past it.
+
+        A dead-letter topic that refuses even a letter within Kafka's defaults gets one without
+        the original bytes (size, sha256 and offset still find them). When Kafka is unavailable
+        the message is rewound and set aside later: never committed without its letter.
+        """
+        topic = self._settings.topic_dead_letter
+        letter = self._letter(message, stage, reason, error)
+        try:
+            try:
+                await self._publisher.send([Outgoing(topic, letter)])
+            except MessageRejected as exc:
+                log.error("%s refused the letter for offset %s: %s", topic, message.offset(), exc)
+                bare = self._letter(message, stage, reason, error, bare=True)
+                await self._publisher.send([Outgoing(topic, bare)])
+        except (DependencyUnavailable, MessageRejected) as exc:
+            log.error("could not dead-letter offset %s; tried again: %s", message.offset(), exc)
+            await self._rewind(consumer, message)
+            return
+        metrics.INVALID_REQUESTS.labels(reason).inc()
+        self.dead_lettered += 1
+        log.warning(
+            "retrain request at offset %s dead-lettered (%s): %s", message.offset(), reason, error
+        )
+        await self._commit(consumer, message)

@@ -1,7 +1,8 @@
 """The retrain handler: one request in, one recorded outcome (and maybe a promotion) out.
 
-Kafka-free: the runner feeds it decoded requests and publishes what it returns. Loading and
-recording go through asyncpg; fitting runs in an executor so the event loop stays responsive.
+Kafka-free: the runner feeds it decoded requests and publishes what it returns, or dead-letters
+the ones it refuses (trainer.admission). Loading and recording go through asyncpg; fitting runs
+in an executor so the event loop stays responsive.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 from uuid import UUID
 
@@ -20,12 +21,12 @@ import asyncpg
 
 from schemas import artifacts
 from schemas.base import ModelFamily
-from schemas.bundles import ModelBundle
+from schemas.bundles import CLASSIFIER, RANDOM_FOREST, ModelBundle
 from schemas.codec import utc_now
 from schemas.model_updated import ModelUpdated
 from schemas.retrain_requested import RetrainRequested
 from schemas.training_outcome import OutcomeStatus, TrainingOutcome
-from trainer import datasets, families, gate, metrics, outcomes, registry
+from trainer import admission, datasets, families, gate, metrics, outcomes, registry
 from trainer.errors import (
     ArtifactIntegrityError,
     ChampionChanged,
@@ -43,6 +44,8 @@ T = TypeVar("T")
 FitFunction = Callable[[TrainingSet, TrainerSettings], ModelBundle]
 Progress = Callable[[str], None]
 GATE_ATTEMPTS = 3
+SUPERVISED_ROLES = frozenset({CLASSIFIER, RANDOM_FOREST})
+"""Bundle roles learnt from labels; a bundle without one is judged as a detector."""
 
 
 def code_version() -> str:
@@ -133,11 +136,33 @@ class Trainer:
 
         return await self._db("looking up the request", find)
 
+    async def admit(self, request: RetrainRequested) -> None:
+        """Refuse a cutoff in the future and a reused request id (raises RequestRefused).
+
+        The id is bound to the request on first sight, before training, so a request that is
+        still training (or crashed while training) owns its id too.
+        """
+        skew = timedelta(seconds=self._settings.max_cutoff_skew_s)
+        admission.check_cutoff(request, self._clock(), skew)
+        identity = admission.RequestIdentity.of(request)
+        bound_at = self._clock()
+
+        async def bind(conn: asyncpg.Connection) -> admission.RequestIdentity:
+            return await outcomes.bind_request(conn, identity, bound_at)
+
+        admission.check_identity(await self._db("binding the request id", bind), identity)
+
     async def handle(self, request: RetrainRequested, progress: Progress | None = None) -> Result:
-        """Train, evaluate, gate and record `request`; a request already finished is replayed."""
+        """Train, evaluate, gate and record `request`; a request already finished is replayed.
+
+        Raises RequestRefused for a request the trainer will not act on (see `admit`).
+        """
         report = progress or (lambda _stage: None)
+        await self.admit(request)
         done = await self.finished(request.request_id)
         if done is not None:
+            # Also checked against the log: ids finished before they were bound keep no digest.
+            admission.check_identity(done.identity(), admission.RequestIdentity.of(request))
             log.info(
                 "request %s already finished (%s); not training again", done.request_id, done.status
             )
@@ -262,11 +287,12 @@ class Trainer:
                 tolerance=settings.promotion_tolerance,
                 force=request.force,
                 champion_version=champion_version,
+                supervised=bool(SUPERVISED_ROLES & set(bundle.models)),
             )
             if note:
-                decision = gate.GateDecision(
-                    decision.promote, f"{decision.reason} ({note})", decision.overridden
-                )
+                decision = replace(decision, reason=f"{decision.reason} ({note})")
+            if decision.holdout_gap is not None:
+                log.warning("request %s (%s): %s", request.request_id, family, decision.reason)
             report("recording")
             try:
                 result = await self._commit(

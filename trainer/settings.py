@@ -66,6 +66,10 @@ class TrainerSettings(BaseSettings):
     promotion_tolerance: float = Field(default=0.01, ge=0)
     """A challenger whose AUC is lower than the champion's by more than this is rejected."""
 
+    # Admission
+    max_cutoff_skew_s: float = Field(default=300.0, ge=0)
+    """A request whose data cutoff lies more than this many seconds after now is dead-lettered."""
+
     # Resilience
     retry_attempts: int = Field(default=5, ge=1)
     retry_base_delay_s: float = Field(default=0.5, gt=0)

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from retrainer.simulator.formats import FileFormat
@@ -35,6 +36,20 @@ def _overrides(specs: list[str]) -> dict[str, str]:
             raise typer.BadParameter(f"expected DEFAULT=NAME, got {spec!r}", param_hint="--topic")
         pairs[default] = name
     return pairs
+
+
+def _check_sources(specs: list[str]) -> None:
+    """Each --from-file names a topic and a readable file; else one line that says which."""
+    from retrainer.simulator.errors import SimulatorError
+    from retrainer.simulator.files import parse_source
+
+    for spec in specs:
+        if "=" not in spec and not Path(spec).exists():
+            raise SimulatorError(f"--from-file {spec}: no such file")
+        _, path = parse_source(spec)
+        if not path.is_file():
+            what = "a directory, not a file" if path.is_dir() else "no such file"
+            raise SimulatorError(f"--from-file {spec}: {path} is {what}")
 
 
 def register(app: typer.Typer) -> None:
@@ -101,6 +116,7 @@ def register(app: typer.Typer) -> None:
         from retrainer.simulator.publish import PublishOptions, default_bootstrap, run_publish
 
         try:
+            _check_sources(from_file or [])
             scenario = ScenarioConfig.of(
                 seed=seed,
                 customers=customers,
@@ -127,7 +143,7 @@ def register(app: typer.Typer) -> None:
             )
             summary = run_publish(options, progress=not quiet and not as_json)
         except SimulatorError as exc:
-            _err.print(f"[bold red]error:[/] {exc}")
+            _err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
             raise typer.Exit(code=2) from exc
         if as_json:
             sys.stdout.write(json.dumps(summary.as_dict()) + "\n")
@@ -163,6 +179,8 @@ def _print_summary(summary: dict[str, object]) -> None:
         _err.print(f"[cyan]skipped[/] {summary['skipped']} malformed message(s) a file cannot hold")
     for warning in summary["warnings"] or []:  # type: ignore[attr-defined]
         _err.print(f"[yellow]kafka:[/] {warning}")
+    if summary["total_sent"] == 0 and summary["total_rejected"]:
+        _err.print("[bold red]every record was refused: nothing was published[/]")
     if summary["delivery_failures"]:
         _err.print(f"[bold red]delivery failures:[/] {summary['delivery_failures']}")
         for sample in summary["failure_samples"] or []:  # type: ignore[attr-defined]

@@ -128,6 +128,7 @@ _EVERY_TOPIC: Mapping[RejectReason, tuple[Mutation, ...]] = {
     RejectReason.UNKNOWN_SCHEMA_VERSION: (_set(_at("schema_version"), 99),),
     RejectReason.DATE_IN_FUTURE: (_set(_at("occurred_at"), f"{FAR_FUTURE_DATE}T00:00:00Z"),),
     RejectReason.UNKNOWN_FIELD: (_extra_field,),
+    RejectReason.DATE_OUT_OF_RANGE: (_set(_at("occurred_at"), "1899-12-31T23:59:59Z"),),
 }
 
 _BY_TOPIC: Mapping[str, Mapping[RejectReason, tuple[Mutation, ...]]] = {
@@ -141,6 +142,9 @@ _BY_TOPIC: Mapping[str, Mapping[RejectReason, tuple[Mutation, ...]]] = {
         ),
         RejectReason.NEGATIVE_AMOUNT: (_set(_some_line("amount"), "-42.50"),),
         RejectReason.AMOUNT_ABOVE_CEILING: (_set(_some_line("amount"), "98000000.00"),),
+        RejectReason.AMOUNT_OUT_OF_RANGE: (_set(_some_line("amount"), "1000000000000000000"),),
+        RejectReason.AMOUNT_TOO_PRECISE: (_set(_some_line("amount"), "12.3456789012"),),
+        RejectReason.DATE_OUT_OF_RANGE: (_set(_some_line("expense_date"), "1899-12-31"),),
         RejectReason.INVALID_CURRENCY: (
             _set(_some_line("currency"), "EURO"),
             _set(_some_line("currency"), "eur"),

@@ -103,7 +103,8 @@ class PublishOptions:
 
 @dataclass(frozen=True)
 class PublishSummary:
-    """What a publish run did; `ok` is False when any message failed to reach its destination."""
+    """What a publish run did; `ok` is False when a message failed to reach its destination or
+    when every record of an export was refused."""
 
     mode: PublishMode
     destination: str
@@ -137,7 +138,8 @@ class PublishSummary:
 
     @property
     def ok(self) -> bool:
-        return self.delivery_failures == 0
+        """Nothing failed to arrive, and an export that had records did not have only bad ones."""
+        return self.delivery_failures == 0 and not (self.total_sent == 0 and self.total_rejected)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -303,7 +305,7 @@ class FileSink:
         self.malformed: Counter[str] = Counter()
 
     def send(self, message: SimMessage) -> None:
-        written = self._writer.write(message.topic, message.value, message.event)
+        written = self._writer.write(message.topic, message.value, message.event, message.key)
         if written and message.expected_reject is not None:
             self.malformed[message.expected_reject.value] += 1
 

@@ -23,6 +23,7 @@ from retrainer.stack import procs
 from retrainer.stack.assets import asset
 from retrainer.stack.errors import DownloadFailed, PortTaken, ServiceFailed, ToolMissing
 from retrainer.stack.settings import StackSettings
+from schemas.diagnostics import port_holder
 
 MIN_JAVA = 17
 DEPENDENCY_PLUGIN = "3.8.1"
@@ -71,6 +72,9 @@ class LocalKafka:
         self.logs = self.root / "logs"
         self.config = self.root / "server.properties"
         self.pidfile = self.root / "kafka.pid"
+        # The broker this object started, reaped on stop (a process that lives on after the CLI
+        # exits is found again by its pid file).
+        self._child: subprocess.Popen[bytes] | None = None
 
     # -- prerequisites -------------------------------------------------------------------------
 
@@ -235,7 +239,7 @@ class LocalKafka:
             if procs.port_open(self.settings.host, port):
                 raise PortTaken(
                     f"port {self.settings.host}:{port} is taken by "
-                    f"{procs.describe_pid(procs.listener_pid(port))}, not by our broker",
+                    f"{port_holder(port)}, not by our broker",
                     "stop that process, or move our broker with RETRAINER_KAFKA_PORT / "
                     "RETRAINER_KAFKA_CONTROLLER_PORT (or use it: RETRAINER_KAFKA_BOOTSTRAP)",
                 )
@@ -257,6 +261,7 @@ class LocalKafka:
         finally:
             stdout.close()
         self.pidfile.write_text(f"{child.pid}\n")
+        self._child = child
 
         def healthy() -> bool:
             if child.poll() is not None:
@@ -282,6 +287,9 @@ class LocalKafka:
         if proc is None:
             return False
         procs.terminate_group(proc, timeout=30)
+        if self._child is not None:
+            self._child.wait(timeout=30)
+            self._child = None
         return True
 
     def purge(self) -> None:

@@ -9,8 +9,9 @@ from typing import Any
 
 from retrainer.stack.errors import ServiceFailed
 from retrainer.stack.kafka import LocalKafka, metadata_ok
-from retrainer.stack.postgres import LocalPostgres, _select_one
+from retrainer.stack.postgres import LocalPostgres, database_problem
 from retrainer.stack.settings import StackSettings
+from schemas.diagnostics import mask_dsn
 
 Report = Callable[[str], None]
 
@@ -32,12 +33,10 @@ def up(settings: StackSettings, report: Report = lambda _: None) -> UpResult:
         report("PostgreSQL: starting (or reusing) the local server")
         result.postgres_started = LocalPostgres(settings).start()
     else:
-        import asyncio
-
-        if not asyncio.run(_select_one(settings.dsn, 10.0)):
+        problem = database_problem(settings.dsn, 10.0)
+        if problem is not None:
             raise ServiceFailed(
-                "RETRAINER_DATABASE_URL is set but that PostgreSQL does not answer",
-                "check the URL and that the server runs, or unset it to use the local server",
+                str(problem), "or unset RETRAINER_DATABASE_URL to use the local server"
             )
     result.seconds["postgres"] = time.monotonic() - began
 
@@ -82,7 +81,7 @@ def status(settings: StackSettings) -> dict[str, Any]:
     postgres = LocalPostgres(settings).status()
     return {
         "kafka_bootstrap": settings.bootstrap,
-        "database_url": settings.dsn,
+        "database_url": mask_dsn(settings.dsn),
         "home": str(settings.home),
         "healthy": kafka.state in ("running", "external")
         and postgres.state in ("running", "external"),

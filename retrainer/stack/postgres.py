@@ -9,6 +9,7 @@ import pwd
 import shutil
 import subprocess
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +19,23 @@ import psutil
 from retrainer.stack import procs
 from retrainer.stack.errors import PortTaken, ServiceFailed, ToolMissing
 from retrainer.stack.settings import StackSettings
+from schemas import diagnostics
+from schemas.diagnostics import mask_dsn
 
 
 @dataclass(frozen=True)
 class PostgresStatus:
     """What `stack status` reports about PostgreSQL."""
 
-    state: str  # running | stopped | external | unreachable
+    state: str  # running | stopped | external | unreachable | refused (it answered: no)
     database_url: str
+    """The DSN with its password masked: a status is printed and parsed, never secret."""
     pid: int | None = None
     rss_bytes: int | None = None
     version: str | None = None
     log: str | None = None
+    problem: str | None = None
+    """Why an external server is unreachable or refuses us, in one line."""
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -145,7 +151,7 @@ class LocalPostgres:
             if procs.port_open(self.settings.host, port):
                 raise PortTaken(
                     f"port {self.settings.host}:{port} is taken by "
-                    f"{procs.describe_pid(procs.listener_pid(port))}, not by our PostgreSQL",
+                    f"{diagnostics.port_holder(port)}, not by our PostgreSQL",
                     "stop that process, or move ours with RETRAINER_POSTGRES_PORT "
                     "(or use yours: RETRAINER_DATABASE_URL)",
                 )
@@ -223,21 +229,28 @@ class LocalPostgres:
         self.log.unlink(missing_ok=True)
 
     def status(self) -> PostgresStatus:
+        shown = mask_dsn(self.settings.dsn)
         if not self.settings.local_postgres:
-            ok = asyncio.run(_select_one(self.settings.dsn, 3.0))
+            problem = database_problem(self.settings.dsn, 3.0)
             return PostgresStatus(
-                state="external" if ok else "unreachable", database_url=self.settings.dsn
+                state="external"
+                if problem is None
+                else "unreachable"
+                if problem.transient
+                else "refused",
+                database_url=shown,
+                problem=None if problem is None else str(problem),
             )
         proc = self.process()
         if proc is None:
-            return PostgresStatus(state="stopped", database_url=self.settings.dsn)
+            return PostgresStatus(state="stopped", database_url=shown)
         try:
             rss = proc.memory_info().rss
         except psutil.Error:
             rss = None
         return PostgresStatus(
             state="running" if self.answers() else "starting",
-            database_url=self.settings.dsn,
+            database_url=shown,
             pid=proc.pid,
             rss_bytes=rss,
             version=_server_version(wheel_install()),
@@ -254,6 +267,13 @@ def _server_version(install: Path) -> str:
         timeout=60,
     )
     return out.stdout.split()[-1]
+
+
+def database_problem(dsn: str, connect_timeout: float) -> diagnostics.Problem | None:
+    """None when the server at `dsn` takes a connection, else why not (one line, no password)."""
+    return asyncio.run(
+        diagnostics.probe_database(dsn, partial(asyncpg.connect, timeout=connect_timeout))
+    )
 
 
 async def _select_one(dsn: str, connect_timeout: float) -> bool:

@@ -22,27 +22,6 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
-def listener_pid(port: int) -> int | None:
-    """The pid listening on a TCP port, when the OS lets us see it."""
-    try:
-        for conn in psutil.net_connections(kind="tcp"):
-            if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
-                return conn.pid
-    except (psutil.AccessDenied, PermissionError):
-        return None
-    return None
-
-
-def describe_pid(pid: int | None) -> str:
-    if pid is None:
-        return "an unknown process"
-    try:
-        proc = psutil.Process(pid)
-        return f"pid {pid} ({' '.join(proc.cmdline())[:120]})"
-    except psutil.Error:
-        return f"pid {pid}"
-
-
 def read_pid(pidfile: Path) -> int | None:
     try:
         return int(pidfile.read_text().split()[0])

@@ -23,8 +23,8 @@ REQUIRED = {
     "throughput": {"retrainer_events_consumed_total", "retrainer_events_stored_total"},
     "lag": {"retrainer_consumer_lag_messages"},
     "counters against thresholds": {
-        "retrainer_policy_counter_value",
-        "retrainer_policy_threshold_value",
+        "retrainer_policy_counted_events",
+        "retrainer_policy_threshold_events",
     },
     "anomaly rate": {"retrainer_anomaly_rate_ratio"},
     "retrain reasons": {"retrainer_retrain_requests_total"},

@@ -1,4 +1,5 @@
-"""promtool accepts deploy/prometheus: the scrape config, the alert rules and their unit tests."""
+"""promtool accepts deploy/prometheus (scrape config, alert rules, their unit tests) and the
+metrics both services export."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY, generate_latest
 
+import streams.metrics
+import trainer.metrics
 from tests.e2e.conftest import DEPLOY, require_program
 
 pytestmark = pytest.mark.e2e
@@ -38,3 +42,19 @@ def test_alert_rules_are_valid() -> None:
 def test_alert_rules_pass_their_unit_tests() -> None:
     output = promtool("test", "rules", "alerts_test.yml")
     assert "SUCCESS" in output
+
+
+def test_both_registries_pass_promtool_check_metrics() -> None:
+    """The lint on what each service exports before any event (live scrapes: test_live_metrics)."""
+    registries = {"worker": REGISTRY, "trainer": trainer.metrics.REGISTRY}
+    assert streams.metrics.BUILD_INFO is not None  # the import registers the worker's metrics
+    for service, registry in registries.items():
+        done = subprocess.run(
+            [require_program("promtool"), "check", "metrics"],
+            input=generate_latest(registry),
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        problems = (done.stdout + done.stderr).decode().strip()
+        assert (done.returncode, problems) == (0, ""), f"{service}:\n{problems}"

@@ -127,8 +127,8 @@ def _lose_state(bulk: Bulk) -> None:
     """An operator's bad day: no consumer group, no table changelog or signals, no mirror."""
     admin = AdminClient({"bootstrap.servers": bulk.stack.bootstrap})
 
-    def group_deleted() -> bool:
-        future = admin.delete_consumer_groups([bulk.app_id], request_timeout=10)[bulk.app_id]
+    def group_deleted(group: str) -> bool:
+        future = admin.delete_consumer_groups([group], request_timeout=10)[group]
         try:
             future.result(timeout=15)
         except KafkaException as exc:
@@ -136,7 +136,8 @@ def _lose_state(bulk: Bulk) -> None:
             return "GROUP_ID_NOT_FOUND" in str(exc)
         return True
 
-    wait_until(group_deleted, 60, "the worker's consumer group to be deleted")
+    for group in (bulk.app_id, f"{bulk.app_id}-upstream"):
+        wait_until(lambda g=group: group_deleted(g), 60, f"consumer group {group} to be deleted")
     # The table's changelog and the signals it was folded from (old ones would otherwise teach
     # a new worker the state again, until retention removes them).
     internal = [f"{bulk.app_id}-policy-state-changelog", bulk.topic("policy-signals")]
@@ -175,7 +176,7 @@ def test_losing_group_and_state_then_replay_and_rebuild_changes_nothing(
     # A new deployment backfills everything published so far, and hands the worker group the
     # offsets it stopped at so the worker does not read it all again.
     with bulk.environment() as settings:
-        first = asyncio.run(replay(settings, ReplayOptions(commit_group=bulk.app_id)))
+        first = asyncio.run(replay(settings, ReplayOptions(commit_group=f"{bulk.app_id}-upstream")))
     assert first.consumed == truth.total
     assert first.new == sum(truth.valid.values())
     assert first.present == 0
@@ -225,7 +226,9 @@ def test_losing_group_and_state_then_replay_and_rebuild_changes_nothing(
         assert _message_count(bulk.stack.bootstrap, bulk.topic("retrain-requested")) == 0
 
         _lose_state(bulk)
-        again = _cli(bulk, "replay", "--from-beginning", "--commit-group", bulk.app_id)
+        again = _cli(
+            bulk, "replay", "--from-beginning", "--commit-group", f"{bulk.app_id}-upstream"
+        )
         assert again["consumed"] == truth.total + delta
         assert again["newly_stored"] == 0
         assert again["already_present"] == sum(truth.valid.values()) + delta

@@ -7,6 +7,7 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import asyncpg
@@ -15,10 +16,18 @@ import pytest
 from retrainer.migrate import migrate
 from schemas.retrain_requested import RetrainReason, RetrainRequested
 from tests.conftest import Stack
-from tests.factories import CODEC, customer, publish, statement, wait_until
+from tests.factories import API_TOKEN, CODEC, customer, publish, statement, wait_until
 from tests.integration.streams.conftest import Workers, read_all
 
-TOKEN = "test-token"
+TOKEN = API_TOKEN
+MUTATIONS = (
+    "/retraining/trigger",
+    "/expenses/upload",
+    "/sheets/s-1/analyze",
+    "/analysis/bulk",
+    "/analysis/train",
+    "/models/shadow",
+)
 
 
 def call(
@@ -29,15 +38,27 @@ def call(
     content_type: str = "application/json",
     token: str | None = TOKEN,
 ) -> tuple[int, Any]:
+    status, _, answer = call_with_headers(port, method, path, body, content_type, token)
+    return status, answer
+
+
+def call_with_headers(
+    port: int,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    content_type: str = "application/json",
+    token: str | None = TOKEN,
+) -> tuple[int, dict[str, str], Any]:
     request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, method=method)
     request.add_header("Content-Type", content_type)
     if token is not None:
         request.add_header("Authorization", f"Bearer {token}")
     try:
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - http only
-            return response.status, json.loads(response.read())
+            return response.status, dict(response.headers), json.loads(response.read())
     except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+        return exc.code, dict(exc.headers), json.loads(exc.read())
 
 
 @pytest.fixture
@@ -51,8 +72,17 @@ def shared_worker(
     stack: Stack, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Workers, int]]:
     """One worker for the tests that change no state it keeps (auth, bad bodies, health)."""
-    database = asyncio.run(_fresh_database(stack))
-    group = Workers(stack, database, tmp_path_factory.mktemp("shared-worker"))
+    with module_worker(stack, tmp_path_factory, "api") as running:
+        yield running
+
+
+@contextmanager
+def module_worker(
+    stack: Stack, tmp_path_factory: pytest.TempPathFactory, name: str
+) -> Iterator[tuple[Workers, int]]:
+    """A worker with topics and a database of its own, for the tests of one module."""
+    database = asyncio.run(_fresh_database(stack, name))
+    group = Workers(stack, database, tmp_path_factory.mktemp(f"{name}-worker"))
     group.create_topics()
     try:
         yield group, group.start()
@@ -60,8 +90,8 @@ def shared_worker(
         group.close()
 
 
-async def _fresh_database(stack: Stack) -> str:
-    name = f"retrainer_api_{stack.session_id}"
+async def _fresh_database(stack: Stack, purpose: str) -> str:
+    name = f"retrainer_{purpose}_{stack.session_id}"
     conn = await asyncpg.connect(stack.dsn)
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -73,21 +103,39 @@ async def _fresh_database(stack: Stack) -> str:
     return url
 
 
-def test_mutations_need_the_bearer_token(shared_worker: tuple[Workers, int]) -> None:
+@pytest.mark.parametrize("path", MUTATIONS)
+@pytest.mark.parametrize(
+    ("token", "reason"),
+    [(None, "missing_token"), ("", "missing_token"), ("wrong", "invalid_token")],
+)
+def test_mutations_need_the_bearer_token(
+    shared_worker: tuple[Workers, int], path: str, token: str | None, reason: str
+) -> None:
     _, port = shared_worker
-    for path in ("/retraining/trigger", "/expenses/upload"):
-        status, body = call(port, "POST", path, b"{}", token=None)
-        assert status == 401, path
-        assert "Bearer" in body["reason"]
-        status, _ = call(port, "POST", path, b"{}", token="wrong")
-        assert status == 401
+    status, headers, body = call_with_headers(port, "POST", path, b"{}", token=token)
+    assert (status, body["reason"]) == (401, reason), body
+    assert headers["WWW-Authenticate"].startswith('Bearer realm="retrainer"')
+
+
+def test_a_blank_token_disables_mutations(workers: Workers) -> None:
+    """RETRAINER_API_TOKEN="" once let an empty `Authorization: Bearer ` through."""
+    workers.extra_env["RETRAINER_API_TOKEN"] = ""
+    workers.create_topics()
+    port = workers.start()
+    for path in MUTATIONS:
+        for token in ("", " ", None):
+            status, headers, body = call_with_headers(port, "POST", path, b"{}", token=token)
+            assert (status, body["reason"]) == (401, "mutations_disabled"), (path, body)
+            assert "RETRAINER_API_TOKEN" in body["error"]
+            assert headers["WWW-Authenticate"].startswith("Bearer")
+    assert workers.get("/retraining/status")["in_flight"] is None
 
 
 @pytest.mark.parametrize(
     ("path", "body", "content_type", "status", "reason"),
     [
         ("/retraining/trigger", b"{oops", "application/json", 400, "invalid_json"),
-        ("/retraining/trigger", b'{"family": "cats"}', "application/json", 422, "invalid_value"),
+        ("/retraining/trigger", b'{"family": "cats"}', "application/json", 422, "unknown_family"),
         ("/retraining/trigger", b'{"force": "yes"}', "application/json", 422, "wrong_type"),
         ("/retraining/trigger", b"[1]", "application/json", 422, "not_an_object"),
         ("/expenses/upload", b"{oops", "application/json", 400, "invalid_json"),
@@ -225,7 +273,7 @@ def test_health_and_metrics(shared_worker: tuple[Workers, int]) -> None:
     metrics = workers.get("/metrics", port)
     for name in (
         "retrainer_events_consumed_total",
-        "retrainer_policy_counter_value",
+        "retrainer_policy_counted_events",
         "retrainer_requests_in_flight",
         "retrainer_policy_decisions_total",
     ):

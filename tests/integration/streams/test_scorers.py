@@ -18,7 +18,7 @@ from schemas.model_updated import ModelUpdated
 from tests.factories import CODEC, publish, sheet, wait_until
 from tests.integration.streams.conftest import Workers
 
-TOKEN = "test-token"
+TOKEN = "test-token-of-the-http-api"  # tests.factories.API_TOKEN
 
 
 def _query(dsn: str, sql: str, *args: Any) -> list[asyncpg.Record]:

@@ -239,7 +239,7 @@ async def test_delinquency_promote_redeliver_reject_rollback(
     assert second.status is OutcomeStatus.PROMOTED, second.reason
     assert second.version != outcome.version
 
-    restored = await admin.rollback(settings, ModelFamily.DELINQUENCY)
+    restored = (await admin.rollback(settings, ModelFamily.DELINQUENCY)).champion
     assert restored.version == outcome.version
     assert restored.status == "champion"
     await _verify_registry(url, restored.version)

@@ -6,7 +6,7 @@ import base64
 import json
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta, timezone
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
 from hypothesis import strategies as st
@@ -31,7 +31,15 @@ from schemas import (
     TrainingOutcome,
 )
 from schemas.currencies import ISO_4217_CODES
-from schemas.limits import CodecLimits
+from schemas.limits import (
+    AMOUNT_BOUND,
+    DEFAULT_LIMITS,
+    EARLIEST_DATE,
+    EARLIEST_INSTANT,
+    MAX_AMOUNT_DECIMAL_PLACES,
+    MAX_IDENTIFIER_LENGTH,
+    CodecLimits,
+)
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 """The instant the test codec believes it is."""
@@ -67,14 +75,32 @@ any_instants = st.datetimes(
 """Aware datetimes for fields that may lie in the future (cut-offs, scoring times)."""
 past_dates = st.dates(min_value=date(1990, 1, 1), max_value=NOW.date())
 
+
+@st.composite
+def amounts(draw: st.DrawFn, minimum: Decimal, maximum: Decimal) -> Decimal:
+    """Amounts in [minimum, maximum] with 0 to MAX_AMOUNT_DECIMAL_PLACES places, ends included."""
+    places = draw(st.integers(min_value=0, max_value=MAX_AMOUNT_DECIMAL_PLACES))
+    scale = Decimal(10) ** places
+    unscaled = draw(
+        st.integers(
+            min_value=int((minimum * scale).to_integral_value(ROUND_CEILING)),
+            max_value=int((maximum * scale).to_integral_value(ROUND_FLOOR)),
+        )
+    )
+    return Decimal(unscaled).scaleb(-places)
+
+
+LARGEST_AMOUNT = AMOUNT_BOUND - Decimal(10) ** -MAX_AMOUNT_DECIMAL_PLACES
+"""The largest amount the storage limits allow: eighteen nines, a point, nine nines."""
+
 expense_amounts = st.one_of(
     st.decimals(min_value=0, max_value=1_000_000, places=2),
-    st.decimals(min_value=0, max_value=1_000_000, allow_nan=False, allow_infinity=False),
+    amounts(Decimal(0), DEFAULT_LIMITS.max_amount),
     st.integers(min_value=0, max_value=1_000_000).map(Decimal),
 )
 non_negative_amounts = st.one_of(
     st.decimals(min_value=0, max_value=10**12, places=2),
-    st.decimals(min_value=0, max_value=10**9, allow_nan=False, allow_infinity=False),
+    amounts(Decimal(0), Decimal(10**9)),
 )
 signed_amounts = st.decimals(min_value=-(10**9), max_value=10**9, places=2)
 finite_floats = st.floats(allow_nan=False, allow_infinity=False)
@@ -285,3 +311,149 @@ json_values = st.recursive(
     max_leaves=12,
 )
 """Any JSON value (no NaN, which plain JSON cannot carry)."""
+
+
+# --- the whole accepted range of the upstream events -----------------------------------------
+#
+# Every value these strategies draw is one the test codec accepts, and together they reach the
+# ends of each accepted range: the storage limits of schemas.limits, the text limits, the
+# earliest date and the latest one the pinned clock allows.
+
+LATEST_ACCEPTED = NOW + DEFAULT_LIMITS.max_future
+"""The latest instant the test codec accepts for a field that may not lie in the future."""
+
+_UTF8_WIDTHS = ((0x01, 0x7F), (0x80, 0xFFFF), (0x10000, 0x10FFFF))
+"""Code point ranges of 1-byte, 2/3-byte and 4-byte UTF-8 characters (NUL excluded)."""
+
+
+def spread_text(seed: int, length: int, width: tuple[int, int]) -> str:
+    """`length` code points spread over `width` by `seed`, never NUL nor a surrogate.
+
+    Built from two drawn numbers rather than drawn character by character, so strings of the
+    longest accepted length cost hypothesis almost nothing; they hardly repeat, so PostgreSQL
+    cannot compress them into a small index entry either.
+    """
+    low, high = width
+    span = high - low + 1
+    characters = []
+    for index in range(length):
+        code = low + (seed + index * 2_654_435_761) % span
+        if 0xD800 <= code <= 0xDFFF:
+            code -= 0x800
+        characters.append(chr(code))
+    return "".join(characters)
+
+
+def accepted_text(max_length: int, min_length: int = 0) -> st.SearchStrategy[str]:
+    """Short text of any storable characters, or text of (nearly) `max_length` characters."""
+    longest = st.builds(
+        spread_text,
+        st.integers(min_value=0, max_value=2**32),
+        st.integers(min_value=max(min_length, max_length - 3), max_value=max_length),
+        st.sampled_from(_UTF8_WIDTHS),
+    )
+    return st.one_of(st.text(_CHARACTERS, min_size=min_length, max_size=24), longest)
+
+
+accepted_texts = accepted_text(DEFAULT_LIMITS.max_string_length)
+accepted_identifiers = accepted_text(MAX_IDENTIFIER_LENGTH, min_length=1)
+
+_AMOUNT_ENDS = (LARGEST_AMOUNT, Decimal("0.000000001"), Decimal("0.000000000"), Decimal(0))
+accepted_signed_amounts = st.one_of(
+    amounts(-LARGEST_AMOUNT, LARGEST_AMOUNT),
+    st.sampled_from([*_AMOUNT_ENDS, -LARGEST_AMOUNT, Decimal("-0.000000001")]),
+)
+accepted_non_negative_amounts = st.one_of(
+    amounts(Decimal(0), LARGEST_AMOUNT), st.sampled_from(_AMOUNT_ENDS)
+)
+accepted_expense_amounts = st.one_of(
+    amounts(Decimal(0), DEFAULT_LIMITS.max_amount),
+    st.sampled_from([DEFAULT_LIMITS.max_amount, Decimal("999999.999999999"), Decimal(0)]),
+)
+# The ends are drawn on purpose: a wide range alone seldom gives hypothesis its first day.
+accepted_dates = st.one_of(
+    st.sampled_from([EARLIEST_DATE, LATEST_ACCEPTED.date()]),
+    st.dates(min_value=EARLIEST_DATE, max_value=LATEST_ACCEPTED.date()),
+)
+accepted_instants = st.tuples(
+    st.one_of(
+        st.sampled_from([EARLIEST_INSTANT, LATEST_ACCEPTED]),
+        st.datetimes(
+            min_value=EARLIEST_INSTANT.replace(tzinfo=None),
+            max_value=LATEST_ACCEPTED.replace(tzinfo=None),
+            timezones=st.just(UTC),
+        ),
+    ),
+    _offsets,
+).map(lambda instant_and_offset: instant_and_offset[0].astimezone(instant_and_offset[1]))
+"""Instants from EARLIEST_INSTANT to LATEST_ACCEPTED (in UTC), written in any offset."""
+
+
+def _accepted_envelope() -> dict[str, st.SearchStrategy[Any]]:
+    return {"event_id": st.uuids(), "occurred_at": accepted_instants}
+
+
+accepted_lines = st.builds(
+    ExpenseLine,
+    expense_id=accepted_identifiers,
+    amount=accepted_expense_amounts,
+    currency=currencies,
+    category=accepted_texts,
+    merchant=accepted_texts,
+    expense_date=accepted_dates,
+    description=accepted_texts,
+    receipt_ref=st.none() | accepted_texts,
+)
+
+ACCEPTED_UPSTREAM: Mapping[type[Event], st.SearchStrategy[Any]] = {
+    ExpenseSheetSubmitted: st.builds(
+        ExpenseSheetSubmitted,
+        **_accepted_envelope(),
+        sheet_id=accepted_identifiers,
+        employee_id=accepted_identifiers,
+        submitted_at=accepted_instants,
+        lines=st.lists(
+            accepted_lines, min_size=1, max_size=4, unique_by=lambda line: line.expense_id
+        ).map(tuple),
+    ),
+    CustomerCreated: st.builds(
+        CustomerCreated,
+        **_accepted_envelope(),
+        customer_id=accepted_identifiers,
+        created_at=accepted_instants,
+        profile=st.builds(
+            CustomerProfile,
+            age=st.integers(min_value=18, max_value=120),
+            annual_income=accepted_non_negative_amounts,
+            credit_limit=accepted_non_negative_amounts,
+            region=accepted_texts,
+            product=accepted_texts,
+            tenure_months=counts,
+            employment_status=accepted_texts,
+        ),
+    ),
+    CustomerActivityRecorded: st.builds(
+        CustomerActivityRecorded,
+        **_accepted_envelope(),
+        statement_id=accepted_identifiers,
+        customer_id=accepted_identifiers,
+        statement_date=accepted_dates,
+        balance=accepted_signed_amounts,
+        credit_limit=accepted_non_negative_amounts,
+        payment_amount=accepted_non_negative_amounts,
+        minimum_due=accepted_non_negative_amounts,
+        purchase_amount=accepted_non_negative_amounts,
+        cash_advance_amount=accepted_non_negative_amounts,
+        days_past_due=counts,
+    ),
+    ExpenseLabelled: st.builds(
+        ExpenseLabelled,
+        **_accepted_envelope(),
+        expense_id=accepted_identifiers,
+        sheet_id=st.none() | accepted_identifiers,
+        is_fraud=st.booleans(),
+        labelled_at=accepted_instants,
+        source=accepted_texts,
+    ),
+}
+"""Valid upstream events drawn from the whole accepted range of every field."""

@@ -75,6 +75,9 @@ def test_enumerations_match_the_spec() -> None:
         "duplicate_expense_id",
         "string_too_long",
         "unknown_field",
+        "amount_out_of_range",
+        "amount_too_precise",
+        "date_out_of_range",
     ]
 
 

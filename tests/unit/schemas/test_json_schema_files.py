@@ -113,6 +113,16 @@ def test_a_hand_written_producer_message_passes_both_schema_and_codec() -> None:
         (("lines", 0, "surprise"), True),
         (("sheet_id",), ""),
         (("sheet_id",), "x" * 2001),
+        # The storage limits, where JSON Schema can say them.
+        (("sheet_id",), "x" * 257),
+        (("sheet_id",), "s\x00"),
+        (("lines", 0, "description"), "nul\x00inside"),
+        (("lines", 0, "amount"), "1000000000000000000"),
+        (("lines", 0, "amount"), "1.1234567891"),
+        (("lines", 0, "expense_date"), "1899-12-31"),
+        (("lines", 0, "expense_date"), "0001-01-01"),
+        (("submitted_at",), "1899-12-30T23:00:00-02:00"),
+        (("occurred_at",), "0001-01-01T00:00:00Z"),
     ],
 )
 def test_the_schema_rejects_what_the_codec_rejects(path: tuple[Any, ...], value: Any) -> None:

@@ -32,6 +32,14 @@ from schemas import (
 )
 from schemas.currencies import ISO_4217_CODES
 from schemas.jsonschema import topic_schema
+from schemas.limits import (
+    EARLIEST_DATE,
+    EARLIEST_INSTANT,
+    LATEST_DATE,
+    LATEST_INSTANT,
+    MAX_AMOUNT_DECIMAL_PLACES,
+    MAX_AMOUNT_INTEGER_DIGITS,
+)
 from tests.unit.schemas.strategies import (
     EVENTS,
     NOW,
@@ -53,6 +61,7 @@ FUTURE_CHECKED = {
     "labelled_at",
 }
 WITH_MONEY = (ExpenseSheetSubmitted, CustomerCreated, CustomerActivityRecorded)
+DATE_FORMATS = ("date", "date-time")
 Path = tuple[str | int, ...]
 
 
@@ -295,6 +304,68 @@ def _above_ceiling(data: st.DataObject) -> Case:
     return Case(event_type.TOPIC, dumps(document), RejectReason.AMOUNT_ABOVE_CEILING, slot.dotted)
 
 
+@mutation("amount out of the storable range", RejectReason.AMOUNT_OUT_OF_RANGE)
+def _out_of_range(data: st.DataObject) -> Case:
+    event_type, document, slot = draw_slot(data, WITH_MONEY, lambda slot: is_money(slot.schema))
+    non_negative = money_bound(slot.schema, "minimum") == 0
+    digits = data.draw(st.integers(min_value=MAX_AMOUNT_INTEGER_DIGITS + 1, max_value=140_000))
+    places = data.draw(st.integers(min_value=0, max_value=MAX_AMOUNT_DECIMAL_PLACES))
+    text = data.draw(st.sampled_from("123456789")) + "0" * (digits - 1)
+    if places:
+        text += "." + "5" * places
+    if not non_negative and data.draw(st.booleans(), label="negative"):
+        text = "-" + text
+    # A JSON number that large is a double (or, past 4,300 digits, refused by the parser).
+    if digits <= 300 and data.draw(st.booleans(), label="as a number"):
+        put(document, slot.path, _RAW)
+        payload = dumps(document, raw=text)
+    else:
+        put(document, slot.path, text)
+        payload = dumps(document)
+    return Case(event_type.TOPIC, payload, RejectReason.AMOUNT_OUT_OF_RANGE, slot.dotted)
+
+
+@mutation("amount with too many decimal places", RejectReason.AMOUNT_TOO_PRECISE)
+def _too_precise(data: st.DataObject) -> Case:
+    event_type, document, slot = draw_slot(data, WITH_MONEY, lambda slot: is_money(slot.schema))
+    places = data.draw(st.integers(min_value=MAX_AMOUNT_DECIMAL_PLACES + 1, max_value=20_000))
+    fraction = data.draw(st.sampled_from(["0", "1", "5"])) * (places - 1) + "1"
+    whole = data.draw(st.sampled_from(["0", "1", "12", "999999"]))
+    if places <= 15 and data.draw(st.booleans(), label="as a number"):
+        # A double keeps up to 17 significant digits: 0.0000000001 stays 1e-10.
+        put(document, slot.path, _RAW)
+        payload = dumps(document, raw=f"0.{'0' * (places - 1)}1")
+    else:
+        put(document, slot.path, f"{whole}.{fraction}")
+        payload = dumps(document)
+    return Case(event_type.TOPIC, payload, RejectReason.AMOUNT_TOO_PRECISE, slot.dotted)
+
+
+@mutation("date or instant out of the storable range", RejectReason.DATE_OUT_OF_RANGE)
+def _date_out_of_range(data: st.DataObject) -> Case:
+    event_type, document, slot = draw_slot(
+        data, EVENT_TYPES, lambda slot: main_branch(slot.schema).get("format") in DATE_FORMATS
+    )
+    if main_branch(slot.schema).get("format") == "date":
+        day = data.draw(
+            st.dates(max_value=EARLIEST_DATE - timedelta(days=1))
+            | st.dates(min_value=LATEST_DATE + timedelta(days=1))
+        )
+        put(document, slot.path, day.isoformat())
+    else:
+        offset = data.draw(_OFFSETS)
+        # Local times near the ends of Python's range that are out of it in UTC included.
+        early = st.datetimes(max_value=datetime(1900, 1, 2)).filter(
+            lambda moment: moment.replace(tzinfo=offset) < EARLIEST_INSTANT
+        )
+        late = st.datetimes(min_value=datetime(9999, 12, 30)).filter(
+            lambda moment: moment.replace(tzinfo=offset) > LATEST_INSTANT
+        )
+        moment = data.draw(early | late)
+        put(document, slot.path, moment.replace(tzinfo=offset).isoformat())
+    return Case(event_type.TOPIC, dumps(document), RejectReason.DATE_OUT_OF_RANGE, slot.dotted)
+
+
 _NOT_CURRENCIES = ("usd", "eur", "Eur", "EURO", "US", "", " EUR", "XXY", "BGN", "HRK", "ANG", "ZWL")
 
 
@@ -322,7 +393,9 @@ def _future(data: st.DataObject) -> Case:
         data, EVENT_TYPES, lambda slot: slot.path[-1] in FUTURE_CHECKED
     )
     if slot.schema.get("format") == "date":
-        day = data.draw(st.dates(min_value=LATEST.date() + timedelta(days=1)))
+        day = data.draw(
+            st.dates(min_value=LATEST.date() + timedelta(days=1), max_value=LATEST_DATE)
+        )
         put(document, slot.path, day.isoformat())
     else:
         instant = data.draw(
@@ -372,7 +445,7 @@ def _too_long(data: st.DataObject) -> Case:
     event_type, document, slot = draw_slot(
         data, EVENT_TYPES, lambda slot: "maxLength" in main_branch(slot.schema)
     )
-    limit = CODEC.limits.max_string_length
+    limit = main_branch(slot.schema)["maxLength"]
     length = data.draw(st.integers(min_value=limit + 1, max_value=limit + 500))
     put(document, slot.path, data.draw(st.sampled_from("aé€😀")) * length)
     return Case(event_type.TOPIC, dumps(document), RejectReason.STRING_TOO_LONG, slot.dotted)
@@ -452,7 +525,7 @@ def invalid_values(slot: Slot) -> list[tuple[Any, Path]]:
         return [("2024-02-30", ()), ("01/02/2024", ()), ("2024-01-01T00:00:00Z", ())]
     if "enum" in schema:
         return [("not-a-member", ())]
-    if "pattern" in schema:
+    if "pattern" in schema and "maxLength" not in schema:
         return [("not valid!", ())]
     if kind in ("integer", "number"):
         step = 1 if kind == "integer" else 0.5

@@ -257,13 +257,14 @@ def test_an_upcaster_that_raises_still_gives_a_decode_error() -> None:
 
 
 def test_events_at_v1_have_no_upcasters_and_refuse_other_versions() -> None:
-    from schemas import EVENT_TYPES
+    from schemas import EVENT_TYPES, DeadLettered
 
     for event_type in EVENT_TYPES:
-        if event_type is not ExpenseSheetSubmitted:
+        if event_type not in (ExpenseSheetSubmitted, DeadLettered):
             assert event_type.known_versions() == {1}
             assert dict(event_type.UPCASTERS) == {}
     assert ExpenseSheetSubmitted.known_versions() == {1, 2}
+    assert DeadLettered.known_versions() == {1, 2}
 
 
 def test_inconsistent_version_declarations_fail_at_class_creation() -> None:

@@ -69,6 +69,7 @@ def test_human_summary_goes_to_stderr(tmp_path: Path) -> None:
 
 
 def test_bad_input_exits_with_2_and_says_why(tmp_path: Path) -> None:
+    (tmp_path / "nothing.jsonl").write_text("")
     code, _, err = _run("--from-file", str(tmp_path / "nothing.jsonl"), "--out", str(tmp_path))
     assert code == 2
     assert "cannot tell the topic" in err
@@ -82,4 +83,5 @@ def test_end_now_anchors_the_scenario_before_the_present(tmp_path: Path) -> None
     code, _, _ = _run("--customers", "3", "--sheets", "3", "--end", "now", "--out", str(tmp_path))
     assert code == 0
     last = (tmp_path / "customer-activity.jsonl").read_text().splitlines()[-1]
-    assert json.loads(last)["occurred_at"] >= "2026"
+    _key, _, value = last.partition("\t")
+    assert json.loads(value)["occurred_at"] >= "2026"

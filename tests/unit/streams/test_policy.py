@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,7 @@ from streams.policy import (
     Action,
     Counters,
     FamilyState,
+    InFlight,
     ManualTrigger,
     PolicyConfig,
     decide,
@@ -23,6 +25,7 @@ from streams.policy import (
     reemit_flight,
     start_flight,
 )
+from streams.settings import StreamsSettings
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 CONFIG = PolicyConfig()
@@ -40,7 +43,7 @@ PLENTY = Counters(
 
 
 def counters(**changes: int) -> Counters:
-    return replace(PLENTY, **changes)
+    return replace(PLENTY, **changes)  # type: ignore[arg-type]
 
 
 CASES = [
@@ -275,9 +278,10 @@ CASES = [
         FRAUD,
         counters(new_sheets=12),
         {"quiet_until": NOW + timedelta(minutes=1)},
-        Action.NONE,
+        Action.HELD,
         RetrainReason.NEW_SHEETS,
-        "resting",
+        "New sheets: 12; held until 2026-11-21T12:01:00+00:00 by the rest after the last "
+        "request ended without a model",
     ),
     (
         "cool-down over",
@@ -287,6 +291,95 @@ CASES = [
         Action.REQUEST,
         RetrainReason.NEW_SHEETS,
         "New sheets: 12",
+    ),
+    (
+        "sheets held by the minimum interval",
+        FRAUD,
+        counters(new_sheets=10),
+        {"last_trained_at": NOW - timedelta(minutes=3)},
+        Action.HELD,
+        RetrainReason.NEW_SHEETS,
+        "New sheets: 10; held until 2026-11-21T12:07:00+00:00 by the minimum interval between "
+        "automatic trainings (10 min after the last training, 2026-11-21T11:57:00+00:00)",
+    ),
+    (
+        "customers held by the minimum interval",
+        DELINQ,
+        counters(new_customers=80),
+        {"last_trained_at": NOW - timedelta(seconds=1)},
+        Action.HELD,
+        RetrainReason.NEW_CUSTOMERS,
+        "New customers: 80; held until 2026-11-21T12:09:59+00:00",
+    ),
+    (
+        "anomaly rate held by the minimum interval",
+        FRAUD,
+        counters(window_scored=1000, window_flagged=400),
+        {"last_trained_at": NOW - timedelta(minutes=9, seconds=59)},
+        Action.HELD,
+        RetrainReason.ANOMALY_RATE_HIGH,
+        "Anomaly rate 40.0% above 30% (1000 scored in 30 days); held until "
+        "2026-11-21T12:00:01+00:00",
+    ),
+    (
+        "minimum interval just over",
+        FRAUD,
+        counters(new_sheets=37),
+        {"last_trained_at": NOW - timedelta(minutes=10)},
+        Action.REQUEST,
+        RetrainReason.NEW_SHEETS,
+        "New sheets: 37",
+    ),
+    (
+        "nothing due: nothing held",
+        FRAUD,
+        counters(new_sheets=9),
+        {"last_trained_at": NOW - timedelta(minutes=1)},
+        Action.NONE,
+        None,
+        "No training needed",
+    ),
+    (
+        "never trained: nothing to hold",
+        DELINQ,
+        counters(new_customers=50),
+        {"last_trained_at": None},
+        Action.REQUEST,
+        RetrainReason.NEW_CUSTOMERS,
+        "New customers: 50",
+    ),
+    (
+        "the rest outlasts the interval",
+        FRAUD,
+        counters(new_sheets=10),
+        {
+            "last_trained_at": NOW - timedelta(minutes=9),
+            "quiet_until": NOW + timedelta(minutes=5),
+        },
+        Action.HELD,
+        RetrainReason.NEW_SHEETS,
+        "held until 2026-11-21T12:05:00+00:00 by the rest after the last request ended",
+    ),
+    (
+        "the interval outlasts the rest",
+        FRAUD,
+        counters(new_sheets=10),
+        {
+            "last_trained_at": NOW - timedelta(minutes=2),
+            "quiet_until": NOW + timedelta(minutes=1),
+        },
+        Action.HELD,
+        RetrainReason.NEW_SHEETS,
+        "held until 2026-11-21T12:08:00+00:00 by the minimum interval",
+    ),
+    (
+        "missing data is told before a hold",
+        FRAUD,
+        counters(new_sheets=10, total_expenses=49),
+        {"last_trained_at": NOW - timedelta(minutes=1)},
+        Action.BLOCKED,
+        RetrainReason.NEW_SHEETS,
+        "at least 50 expenses (have 49)",
     ),
 ]
 
@@ -380,7 +473,8 @@ def test_skipped_training_keeps_the_cutoff_and_rests() -> None:
     assert after.cutoff == NOW - timedelta(days=1)
     assert after.quiet_until == NOW + CONFIG.cooldown
     resting = decide(FRAUD, counters(new_sheets=30), after, CONFIG, NOW + timedelta(minutes=1))
-    assert resting.action is Action.NONE
+    assert resting.action is Action.HELD
+    assert resting.held_until == NOW + CONFIG.cooldown
 
 
 def test_manual_trigger_respects_minimum_data_unless_forced() -> None:
@@ -422,3 +516,169 @@ def test_every_number_is_configurable() -> None:
     )
     assert decision.action is Action.REQUEST
     assert decision.reason_text == "New customers: 5"
+
+
+JUST_TRAINED = {"last_trained_at": NOW - timedelta(minutes=1)}
+"""A family whose last training ended a minute ago: automatic triggers are held until 12:09."""
+
+HOLD_CASES = [
+    # (id, family, counters, state changes, manual trigger, action, reason)
+    (
+        "automatic trigger is held",
+        FRAUD,
+        counters(new_sheets=40),
+        JUST_TRAINED,
+        None,
+        Action.HELD,
+        RetrainReason.NEW_SHEETS,
+    ),
+    (
+        "manual trigger is not held",
+        FRAUD,
+        counters(new_sheets=40),
+        JUST_TRAINED,
+        ManualTrigger(uuid.UUID(int=1), "api"),
+        Action.REQUEST,
+        RetrainReason.MANUAL,
+    ),
+    (
+        "forced trigger is not held",
+        DELINQ,
+        counters(),
+        JUST_TRAINED,
+        ManualTrigger(uuid.UUID(int=2), "ops", force=True),
+        Action.REQUEST,
+        RetrainReason.MANUAL,
+    ),
+    (
+        "manual trigger is not held by the rest either",
+        DELINQ,
+        counters(new_customers=70),
+        {"quiet_until": NOW + timedelta(minutes=5)},
+        ManualTrigger(uuid.UUID(int=3), "scheduled-training"),
+        Action.REQUEST,
+        RetrainReason.MANUAL,
+    ),
+    (
+        "a manual trigger still waits for the request in flight",
+        FRAUD,
+        counters(new_sheets=40),
+        {
+            **JUST_TRAINED,
+            "in_flight": InFlight(
+                uuid.UUID(int=4), RetrainReason.MANUAL, "Manual", NOW, NOW - timedelta(minutes=1)
+            ),
+        },
+        ManualTrigger(uuid.UUID(int=5), "api", force=True),
+        Action.WAIT,
+        RetrainReason.MANUAL,
+    ),
+    (
+        "the timeout re-sends whatever the hold",
+        FRAUD,
+        counters(new_sheets=40),
+        {
+            **JUST_TRAINED,
+            "in_flight": InFlight(
+                uuid.UUID(int=6),
+                RetrainReason.NEW_SHEETS,
+                "New sheets: 10",
+                NOW,
+                NOW - CONFIG.request_timeout,
+            ),
+        },
+        None,
+        Action.REEMIT,
+        RetrainReason.NEW_SHEETS,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("family", "snapshot", "state_changes", "manual", "action", "reason"),
+    [case[1:] for case in HOLD_CASES],
+    ids=[case[0] for case in HOLD_CASES],
+)
+def test_what_the_minimum_interval_holds(
+    family: ModelFamily,
+    snapshot: Counters,
+    state_changes: dict[str, object],
+    manual: ManualTrigger | None,
+    action: Action,
+    reason: RetrainReason,
+) -> None:
+    state = replace(FamilyState(family), **state_changes)  # type: ignore[arg-type]
+    decision = decide(family, snapshot, state, CONFIG, NOW, manual)
+    assert decision.action is action
+    assert decision.reason is reason
+
+
+def test_a_held_trigger_is_needed_and_says_until_when() -> None:
+    state = FamilyState(FRAUD, cutoff=NOW - timedelta(hours=1), **JUST_TRAINED)  # type: ignore[arg-type]
+    decision = decide(FRAUD, counters(new_sheets=25), state, CONFIG, NOW)
+    assert decision.action is Action.HELD
+    assert decision.retraining_needed
+    assert decision.held_until == NOW + timedelta(minutes=9)
+    assert decision.reason_text.startswith("New sheets: 25; held until 2026-11-21T12:09:00+00:00")
+    assert decision.threshold == CONFIG.new_sheets_threshold
+
+
+def test_zero_turns_the_minimum_interval_off() -> None:
+    config = PolicyConfig(min_training_interval=timedelta(0))
+    state = FamilyState(FRAUD, last_trained_at=NOW)
+    assert decide(FRAUD, counters(new_sheets=10), state, config, NOW).action is Action.REQUEST
+
+
+def test_the_minimum_interval_is_a_setting_with_a_ten_minute_default() -> None:
+    assert PolicyConfig().min_training_interval == timedelta(minutes=10)
+    assert StreamsSettings().policy().min_training_interval == timedelta(minutes=10)
+    short = StreamsSettings(min_training_interval_s=2.5).policy()
+    assert short.min_training_interval == timedelta(seconds=2.5)
+
+
+def test_steady_ingest_trains_once_per_interval_and_counts_everything() -> None:
+    """Sheets keep arriving (3 per 30 s tick); the trainer answers each request a minute later.
+
+    Without the hold this asked for a training every fourth tick. With it, automatic requests
+    are at least the interval apart, each goes out on the first tick once its hold has ended,
+    and every sheet is counted by exactly one request.
+    """
+    tick = timedelta(seconds=30)
+    training = timedelta(minutes=1)
+    state = FamilyState(FRAUD, cutoff=NOW, last_trained_at=NOW)
+    stored: list[datetime] = []  # when each sheet was stored
+    sent: list[tuple[datetime, int]] = []  # (request time, new sheets it carried)
+    clock = NOW
+    answer_at: datetime | None = None
+    while clock < NOW + timedelta(hours=2):
+        clock += tick
+        stored += [clock - timedelta(seconds=s) for s in (5, 15, 25)]
+        if state.in_flight is not None and answer_at is not None and clock >= answer_at:
+            flight = state.in_flight
+            state = finish_flight(
+                state, flight.request_id, True, flight.data_cutoff, "v", CONFIG, answer_at
+            )
+        assert state.cutoff is not None
+        new = sum(1 for at in stored if at > state.cutoff)
+        snapshot = counters(new_sheets=new)
+        snapshot = replace(snapshot, observed_at=clock)
+        decision = decide(FRAUD, snapshot, state, CONFIG, clock)
+        if decision.action is Action.HELD:
+            assert decision.held_until is not None
+            assert clock < decision.held_until
+        if decision.action is Action.REQUEST:
+            assert state.last_trained_at is not None
+            hold_ended = state.last_trained_at + CONFIG.min_training_interval
+            # Sent on the first tick after the hold, not later.
+            assert hold_ended <= clock < hold_ended + tick
+            state = start_flight(state, decision, uuid.uuid4(), clock, clock)
+            sent.append((clock, new))
+            answer_at = clock + training
+    gaps = {later - earlier for (earlier, _), (later, _) in itertools.pairwise(sent)}
+    assert len(sent) >= 8
+    assert min(gaps) >= CONFIG.min_training_interval + training
+    # 11 minutes of sheets per request (the interval plus the training), not 10 sheets.
+    assert all(count >= 60 for _, count in sent[1:])
+    # The last request's data cutoff is the moment it was sent.
+    counted = sum(count for _, count in sent)
+    assert counted == sum(1 for at in stored if at <= sent[-1][0])

@@ -1,0 +1,115 @@
+"""Whether the worker reaches PostgreSQL and Kafka, probed in the background and cached.
+
+`GET /health` only reads the last result, so it answers at once however busy the loop is, and
+a probe that hangs (a firewall dropping packets) never holds a request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient
+
+from streams.retry import RateLimitedLog, kafka_logger
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Probe:
+    """The last answer of one dependency."""
+
+    ok: bool = False
+    reason: str = "not probed yet"
+    checked_at: float = field(default_factory=time.monotonic)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "reason": None if self.ok else self.reason,
+            "age_s": round(time.monotonic() - self.checked_at, 1),
+        }
+
+
+class Reachability:
+    """Probes PostgreSQL (`SELECT 1`) and Kafka (cluster metadata) every `every_s` seconds."""
+
+    def __init__(
+        self,
+        pool: Callable[[], Awaitable[asyncpg.Pool]],
+        bootstrap: str,
+        every_s: float = 5.0,
+        timeout_s: float = 2.0,
+    ) -> None:
+        self._pool = pool
+        self._bootstrap = bootstrap
+        self.every_s = every_s
+        self.timeout_s = timeout_s
+        self.database = Probe()
+        self.kafka = Probe()
+        self._admin: AdminClient | None = None
+        self._errors = RateLimitedLog(log, every_s=60.0)
+
+    @property
+    def healthy(self) -> bool:
+        return self.database.ok and self.kafka.ok
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "status": "ok" if self.healthy else "degraded",
+            "database": self.database.ok,
+            "kafka": self.kafka.ok,
+            "checks": {"database": self.database.as_dict(), "kafka": self.kafka.as_dict()},
+        }
+
+    async def run(self) -> None:
+        """Probe until cancelled."""
+        while True:
+            await self.probe()
+            await asyncio.sleep(self.every_s)
+
+    async def probe(self) -> None:
+        self.database, self.kafka = await asyncio.gather(self._database(), self._kafka())
+
+    async def _database(self) -> Probe:
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                pool = await self._pool()
+                async with pool.acquire() as conn:
+                    await conn.fetchval("SELECT 1")
+            return Probe(True, "")
+        except TimeoutError:
+            return Probe(False, f"PostgreSQL did not answer within {self.timeout_s:g}s")
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            return Probe(False, f"PostgreSQL: {type(exc).__name__}: {exc}")
+
+    async def _kafka(self) -> Probe:
+        try:
+            await asyncio.to_thread(self._metadata)
+            return Probe(True, "")
+        except KafkaException as exc:
+            return Probe(False, f"Kafka at {self._bootstrap}: {exc.args[0] if exc.args else exc}")
+
+    def _metadata(self) -> None:
+        if self._admin is None:
+            config: dict[str, Any] = {
+                "bootstrap.servers": self._bootstrap,
+                # librdkafka repeats connection failures many times a second: keep one line
+                # a minute per kind; /health says the rest.
+                "error_cb": self._on_error,
+                "logger": kafka_logger(every_s=60.0),
+            }
+            self._admin = AdminClient(config)
+        metadata = self._admin.list_topics(timeout=self.timeout_s)
+        if not metadata.brokers:
+            raise KafkaException(KafkaError(KafkaError._TRANSPORT, "no broker in the metadata"))
+
+    def _on_error(self, error: KafkaError) -> None:
+        self._errors.warning(f"kafka:{error.code()}", "health probe: %s", error.str())

@@ -1,0 +1,1 @@
+"""Fault tests: servers stopped and processes killed under the running services."""

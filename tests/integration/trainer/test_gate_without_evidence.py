@@ -1,0 +1,196 @@
+"""A holdout without positives is no evidence: said in the log, the outcome and `check`'s answer.
+
+The statements of the holdout period are rewritten so that nobody is delinquent in it; the
+training part keeps its delinquencies. The first model of the family is promoted flagged as
+unevaluated; a later one, forced or not, is rejected and the champion stays.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import re
+import subprocess
+import sys
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import asyncpg
+import pandas as pd
+import pytest
+
+from schemas.base import ModelFamily
+from schemas.training_outcome import OutcomeStatus
+from tests.conftest import Stack, TopicFactory
+from tests.factories import ROOT
+from tests.integration.trainer.kafka_helpers import request
+from tests.integration.trainer.seed import seed
+from tests.unit.trainer.factories import Frames, frames, world
+from trainer import datasets, families
+from trainer.bootstrap import build
+from trainer.settings import TrainerSettings
+
+pytestmark = pytest.mark.integration
+
+GAP = re.compile(r"holdout has no positives \(0 of (\d+)\)")
+
+
+def _cutoff(f: Frames) -> datetime:
+    return datetime.fromtimestamp(f.end_us / 1_000_000, tz=UTC)
+
+
+@functools.cache
+def quiet_holdout() -> Frames:
+    """A small world whose statements from the holdout's first day on show nobody past due."""
+    f = frames(world(seed=11, customers=120, sheets=20))
+    settings = TrainerSettings(max_customers=0)
+    activity = f.activity.drop(columns=["delinquent_ahead"])
+    cutoff_day = datasets.day_number(_cutoff(f))
+    data = families.delinquency_set(activity, f.customers, cutoff_day=cutoff_day, settings=settings)
+    day = (f.activity["statement_date"] - pd.Timestamp("1970-01-01")).dt.days
+    quiet = f.activity.copy()
+    quiet.loc[day >= data.split.holdout_start, "days_past_due"] = 0
+    return replace(f, activity=quiet)
+
+
+def _settings(stack: Stack, url: str, make_topic: TopicFactory) -> TrainerSettings:
+    return TrainerSettings(
+        kafka_bootstrap=stack.bootstrap,
+        database_url=url,  # type: ignore[arg-type]
+        topic_retrain_requested=make_topic("retrain", partitions=1),
+        topic_model_updated=make_topic("model-updated", partitions=1),
+        topic_training_outcome=make_topic("outcome", partitions=1),
+        topic_dead_letter=make_topic("dead-letter", partitions=1),
+        trainer_group_id=f"trainer-{uuid.uuid4().hex[:8]}",
+        trainer_metrics_port=0,
+        retry_attempts=2,
+    )
+
+
+def _check(settings: TrainerSettings) -> str:
+    """`retrainer check --force` as a user runs it; its answer."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RETRAINER_")}
+    env.update(
+        {
+            "RETRAINER_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+            "RETRAINER_DATABASE_URL": settings.dsn,
+            "RETRAINER_TOPIC_MODEL_UPDATED": settings.topic_model_updated,
+            "RETRAINER_TOPIC_TRAINING_OUTCOME": settings.topic_training_outcome,
+            "COLUMNS": "400",
+        }
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "retrainer.cli", "check", "--force"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    return done.stdout
+
+
+async def _versions(url: str) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(url)
+    try:
+        return list(
+            await conn.fetch(
+                "SELECT v.version, v.status, v.status_reason, l.f1_score, l.precision_score,"
+                " l.gate_overridden FROM model_versions v"
+                " JOIN model_retraining_log l ON l.model_version = v.version"
+                " ORDER BY v.created_at"
+            )
+        )
+    finally:
+        await conn.close()
+
+
+async def test_a_holdout_without_positives_promotes_only_a_first_model_and_says_so(
+    stack: Stack,
+    make_topic: TopicFactory,
+    fresh_database_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url = fresh_database_url
+    await seed(url, quiet_holdout())
+    settings = _settings(stack, url, make_topic)
+
+    # The first model: promoted, but flagged as unevaluated in the answer.
+    first = _check(settings)
+    assert "Model: promoted to champion — unevaluated: holdout has no positives (0 of" in first
+    assert "no champion yet" in first
+    assert "Warning: holdout has no positives (0 of" in first
+    assert "f1 0.000" not in first
+    (champion,) = await _versions(url)
+    assert champion["status"] == "champion"
+    assert (champion["status_reason"] or "").startswith("unevaluated: holdout has no positives")
+    assert champion["f1_score"] is None
+    assert champion["precision_score"] is None
+
+    # A forced retraining on the same data: rejected, and the answer says why.
+    second = _check(settings)
+    assert "Model: kept in the registry as rejected — rejected: holdout has no positives" in second
+    assert "force does not override" in second
+    assert f"as well as {champion['version']}" in second
+    assert "Warning: holdout has no positives (0 of" in second
+
+    # Through the service itself: the outcome and the log say the same.
+    app = await build(settings)
+    caplog.set_level(logging.WARNING, logger="trainer.service")
+    try:
+        forced = request(ModelFamily.DELINQUENCY, _cutoff(quiet_holdout()), force=True)
+        result = await app.trainer.handle(forced)
+    finally:
+        await app.close()
+    assert result.status is OutcomeStatus.REJECTED, result.outcome.reason
+    assert result.model_updated is None
+    assert result.detail is not None
+    holdout = result.detail.training_set.holdout_rows
+    assert len(holdout) > 0
+    assert result.detail.training_set.labels[holdout].sum() == 0
+    found = GAP.search(result.outcome.reason)
+    assert found is not None, result.outcome.reason
+    assert int(found.group(1)) == len(holdout)
+    assert result.outcome.metrics["holdout_positives"] == 0
+    assert "f1" not in result.outcome.metrics
+    assert any(
+        r.levelno == logging.WARNING
+        and str(forced.request_id) in r.getMessage()
+        and found.group(0) in r.getMessage()
+        for r in caplog.records
+    ), [r.getMessage() for r in caplog.records]
+
+    rows = await _versions(url)
+    assert [r["status"] for r in rows] == ["champion", "rejected", "rejected"]
+    assert rows[0]["version"] == champion["version"]
+    assert not any(r["gate_overridden"] for r in rows)
+
+
+async def test_an_unlabelled_anomaly_detector_is_refreshed_and_flagged(
+    stack: Stack, make_topic: TopicFactory, fresh_database_url: str
+) -> None:
+    """Without labels expense-fraud is an IsolationForest only: refit on new data by design."""
+    unlabelled = frames(world(seed=5, customers=10, sheets=60, label_fraction=0.0))
+    assert unlabelled.labels.empty
+    await seed(fresh_database_url, unlabelled)
+    app = await build(_settings(stack, fresh_database_url, make_topic))
+    try:
+        cutoff = _cutoff(unlabelled)
+        first = await app.trainer.handle(request(ModelFamily.EXPENSE_FRAUD, cutoff))
+        second = await app.trainer.handle(request(ModelFamily.EXPENSE_FRAUD, cutoff))
+    finally:
+        await app.close()
+    assert first.status is OutcomeStatus.PROMOTED, first.outcome.reason
+    assert first.outcome.reason.startswith("unevaluated: holdout has no labelled observations")
+    assert second.status is OutcomeStatus.PROMOTED, second.outcome.reason
+    assert second.model_updated is not None
+    assert second.outcome.reason.startswith(
+        "unevaluated: holdout has no labelled observations; the unsupervised anomaly detector"
+    )
+    assert f"replacing {first.outcome.version}" in second.outcome.reason
+    assert second.detail is not None
+    assert second.detail.decision.unevaluated
