@@ -10,13 +10,17 @@ import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
 
-import skops.io as sio
-import xgboost as xgb
-from sklearn.base import BaseEstimator
-
 from schemas.errors import ArtifactIntegrityError
 
+# skops, XGBoost and scikit-learn are imported where a model is encoded or decoded: commands that
+# only read the registry (`models list`) must not pay seconds of imports for them.
+
 __all__ = ["ArtifactIntegrityError"]  # defined with the other schema errors; raised here
+
+CLASSIFIER = "classifier"
+ISOLATION_FOREST = "isolation_forest"
+RANDOM_FOREST = "random_forest"
+"""The roles a version's artifacts play (model_artifacts.role)."""
 
 
 TRUSTED_SKOPS_TYPES: tuple[str, ...] = ("sklearn.tree._tree.Tree",)
@@ -54,6 +58,10 @@ class Artifact:
 
 def dump(role: str, model: object) -> Artifact:
     """Serialise a fitted model; an XGBoost booster or a scikit-learn estimator."""
+    import skops.io as sio
+    import xgboost as xgb
+    from sklearn.base import BaseEstimator
+
     if isinstance(model, xgb.Booster):
         return Artifact(role, ArtifactFormat.XGBOOST_UBJ, bytes(model.save_raw(raw_format="ubj")))
     if isinstance(model, BaseEstimator):
@@ -72,6 +80,9 @@ def verify(content: bytes, expected_sha256: str) -> None:
 
 def load(format_: ArtifactFormat | str, content: bytes, expected_sha256: str) -> object:
     """Verify the digest, then decode the model; untrusted skops content is refused."""
+    import skops.io as sio
+    import xgboost as xgb
+
     verify(content, expected_sha256)
     kind = ArtifactFormat(format_)
     if kind is ArtifactFormat.SKOPS:

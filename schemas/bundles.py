@@ -14,16 +14,28 @@ import numpy.typing as npt
 import xgboost as xgb
 from sklearn.ensemble import IsolationForest, RandomForestClassifier
 
-from schemas.artifacts import ArtifactIntegrityError, load
+from schemas.artifacts import (
+    CLASSIFIER,
+    ISOLATION_FOREST,
+    RANDOM_FOREST,
+    ArtifactIntegrityError,
+    load,
+)
 from schemas.base import ModelFamily
 from schemas.features import FEATURES_VERSION
 
+__all__ = [
+    "CLASSIFIER",
+    "ISOLATION_FOREST",
+    "RANDOM_FOREST",
+    "BoolArray",
+    "FloatArray",
+    "ModelBundle",
+    "Scores",
+]
+
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
-
-CLASSIFIER = "classifier"
-ISOLATION_FOREST = "isolation_forest"
-RANDOM_FOREST = "random_forest"
 
 
 @dataclass(frozen=True)

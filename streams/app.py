@@ -43,7 +43,7 @@ from streams.handlers import (
 )
 from streams.health import Reachability
 from streams.models import ModelFollower, ModelHolder, ModelLoader
-from streams.retry import RateLimitedLog, backoff, kafka_logger, quiet_kafka_client_logs
+from streams.retry import RateLimitedLog, backoff, kafka_logger
 from streams.scorers import Scorer
 from streams.settings import StreamsSettings
 from streams.signals import PolicySignal, SignalKind
@@ -343,12 +343,6 @@ def create_app(settings: StreamsSettings, deps: Deps | None = None) -> faust.App
     app.task(upstream.run)
     deps.reachability = Reachability(deps.pool, settings.kafka_bootstrap)
     app.task(deps.reachability.run)
-
-    async def quiet_logs() -> None:
-        # Faust has configured logging by the time tasks start.
-        quiet_kafka_client_logs()
-
-    app.task(quiet_logs)
 
     app.task(follower.run)
 

@@ -8,6 +8,8 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
+from edge.logs import LogSettings, configure
+from streams.retry import quiet_kafka_client_logs
 from streams.settings import StreamsSettings
 
 log = logging.getLogger(__name__)
@@ -107,11 +109,19 @@ def check_schema(database_url: str) -> None:
         )
 
 
-def run_worker(settings: StreamsSettings, loglevel: str = "info") -> None:
+def run_worker(settings: StreamsSettings, logs: LogSettings | None = None) -> None:
     """Run the Faust worker until it is stopped (SIGINT/SIGTERM)."""
     import faust
 
     from streams.app import Deps, create_app
+
+    logs = logs or LogSettings()
+
+    class Worker(faust.Worker):
+        def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+            # Faust has set up its handlers: ours replace them, in the format both services use.
+            configure(logs)
+            quiet_kafka_client_logs()
 
     check_schema(settings.database_url.get_secret_value())
     created = ensure_topics(settings)
@@ -119,5 +129,5 @@ def run_worker(settings: StreamsSettings, loglevel: str = "info") -> None:
         log.info("created topics: %s", ", ".join(created))
     deps = Deps(settings)
     app = create_app(settings, deps)
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    worker = Worker(app, loglevel=logs.log_level.value, quiet=True)
     worker.execute_from_commandline()

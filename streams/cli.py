@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from edge.logs import LogLevel, LogSettings
 from schemas import diagnostics
 from schemas.base import ModelFamily
 from schemas.diagnostics import Problem, kafka_unreachable
@@ -26,7 +27,13 @@ def register(app: typer.Typer) -> None:
 
     @app.command("worker")
     def worker(
-        loglevel: Annotated[str, typer.Option(help="faust log level")] = "info",
+        loglevel: Annotated[
+            LogLevel | None,
+            typer.Option(
+                case_sensitive=False,
+                help="lowest level logged (default: RETRAINER_LOG_LEVEL, or INFO)",
+            ),
+        ] = None,
     ) -> None:
         """Run the stream worker: ingest, counters, policy, scorers, HTTP API (port 6066)."""
         from schemas.diagnostics import port_problem
@@ -34,6 +41,7 @@ def register(app: typer.Typer) -> None:
         from streams.settings import StreamsSettings
 
         settings = with_data_dir(StreamsSettings())
+        logs = LogSettings() if loglevel is None else LogSettings(log_level=loglevel)
         # What a user gets wrong is refused here, in one line each, before Faust starts.
         _refuse(
             port_problem(
@@ -44,7 +52,7 @@ def register(app: typer.Typer) -> None:
         _refuse(asyncio.run(probe_database(dsn)))
         _refuse(probe_kafka(settings.kafka_bootstrap))
         try:
-            run_worker(settings, loglevel=loglevel)
+            run_worker(settings, logs)
         except (TopicSetupError, SchemaBehind) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(code=2) from exc

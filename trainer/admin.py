@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -23,11 +24,12 @@ from schemas.base import ModelFamily
 from schemas.codec import utc_now
 from schemas.retrain_requested import RetrainReason, RetrainRequested
 from trainer import outcomes, registry
-from trainer.bootstrap import build, codec_for, connect
 from trainer.errors import DependencyUnavailable, RegistryError, TrainerError
 from trainer.publisher import Outgoing, Publisher
-from trainer.service import Progress, Result
 from trainer.settings import TrainerSettings
+
+if TYPE_CHECKING:  # training needs scikit-learn and XGBoost: imported by the commands that train
+    from trainer.service import Progress, Result
 
 DATABASE_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
@@ -136,6 +138,8 @@ async def _change_champion(
     """Run a registry change and announce its champion as one step (see the module's doc)."""
     topic = settings.topic_model_updated
     own = publisher is None
+    from trainer.bootstrap import codec_for
+
     sender = publisher if publisher is not None else Publisher(settings, codec_for(settings))
     try:
         async with _registry(settings) as conn:
@@ -220,6 +224,8 @@ async def check(
     progress: Progress | None = None,
 ) -> CheckReport:
     """Count new customers; retrain delinquency in-process when they reach the threshold."""
+    from trainer.bootstrap import build, connect
+
     now = utc_now()
     pool = await connect(settings)
     try:

@@ -16,6 +16,7 @@ from schemas.model_updated import ModelUpdated
 from schemas.retrain_requested import RetrainRequested
 from schemas.training_outcome import TrainingOutcome
 from trainer import families, metrics
+from trainer.health import Reachability
 from trainer.publisher import Publisher
 from trainer.retry import retrying
 from trainer.runner import RequestConsumer
@@ -84,9 +85,15 @@ async def serve(settings: TrainerSettings, stop: asyncio.Event | None = None) ->
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    metrics.serve(settings.trainer_metrics_port)
-    app = await build(settings)
+    reachability = Reachability(settings)
+    # The first probe runs here, so /health says what is missing from its first answer.
+    await asyncio.to_thread(reachability.start)
+    metrics.serve(settings.trainer_metrics_port, reachability)
     try:
-        await app.consumer.run(stop)
+        app = await build(settings)
+        try:
+            await app.consumer.run(stop)
+        finally:
+            await app.close()
     finally:
-        await app.close()
+        reachability.stop()

@@ -64,7 +64,10 @@ def _kafka_problem(settings: TrainerSettings, timeout: float = 10.0) -> diagnost
 
 def trainer() -> None:
     """Run the trainer service: consume retrain-requested, train, publish model-updated."""
+    from edge.logs import LogSettings, configure
+
     settings = TrainerSettings()
+    logs = LogSettings()
     # Refused at once, in one line each: a taken port, a wrong database URL, no broker. A
     # database that is only unreachable is waited for (the service retries while it starts).
     port = diagnostics.port_problem(
@@ -81,7 +84,7 @@ def trainer() -> None:
         raise _fail(kafka)
     from trainer.bootstrap import serve
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure(logs)
     err.print(
         f"trainer: {settings.topic_retrain_requested} → {settings.topic_model_updated}, "
         f"{settings.topic_training_outcome} · group {settings.trainer_group_id} · "

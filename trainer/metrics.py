@@ -11,6 +11,7 @@ import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -30,6 +31,9 @@ from schemas.build import build_labels
 from schemas.errors import RejectReason
 from schemas.training_outcome import OutcomeStatus
 from trainer.admission import CUTOFF_IN_FUTURE, REQUEST_ID_REUSED
+
+if TYPE_CHECKING:
+    from trainer.health import Reachability
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 ProcessCollector(registry=REGISTRY)
@@ -136,13 +140,18 @@ class Liveness:
 LIVENESS = Liveness()
 
 
+class _Server(ThreadingHTTPServer):
+    reachability: Reachability | None = None
+
+
 class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path == "/metrics":
             body = generate_latest(REGISTRY)
             self._answer(200, body, CONTENT_TYPE_LATEST)
         elif self.path == "/health":
-            healthy, report = LIVENESS.report()
+            reachability = self.server.reachability if isinstance(self.server, _Server) else None
+            healthy, report = health_report(reachability)
             self._answer(200 if healthy else 503, json.dumps(report).encode(), "application/json")
         else:
             self._answer(404, b'{"error": "not found"}', "application/json")
@@ -158,9 +167,27 @@ class _Handler(BaseHTTPRequestHandler):
         return  # scrapes every few seconds would flood the log
 
 
-def serve(port: int, host: str = "0.0.0.0") -> None:  # noqa: S104 - scraped from outside
+def health_report(reachability: Reachability | None) -> tuple[bool, dict[str, object]]:
+    """The consumer's liveness and, when probed, whether PostgreSQL and Kafka answer."""
+    healthy, report = LIVENESS.report()
+    if reachability is None:
+        return healthy, report
+    report.update(reachability.checks())
+    if not reachability.healthy:
+        if healthy:
+            report["status"] = "degraded"
+        healthy = False
+    return healthy, report
+
+
+def serve(
+    port: int,
+    reachability: Reachability | None = None,
+    host: str = "0.0.0.0",  # noqa: S104 - scraped from outside
+) -> None:
     """Serve /metrics and /health on `port` from a daemon thread (0 = do not serve)."""
     if port:
         _export_runner_reasons()
-        server = ThreadingHTTPServer((host, port), _Handler)
+        server = _Server((host, port), _Handler)
+        server.reachability = reachability
         threading.Thread(target=server.serve_forever, name="trainer-http", daemon=True).start()

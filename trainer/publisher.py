@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from edge.logs import kafka_logger
 from schemas.base import Event
 from schemas.codec import Codec
 from trainer.errors import DependencyUnavailable, TrainerError
@@ -69,6 +70,7 @@ class Publisher:
                 "acks": "all",
                 "linger.ms": 5,
                 "message.timeout.ms": int(self._settings.publish_timeout_s * 1000),
+                "logger": kafka_logger("trainer.kafka", every_s=60.0),
             }
         )
 

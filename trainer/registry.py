@@ -12,18 +12,20 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import asyncpg
 
 from schemas import artifacts
-from schemas.artifacts import Artifact, ArtifactIntegrityError
+from schemas.artifacts import CLASSIFIER, ISOLATION_FOREST, Artifact, ArtifactIntegrityError
 from schemas.base import ModelFamily
-from schemas.bundles import CLASSIFIER, ISOLATION_FOREST, ModelBundle
 from schemas.model_updated import ModelUpdated
 from trainer.errors import RegistryError
 from trainer.versions import base_version, unique_version
+
+if TYPE_CHECKING:  # decoding models needs XGBoost and scikit-learn: imported where it happens
+    from schemas.bundles import ModelBundle
 
 PRIMARY_ROLES: tuple[str, ...] = (CLASSIFIER, ISOLATION_FOREST)
 """The artifact a model-updated event names: the model every version of its family has."""
@@ -179,6 +181,8 @@ async def load_bundle(conn: asyncpg.Connection, record: VersionRecord) -> ModelB
     )
     if not rows:
         raise RegistryError(f"version {record.version} has no artifacts")
+    from schemas.bundles import ModelBundle
+
     return ModelBundle.from_artifacts(
         record.family,
         record.params,

@@ -18,6 +18,7 @@ from datetime import datetime
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from edge.logs import RateLimitedLog, kafka_logger
 from schemas.codec import Codec, utc_now
 from schemas.dead_letter import KEPT_KEY_BYTES, KEPT_VALUE_BYTES, DeadLettered
 from schemas.errors import DecodeError
@@ -69,6 +70,7 @@ class RequestConsumer:
         self._clock = clock
         self.handled = 0
         self.dead_lettered = 0
+        self._errors = RateLimitedLog(log, every_s=60.0)
 
     def _consumer(self) -> Consumer:
         return Consumer(
@@ -78,6 +80,8 @@ class RequestConsumer:
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
                 "max.poll.interval.ms": MAX_POLL_INTERVAL_MS,
+                # A broker that is down makes librdkafka repeat itself many times a second.
+                "logger": kafka_logger("trainer.kafka", every_s=60.0),
             }
         )
 
@@ -99,7 +103,9 @@ class RequestConsumer:
                 error = message.error()
                 if error is not None:
                     if error.code() != KafkaError._PARTITION_EOF:
-                        log.warning("consumer error: %s", error)
+                        self._errors.warning(
+                            f"consumer:{error.code()}", "consumer error: %s", error
+                        )
                     continue
                 await self.process(consumer, message)
         finally:

@@ -19,6 +19,7 @@ from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
 
+from edge.logs import LogSettings
 from retrainer.stack.settings import StackSettings
 from streams.settings import StreamsSettings, TopicNames
 from trainer.settings import TrainerSettings
@@ -28,6 +29,7 @@ SECTIONS: dict[str, type[BaseSettings]] = {
     "Worker settings": StreamsSettings,
     "Topic names": TopicNames,
     "Trainer settings": TrainerSettings,
+    "Log settings": LogSettings,
 }
 """README heading (### level) → the settings class whose variables that section lists."""
 

@@ -20,6 +20,7 @@ FORBIDDEN = {
         "aiokafka",
         "asyncpg",
     },
+    "edge": {"streams", "trainer", "retrainer", "faust", "mode"},
     "streams": {"trainer", "retrainer"},
     "trainer": {"streams", "retrainer"},
 }

@@ -1,0 +1,109 @@
+"""The worker's HTTP API under 200 concurrent requests mixing status, CSV upload, models and health.
+
+A real worker (subprocess, its own topics and database, a few thousand stored sheets so the
+status queries have rows to count) gets the mix at once; the figures are its latency
+percentiles, the same percentiles for /health alone in the mix, and how many health answers
+were not 200 (health reads a cached probe, so a busy loop must not make it fail).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import statistics
+import time
+import uuid
+
+from aiohttp import ClientSession, ClientTimeout
+
+from schemas.expense_csv import UPLOAD_CSV_COLUMNS
+from tests.bench.bench_replay import private_database, worker_settings
+from tests.bench.bench_worker import _healthy, _stored_lines
+from tests.bench.harness import BenchContext, BenchResult, Figure
+from tests.factories import API_TOKEN, publish, sheet, start_worker, wait_until, worker_env
+from tests.integration.streams.conftest import delete_prefixed_topics, free_port
+
+CONCURRENT = 200
+SEEDED_SHEETS = 2000
+MIX = ("status", "upload", "models", "health")
+
+
+def _upload_csv(n: int) -> bytes:
+    rows = [",".join(UPLOAD_CSV_COLUMNS)]
+    for line in range(5):
+        rows.append(
+            f"mix-{n},emp-{n % 17},mix-{n}-{line},{10 + line}.25,EUR,meals,Cafe,"
+            f"2025-01-0{line + 1},lunch {line},r{line}"
+        )
+    return ("\r\n".join(rows) + "\r\n").encode()
+
+
+async def _one(session: ClientSession, base: str, kind: str, n: int) -> tuple[str, int, float]:
+    began = time.perf_counter()
+    if kind == "status":
+        request = session.get(f"{base}/retraining/status?family=expense-fraud")
+    elif kind == "models":
+        request = session.get(f"{base}/models")
+    elif kind == "health":
+        request = session.get(f"{base}/health")
+    else:
+        request = session.post(
+            f"{base}/expenses/upload",
+            data=_upload_csv(n),
+            headers={"Content-Type": "text/csv", "Authorization": f"Bearer {API_TOKEN}"},
+        )
+    async with request as response:
+        await response.read()
+        return kind, response.status, time.perf_counter() - began
+
+
+async def _mix(port: int) -> list[tuple[str, int, float]]:
+    base = f"http://127.0.0.1:{port}"
+    async with ClientSession(timeout=ClientTimeout(total=120)) as session:
+        return await asyncio.gather(
+            *(_one(session, base, MIX[n % len(MIX)], n) for n in range(CONCURRENT))
+        )
+
+
+def _p(values: list[float], q: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def bench_http_mixed_load(ctx: BenchContext) -> BenchResult:
+    """p50/p99 of 200 concurrent mixed requests to one worker; health answers that were not 200."""
+    prefix = f"bench-{ctx.run_id}-http"
+    with private_database(ctx.dsn, f"bench_http_{uuid.uuid4().hex[:8]}") as url:
+        port = free_port()
+        env = worker_env(ctx.bootstrap, url, prefix, port, data_dir=ctx.workdir)
+        topic = env["RETRAINER_TOPIC_EXPENSE_SHEET"]
+        try:
+            with worker_settings(env):
+                proc = start_worker(env, ctx.workdir / f"worker-{port}.log")
+                try:
+                    wait_until(lambda: _healthy(port, proc), 90, "the worker to answer /health")
+                    publish(
+                        ctx.bootstrap, topic, [sheet(n, 4, prefix) for n in range(SEEDED_SHEETS)]
+                    )
+                    wait_until(
+                        lambda: _stored_lines(url) >= 4 * SEEDED_SHEETS, 600, "the seeded sheets"
+                    )
+                    asyncio.run(_mix(port))  # warm-up: connections, caches, first queries
+                    answers = asyncio.run(_mix(port))
+                finally:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(timeout=30)
+        finally:
+            delete_prefixed_topics(ctx.bootstrap, prefix)
+    failed = [(kind, status) for kind, status, _ in answers if status != 200]
+    if [f for f in failed if f[0] != "health"]:
+        raise RuntimeError(f"requests failed under load: {failed[:10]}")
+    everything = [seconds * 1000 for _, _, seconds in answers]
+    health = [seconds * 1000 for kind, _, seconds in answers if kind == "health"]
+    yield Figure("http_mix_200_p50_ms", _p(everything, 50), "ms")
+    yield Figure("http_mix_200_p99_ms", _p(everything, 99), "ms")
+    yield Figure("http_mix_200_health_p99_ms", _p(health, 99), "ms")
+    yield Figure("http_mix_200_health_not_200", float(len(failed)), "answers")
+    for kind in ("status", "upload", "models"):
+        mine = [seconds * 1000 for k, _, seconds in answers if k == kind]
+        yield Figure(f"http_mix_200_{kind}_p99_ms", _p(mine, 99), "ms")

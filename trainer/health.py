@@ -1,0 +1,133 @@
+"""Whether the trainer reaches PostgreSQL and Kafka, probed from a thread of its own and cached.
+
+`/health` (served from trainer.metrics' thread) reads the last probe, so it answers at once
+even while a training holds the event loop, and a probe that hangs never holds a request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient
+
+from edge.logs import RateLimitedLog, kafka_logger
+from trainer.settings import TrainerSettings
+
+log = logging.getLogger(__name__)
+
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+)
+
+
+@dataclass
+class Probe:
+    """The last answer of one dependency."""
+
+    ok: bool = False
+    reason: str = "not probed yet"
+    checked_at: float = field(default_factory=time.monotonic)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "reason": None if self.ok else self.reason,
+            "age_s": round(time.monotonic() - self.checked_at, 1),
+        }
+
+
+class Reachability:
+    """Probes PostgreSQL (`SELECT 1`) and Kafka (cluster metadata) every `every_s` seconds."""
+
+    def __init__(
+        self, settings: TrainerSettings, every_s: float = 5.0, timeout_s: float = 2.0
+    ) -> None:
+        self._settings = settings
+        self.every_s = every_s
+        self.timeout_s = timeout_s
+        self.database = Probe()
+        self.kafka = Probe()
+        self._admin: AdminClient | None = None
+        self._errors = RateLimitedLog(log, every_s=60.0)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def healthy(self) -> bool:
+        return self.database.ok and self.kafka.ok
+
+    def checks(self) -> dict[str, Any]:
+        return {
+            "database": self.database.ok,
+            "kafka": self.kafka.ok,
+            "checks": {"database": self.database.as_dict(), "kafka": self.kafka.as_dict()},
+        }
+
+    def start(self) -> None:
+        """Probe now, then every `every_s` seconds from a daemon thread until `stop`."""
+        self.probe()
+        self._thread = threading.Thread(target=self._run, name="trainer-health", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self.probe()
+
+    def probe(self) -> None:
+        self.database = asyncio.run(self._database())
+        self.kafka = self._kafka()
+
+    async def _database(self) -> Probe:
+        try:
+            conn = await asyncpg.connect(
+                self._settings.dsn,
+                timeout=self.timeout_s,
+                server_settings={"application_name": "retrainer-trainer-health"},
+            )
+        except TimeoutError:
+            return Probe(False, f"PostgreSQL did not answer within {self.timeout_s:g}s")
+        except DATABASE_ERRORS as exc:
+            return Probe(False, f"PostgreSQL: {type(exc).__name__}: {exc}")
+        try:
+            await conn.fetchval("SELECT 1", timeout=self.timeout_s)
+            return Probe(True, "")
+        except TimeoutError:
+            return Probe(False, f"PostgreSQL did not answer within {self.timeout_s:g}s")
+        except DATABASE_ERRORS as exc:
+            return Probe(False, f"PostgreSQL: {type(exc).__name__}: {exc}")
+        finally:
+            conn.terminate()
+
+    def _kafka(self) -> Probe:
+        bootstrap = self._settings.kafka_bootstrap
+        try:
+            if self._admin is None:
+                config: dict[str, Any] = {
+                    **self._settings.kafka_config(),
+                    # librdkafka repeats a broker's absence many times a second: one line a
+                    # minute per kind; /health says the rest.
+                    "error_cb": self._on_error,
+                    "logger": kafka_logger("trainer.kafka", every_s=60.0),
+                }
+                self._admin = AdminClient(config)
+            metadata = self._admin.list_topics(timeout=self.timeout_s)
+        except KafkaException as exc:
+            return Probe(False, f"Kafka at {bootstrap}: {exc.args[0] if exc.args else exc}")
+        if not metadata.brokers:
+            return Probe(False, f"Kafka at {bootstrap}: no broker in the metadata")
+        return Probe(True, "")
+
+    def _on_error(self, error: KafkaError) -> None:
+        self._errors.warning(f"kafka:{error.code()}", "health probe: %s", error.str())
