@@ -19,6 +19,8 @@ from enum import StrEnum
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+NOISY_LOGGERS = ("aiokafka", "faust.transport", "kafka", "asyncpg.pool")
+"""Loggers whose records pass once per kind and interval (see NoisyLoggerFilter)."""
 
 _CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@/\s]*@", re.I)
 _PASSWORD_FIELD = re.compile(r"(?P<key>password\s*[=:]\s*)(?P<quote>['\"]?)[^'\"\s,;]+", re.I)
@@ -91,6 +93,8 @@ def configure(settings: LogSettings | None = None) -> LogSettings:
     settings = settings or LogSettings()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter(settings))
+    # Clients that repeat themselves while a server is down: one line per kind per 30 s.
+    handler.addFilter(NoisyLoggerFilter(NOISY_LOGGERS, every_s=30.0))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

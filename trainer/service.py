@@ -30,6 +30,7 @@ from trainer import admission, datasets, families, gate, metrics, outcomes, regi
 from trainer.errors import (
     ArtifactIntegrityError,
     ChampionChanged,
+    DependencyUnavailable,
     InsufficientData,
     RegistryError,
     TrainerError,
@@ -41,6 +42,13 @@ from trainer.settings import TrainerSettings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InterfaceError,
+)
+"""What a dropped or refused PostgreSQL connection raises outside the retried calls."""
 FitFunction = Callable[[TrainingSet, TrainerSettings], ModelBundle]
 Progress = Callable[[str], None]
 GATE_ATTEMPTS = 3
@@ -171,6 +179,14 @@ class Trainer:
         family = request.family
         try:
             result = await self._train(request, began, report)
+        except DependencyUnavailable:
+            # PostgreSQL (or Kafka) is down: not this request's failure. Nothing is answered;
+            # the runner rewinds and the request is handled again once the outage is over.
+            raise
+        except OUTAGE_ERRORS as exc:
+            raise DependencyUnavailable(
+                f"PostgreSQL failed during request {request.request_id}: {exc!r}"
+            ) from exc
         except InsufficientData as exc:
             result = await self._end_without_model(
                 request, OutcomeStatus.SKIPPED, f"insufficient data: {exc}", began
@@ -431,12 +447,9 @@ class Trainer:
                 await outcomes.record_request(conn, request)
                 return await outcomes.record(conn, outcome, now)
 
-        try:
-            await self._db("recording the outcome", write)
-        except TrainerError as exc:
-            # PostgreSQL is down: the outcome still goes out on Kafka; a redelivery (the offset
-            # is committed only after publishing) would find no log row and try once more.
-            log.error("could not log outcome of %s: %s", request.request_id, exc)
+        # PostgreSQL down here raises DependencyUnavailable: the request is handled again after
+        # the outage, so its outcome is published once, and only once it is recorded.
+        await self._db("recording the outcome", write)
         return Result(outcome.event(now))
 
 
