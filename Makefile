@@ -9,6 +9,8 @@ STAMP := $(VENV)/.installed
 LOCK := requirements.lock
 RETRAINER := $(BIN)/retrainer
 PYTEST_ARGS ?=
+# Test processes running at once (pytest-xdist; every test owns its topics and database).
+TEST_WORKERS ?= 2
 
 .PHONY: help setup system-deps lock lint format test test-unit test-integration test-e2e stack-up stack-down stack-status demo bench clean
 
@@ -51,7 +53,7 @@ stack-status: setup ## show the local stack
 
 test: setup ## every test tier against the real local stack (started when needed)
 	@$(RETRAINER) stack up; status=$$?; \
-	if [ $$status -eq 0 ]; then $(BIN)/pytest $(PYTEST_ARGS); status=$$?; fi; \
+	if [ $$status -eq 0 ]; then $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS); status=$$?; fi; \
 	if [ -n "$$CI" ]; then $(RETRAINER) stack down; fi; \
 	exit $$status
 

@@ -171,6 +171,8 @@ def registry_held(dsn: str) -> Iterator[asyncpg.Connection]:
         yield conn
     finally:
         conn.terminate()
+        # One turn of the loop lets the transport close its socket before the loop goes.
+        loop.run_until_complete(asyncio.sleep(0))
         loop.close()
 
 
