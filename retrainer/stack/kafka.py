@@ -208,8 +208,7 @@ class LocalKafka:
     def _format_storage(self) -> None:
         if (self.data / "meta.properties").is_file():
             return
-        # A cluster id is a UUID written in unpadded URL-safe base64, as Kafka's Uuid prints it.
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        cluster_id = new_cluster_id()
         out = subprocess.run(
             self._java_cmd(
                 "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.config)
@@ -329,3 +328,12 @@ def metadata_ok(bootstrap: str, timeout: float) -> bool:
     except KafkaException:
         return False
     return bool(metadata.brokers)
+
+
+def new_cluster_id() -> str:
+    """A random UUID in unpadded URL-safe base64, as Kafka's Uuid prints it, never starting with
+    "-": the storage tool would read such an id (1 in 64 of them) as an option and refuse it."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id

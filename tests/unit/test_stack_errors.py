@@ -72,3 +72,11 @@ def test_a_taken_port_names_the_process(tmp_path: Path) -> None:
     assert f"127.0.0.1:{port} is taken by" in caught.value.message
     assert "pid" in caught.value.message
     assert "RETRAINER_KAFKA_PORT" in caught.value.hint
+
+
+def test_a_cluster_id_never_reads_as_an_option() -> None:
+    from retrainer.stack.kafka import new_cluster_id
+
+    ids = [new_cluster_id() for _ in range(5000)]
+    assert all(len(i) == 22 and not i.startswith("-") for i in ids)
+    assert len(set(ids)) == len(ids)
