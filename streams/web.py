@@ -361,14 +361,16 @@ def register_views(
         async def _training_status(self, sheet_ids: list[str]) -> str:
             pool = await deps.pool()
             deadline = time.monotonic() + settings.upload_wait_s
-            async with pool.acquire() as conn:
-                while True:
+            while True:
+                # A connection per look, not held while waiting: uploads waiting for storage
+                # must not starve the pool that status, models and the sink need.
+                async with pool.acquire() as conn:
                     stored = await conn.fetchval(
                         "SELECT count(*) FROM sheets WHERE sheet_id = ANY($1::text[])", sheet_ids
                     )
-                    if stored >= len(set(sheet_ids)) or time.monotonic() > deadline:
-                        break
-                    await asyncio.sleep(0.1)
+                if stored >= len(set(sheet_ids)) or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.2)
             status = await family_status(pool, engine, ModelFamily.EXPENSE_FRAUD, recent=1)
             last = status["recent_retraining"][:1]
             if status["decision"] in (Action.REQUEST.value, Action.WAIT.value, Action.REEMIT.value):
