@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 import time
 from collections import defaultdict
@@ -18,18 +17,16 @@ from enum import StrEnum
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.diagnostics import mask_dsn
+
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 NOISY_LOGGERS = ("aiokafka", "faust.transport", "kafka", "asyncpg.pool")
 """Loggers whose records pass once per kind and interval (see NoisyLoggerFilter)."""
 
-_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@/\s]*@", re.I)
-_PASSWORD_FIELD = re.compile(r"(?P<key>password\s*[=:]\s*)(?P<quote>['\"]?)[^'\"\s,;]+", re.I)
-
 
 def mask_secrets(text: str) -> str:
     """`text` with the password of any URL (`scheme://user:***@host`) and `password=…` masked."""
-    text = _CREDENTIALS.sub(r"\g<scheme>\g<user>:***@", text)
-    return _PASSWORD_FIELD.sub(r"\g<key>\g<quote>***", text)
+    return mask_dsn(text)
 
 
 class LogFormat(StrEnum):

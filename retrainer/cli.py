@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
+from edge.tables import print_table
 from retrainer.stack.errors import StackError
 from schemas.diagnostics import DATABASE_SETTING, database_problem, mask_dsn, settings_problem
 
@@ -130,7 +131,6 @@ def stack_status(
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object on stdout")] = False,
 ) -> None:
     """Show where the broker and database are and whether they answer."""
-    from rich.table import Table
 
     from retrainer.stack import manager
     from retrainer.stack.settings import StackSettings
@@ -141,23 +141,25 @@ def stack_status(
         if not report["healthy"]:
             raise typer.Exit(code=1)
         return
-    table = Table(title="retrainer stack", show_lines=False)
-    for column in ("service", "state", "address", "pid", "memory", "log"):
-        table.add_column(column)
+    rows = []
     for name, svc in report["services"].items():
         rss = svc.get("rss_bytes")
-        table.add_row(
-            name,
-            svc["state"],
-            svc.get("bootstrap") or svc.get("database_url", ""),
-            str(svc.get("pid", "")),
-            f"{rss / 2**20:.0f} MiB" if rss else "",
-            svc.get("log", ""),
+        rows.append(
+            (
+                name,
+                svc["state"],
+                mask_dsn(svc.get("bootstrap") or svc.get("database_url", "")),
+                str(svc.get("pid", "")),
+                f"{rss / 2**20:.0f} MiB" if rss else "",
+                svc.get("log", ""),
+            )
         )
     for name, svc in report["services"].items():
         if svc.get("problem"):
             err.print(f"[yellow]{name}:[/] {escape(svc['problem'])}", soft_wrap=True)
-    out.print(table)
+    print_table(
+        out, "retrainer stack", ("service", "state", "address", "pid", "memory", "log"), rows
+    )
     if not report["healthy"]:
         raise typer.Exit(code=1)
 

@@ -263,24 +263,25 @@ def models_list(
     if as_json:
         sys.stdout.write(json.dumps([_record_document(r) for r in records]) + "\n")
         return
-    from rich.table import Table
+    from edge.tables import print_table
 
-    table = Table(title="model registry")
-    for column in ("version", "family", "status", "AUC", "F1", "samples", "created", "promoted"):
-        table.add_column(column, no_wrap=column in ("version", "family", "status"))
+    columns = ("version", "family", "status", "AUC", "F1", "samples", "created", "promoted")
+    rows = []
     for r in records:
         auc, f1 = r.metrics.get("auc"), r.metrics.get("f1")
-        table.add_row(
-            r.version,
-            r.family.value,
-            r.status,
-            f"{auc:.3f}" if auc is not None else "",
-            f"{f1:.3f}" if f1 is not None else "",
-            str(r.samples),
-            f"{r.created_at:%Y-%m-%d %H:%M:%S}",
-            f"{r.promoted_at:%Y-%m-%d %H:%M:%S}" if r.promoted_at else "",
+        rows.append(
+            (
+                r.version,
+                r.family.value,
+                r.status,
+                f"{auc:.3f}" if auc is not None else "",
+                f"{f1:.3f}" if f1 is not None else "",
+                str(r.samples),
+                f"{r.created_at:%Y-%m-%d %H:%M:%S}",
+                f"{r.promoted_at:%Y-%m-%d %H:%M:%S}" if r.promoted_at else "",
+            )
         )
-    out.print(table)
+    print_table(out, "model registry", columns, rows, no_wrap=("version", "family", "status"))
 
 
 @models_app.command("show")

@@ -20,7 +20,7 @@ from tests.factories import ROOT
     [
         ("postgresql://app:s3cr3t@db:5432/r", "postgresql://app:***@db:5432/r"),
         ("cannot reach postgres://u:p%40ss@h/d now", "cannot reach postgres://u:***@h/d now"),
-        ("sasl password=hunter2, then", "sasl password=***, then"),
+        ("sasl password=hunter2 then", "sasl password=*** then"),
         ("postgresql://app@db/r", "postgresql://app@db/r"),
     ],
 )
