@@ -8,34 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaError
 from confluent_kafka.admin import AdminClient
 
+from edge.health import Probe, probe_kafka
 from streams.retry import RateLimitedLog, kafka_logger
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Probe:
-    """The last answer of one dependency."""
-
-    ok: bool = False
-    reason: str = "not probed yet"
-    checked_at: float = field(default_factory=time.monotonic)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "reason": None if self.ok else self.reason,
-            "age_s": round(time.monotonic() - self.checked_at, 1),
-        }
 
 
 class Reachability:
@@ -91,13 +74,9 @@ class Reachability:
             return Probe(False, f"PostgreSQL: {type(exc).__name__}: {exc}")
 
     async def _kafka(self) -> Probe:
-        try:
-            await asyncio.to_thread(self._metadata)
-            return Probe(True, "")
-        except KafkaException as exc:
-            return Probe(False, f"Kafka at {self._bootstrap}: {exc.args[0] if exc.args else exc}")
+        return await asyncio.to_thread(self._metadata)
 
-    def _metadata(self) -> None:
+    def _metadata(self) -> Probe:
         if self._admin is None:
             config: dict[str, Any] = {
                 "bootstrap.servers": self._bootstrap,
@@ -107,9 +86,7 @@ class Reachability:
                 "logger": kafka_logger(every_s=60.0),
             }
             self._admin = AdminClient(config)
-        metadata = self._admin.list_topics(timeout=self.timeout_s)
-        if not metadata.brokers:
-            raise KafkaException(KafkaError(KafkaError._TRANSPORT, "no broker in the metadata"))
+        return probe_kafka(self._admin, self._bootstrap, self.timeout_s)
 
     def _on_error(self, error: KafkaError) -> None:
         self._errors.warning(f"kafka:{error.code()}", "health probe: %s", error.str())

@@ -9,14 +9,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaError
 from confluent_kafka.admin import AdminClient
 
+from edge.health import Probe, probe_kafka
 from edge.logs import RateLimitedLog, kafka_logger
 from trainer.settings import TrainerSettings
 
@@ -27,22 +26,6 @@ DATABASE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
 )
-
-
-@dataclass
-class Probe:
-    """The last answer of one dependency."""
-
-    ok: bool = False
-    reason: str = "not probed yet"
-    checked_at: float = field(default_factory=time.monotonic)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "reason": None if self.ok else self.reason,
-            "age_s": round(time.monotonic() - self.checked_at, 1),
-        }
 
 
 class Reachability:
@@ -111,23 +94,16 @@ class Reachability:
             conn.terminate()
 
     def _kafka(self) -> Probe:
-        bootstrap = self._settings.kafka_bootstrap
-        try:
-            if self._admin is None:
-                config: dict[str, Any] = {
-                    **self._settings.kafka_config(),
-                    # librdkafka repeats a broker's absence many times a second: one line a
-                    # minute per kind; /health says the rest.
-                    "error_cb": self._on_error,
-                    "logger": kafka_logger("trainer.kafka", every_s=60.0),
-                }
-                self._admin = AdminClient(config)
-            metadata = self._admin.list_topics(timeout=self.timeout_s)
-        except KafkaException as exc:
-            return Probe(False, f"Kafka at {bootstrap}: {exc.args[0] if exc.args else exc}")
-        if not metadata.brokers:
-            return Probe(False, f"Kafka at {bootstrap}: no broker in the metadata")
-        return Probe(True, "")
+        if self._admin is None:
+            config: dict[str, Any] = {
+                **self._settings.kafka_config(),
+                # librdkafka repeats a broker's absence many times a second: one line a minute
+                # per kind; /health says the rest.
+                "error_cb": self._on_error,
+                "logger": kafka_logger("trainer.kafka", every_s=60.0),
+            }
+            self._admin = AdminClient(config)
+        return probe_kafka(self._admin, self._settings.kafka_bootstrap, self.timeout_s)
 
     def _on_error(self, error: KafkaError) -> None:
         self._errors.warning(f"kafka:{error.code()}", "health probe: %s", error.str())
