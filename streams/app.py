@@ -32,6 +32,7 @@ from schemas.model_updated import ModelUpdated
 from schemas.retrain_requested import RetrainRequested
 from schemas.training_outcome import TrainingOutcome
 from streams import metrics
+from streams.bootstrap import POLICY_TABLE
 from streams.handlers import (
     TRANSIENT_DB_ERRORS,
     IngestHandler,
@@ -269,7 +270,7 @@ def create_app(settings: StreamsSettings, deps: Deps | None = None) -> faust.App
     requests_out = app.topic(topics.retrain_requested, **RAW)
     signals = app.topic(topics.policy_signals, partitions=settings.partitions, **RAW)
     policy_table = app.Table(
-        "policy-state",
+        POLICY_TABLE,
         default=dict,
         partitions=settings.partitions,
         # Keys are the family name as raw bytes, exactly as the signals are keyed, so a change

@@ -22,6 +22,15 @@ class TopicSetupError(Exception):
     """The worker's topics could not be created or checked."""
 
 
+POLICY_TABLE = "policy-state"
+"""The Faust table of the policy's per-family state."""
+
+
+def policy_changelog(settings: StreamsSettings) -> str:
+    """The changelog topic of the policy table (Faust's naming: `<app id>-<table>-changelog`)."""
+    return f"{settings.app_id}-{POLICY_TABLE}-changelog"
+
+
 def ensure_topics(settings: StreamsSettings) -> list[str]:
     """Create the worker's topics that do not exist yet; returns the names created."""
     topics = settings.topics()
@@ -49,6 +58,17 @@ def ensure_topics(settings: StreamsSettings) -> list[str]:
     # Compacted: the latest champion per family stays readable from the start of the topic.
     wanted[topics.model_updated] = NewTopic(
         topics.model_updated,
+        num_partitions=partitions,
+        replication_factor=1,
+        config={"cleanup.policy": "compact"},
+    )
+    # The policy table's changelog, named as Faust names it. Made here, before the worker's
+    # producer first reads the cluster's metadata: Faust would make it while the worker starts,
+    # and a policy change written before the producer knew of it crashed the policy agent
+    # (aiokafka cannot pick a partition of a topic missing from its metadata).
+    changelog = policy_changelog(settings)
+    wanted[changelog] = NewTopic(
+        changelog,
         num_partitions=partitions,
         replication_factor=1,
         config={"cleanup.policy": "compact"},
