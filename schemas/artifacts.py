@@ -35,7 +35,6 @@ class ArtifactFormat(StrEnum):
     """How an artifact's bytes are encoded (model_artifacts.format)."""
 
     XGBOOST_UBJ = "xgboost-ubj"
-    XGBOOST_JSON = "xgboost-json"
     SKOPS = "skops"
 
 

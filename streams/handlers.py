@@ -12,7 +12,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -403,19 +403,3 @@ class PolicyEngine:
             force=flight.force,
             requested_by=requested_by,
         )
-
-
-def family_state_changes(step: PolicyStep) -> dict[str, Any]:
-    """A flat view of a policy step for the PostgreSQL mirror and the status endpoint."""
-    flight = step.state.state.in_flight
-    return {
-        "decision": step.decision.action.value,
-        "reason_text": step.decision.reason_text,
-        "retraining_needed": step.decision.retraining_needed,
-        "in_flight_request_id": str(flight.request_id) if flight else None,
-        "counters": step.counters.as_dict(),
-    }
-
-
-def with_version(state: PolicyState, version: str | None) -> PolicyState:
-    return replace(state, state=replace(state.state, model_version=version))

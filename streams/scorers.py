@@ -35,8 +35,6 @@ from streams.scoring import (
 
 log = logging.getLogger(__name__)
 
-Emit = Callable[[Sequence[tuple[bytes, bytes]]], Awaitable[None]]
-
 
 @dataclass(frozen=True)
 class ScoredBatch:
