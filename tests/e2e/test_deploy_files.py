@@ -238,6 +238,20 @@ def test_dockerfile_copies_what_exists_and_ignores_local_state() -> None:
     assert {".venv", ".git", "tests"} <= set(ignored)
 
 
+def test_the_image_copies_every_package_the_wheel_ships() -> None:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    shipped = project["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
+    copied = {
+        source.rstrip("/")
+        for word, args in dockerfile()
+        if word == "COPY" and not args.startswith("--from")
+        for source in shlex.split(args)[:-1]
+    }
+    assert set(shipped) <= copied, f"the Dockerfile does not copy {set(shipped) - copied}"
+
+
 # -- Kubernetes ---------------------------------------------------------------------------------
 
 
