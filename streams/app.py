@@ -52,6 +52,8 @@ from streams.upstream import UpstreamConsumer, UpstreamOptions
 
 log = logging.getLogger(__name__)
 policy_errors = RateLimitedLog(log)
+SIGNAL_WAIT_S = 10.0
+"""How long ingestion waits for Kafka to take a data-moved signal before it goes on."""
 
 # What a policy step retries: PostgreSQL or Kafka unreachable for now.
 POLICY_OUTAGES: tuple[type[BaseException], ...] = (
@@ -320,7 +322,19 @@ def create_app(settings: StreamsSettings, deps: Deps | None = None) -> faust.App
         )
 
     async def data_moved(family: ModelFamily) -> None:
-        await signal(family, SignalKind.INGESTED)
+        # Advisory: the policy's next tick reads the same counts from PostgreSQL. Storing must
+        # never wait on it — after a broker restart the Faust producer was seen to leave a send
+        # unanswered, which held the upstream consumer (and so all ingestion) for good.
+        try:
+            async with asyncio.timeout(SIGNAL_WAIT_S):
+                await signal(family, SignalKind.INGESTED)
+        except TimeoutError:
+            policy_errors.warning(
+                "signal-timeout",
+                "the policy was not told within %gs that %s data moved; its next tick will see it",
+                SIGNAL_WAIT_S,
+                family.value,
+            )
 
     upstream = UpstreamConsumer(
         UpstreamOptions(

@@ -153,7 +153,7 @@ class UpstreamConsumer:
                 self.last_poll = time.monotonic()
                 batch = self._usable(messages)
                 if batch:
-                    await self.handle(batch)
+                    await self._handle_until_done(batch)
                     await self._commit(consumer, batch)
                 elif self._pending:
                     await asyncio.to_thread(self._commit_pending, consumer, None)
@@ -176,6 +176,32 @@ class UpstreamConsumer:
                     f"poll:{error.code()}", "upstream poll: %s", error.str() or error.name()
                 )
         return usable
+
+    async def _handle_until_done(self, batch: Sequence[Message]) -> None:
+        """Handle `batch`, trying again after a pause when Kafka or PostgreSQL fail under it.
+
+        What the input gets wrong is dead-lettered inside `handle`; what is left to fail is the
+        infrastructure (a dead letter or a signal Kafka does not take). The batch is stored
+        idempotently, so it is handled again rather than skipped, and this task never dies:
+        ingestion resumes when the fault is gone.
+        """
+        attempt = 0
+        while True:
+            try:
+                await self.handle(batch)
+                return
+            except Exception as exc:  # noqa: BLE001 - logged and tried again, never dropped
+                pause = backoff(attempt, self.options.retry_initial_s, self.options.retry_max_s)
+                attempt += 1
+                self._errors.warning(
+                    f"handle:{type(exc).__name__}",
+                    "handling a batch of %d failed (%s: %s); trying again in %.1fs",
+                    len(batch),
+                    type(exc).__name__,
+                    exc,
+                    pause,
+                )
+                await asyncio.sleep(pause)
 
     async def handle(self, batch: Sequence[Message]) -> None:
         """Store, dead-letter and score one polled batch; returns once all of it is done."""
