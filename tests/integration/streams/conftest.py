@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from streams.bootstrap import ensure_topics
@@ -159,6 +159,13 @@ class Workers:
                 proc.wait(timeout=10)
 
 
+_LEADERSHIP_MOVING = {
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError._TRANSPORT,
+}
+
+
 def delete_prefixed_topics(bootstrap: str, prefix: str) -> None:
     """Delete every topic named `<prefix>-…`, so test runs do not pile up on a shared broker."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -175,6 +182,23 @@ def workers(stack: Stack, fresh_database_url: str, tmp_path: Path) -> Iterator[W
     group.close()
 
 
+def _end_offset(consumer: Consumer, partition: TopicPartition) -> int:
+    """The partition's high watermark; a broker just restarted may not lead it for a moment."""
+    found: list[int] = []
+
+    def asked() -> bool:
+        try:
+            found.append(consumer.get_watermark_offsets(partition, timeout=10)[1])
+        except KafkaException as exc:
+            if not exc.args[0].retriable() and exc.args[0].code() not in _LEADERSHIP_MOVING:
+                raise
+            return False
+        return True
+
+    wait_until(asked, 60, f"a leader for {partition.topic}[{partition.partition}]")
+    return found[-1]
+
+
 def read_all(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes]]:
     """Every message now in `topic`, read to the end offsets captured first."""
     consumer = Consumer(
@@ -186,10 +210,7 @@ def read_all(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes]]:
     )
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        ends = {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-            for p in partitions
-        }
+        ends = {p: _end_offset(consumer, TopicPartition(topic, p)) for p in partitions}
         wanted = {p: end for p, end in ends.items() if end > 0}
         consumer.assign([TopicPartition(topic, p, 0) for p in wanted])
         out: list[tuple[bytes | None, bytes]] = []
