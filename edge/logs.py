@@ -24,11 +24,6 @@ NOISY_LOGGERS = ("aiokafka", "faust.transport", "kafka", "asyncpg.pool")
 """Loggers whose records pass once per kind and interval (see NoisyLoggerFilter)."""
 
 
-def mask_secrets(text: str) -> str:
-    """`text` with the password of any URL (`scheme://user:***@host`) and `password=…` masked."""
-    return mask_dsn(text)
-
-
 class LogFormat(StrEnum):
     TEXT = "text"
     JSON = "json"
@@ -55,7 +50,7 @@ class LogSettings(BaseSettings):
 
 class _MaskingFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return mask_secrets(super().format(record))
+        return mask_dsn(super().format(record))
 
 
 class JsonFormatter(logging.Formatter):
@@ -67,12 +62,12 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "message": mask_secrets(record.getMessage()),
+            "message": mask_dsn(record.getMessage()),
         }
         if record.exc_info:
-            entry["exception"] = mask_secrets(self.formatException(record.exc_info))
+            entry["exception"] = mask_dsn(self.formatException(record.exc_info))
         if record.stack_info:
-            entry["stack"] = mask_secrets(self.formatStack(record.stack_info))
+            entry["stack"] = mask_dsn(self.formatStack(record.stack_info))
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 

@@ -21,6 +21,7 @@ import faust
 from confluent_kafka import KafkaError, KafkaException, Producer
 from pydantic import ValidationError
 
+from edge.logs import RateLimitedLog, kafka_logger
 from schemas.base import ModelFamily
 from schemas.codec import Codec, EventT
 from schemas.customer_scored import CustomerScored
@@ -44,7 +45,7 @@ from streams.handlers import (
 )
 from streams.health import Reachability
 from streams.models import ModelFollower, ModelHolder, ModelLoader
-from streams.retry import RateLimitedLog, backoff, kafka_logger
+from streams.retry import backoff
 from streams.scorers import Scorer
 from streams.settings import StreamsSettings
 from streams.signals import PolicySignal, SignalKind

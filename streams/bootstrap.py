@@ -9,7 +9,6 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from edge.logs import LogSettings, configure
-from streams.retry import quiet_kafka_client_logs
 from streams.settings import StreamsSettings
 
 log = logging.getLogger(__name__)
@@ -141,7 +140,6 @@ def run_worker(settings: StreamsSettings, logs: LogSettings | None = None) -> No
         def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
             # Faust has set up its handlers: ours replace them, in the format both services use.
             configure(logs)
-            quiet_kafka_client_logs()
 
     check_schema(settings.database_url.get_secret_value())
     created = ensure_topics(settings)

@@ -18,6 +18,7 @@ from typing import Any
 
 import asyncpg
 
+from edge.logs import RateLimitedLog
 from schemas.base import Event, ModelFamily
 from schemas.codec import Codec
 from schemas.customer_activity import CustomerActivityRecorded
@@ -43,7 +44,7 @@ from streams.policy import (
     reemit_flight,
     start_flight,
 )
-from streams.retry import RateLimitedLog, backoff
+from streams.retry import backoff
 from streams.signals import PolicySignal, SignalKind
 from streams.sink import Stored, store_activity, store_customers, store_labels, store_sheets
 

@@ -16,7 +16,7 @@ from confluent_kafka import KafkaError
 from confluent_kafka.admin import AdminClient
 
 from edge.health import Probe, probe_kafka
-from streams.retry import RateLimitedLog, kafka_logger
+from edge.logs import RateLimitedLog, kafka_logger
 
 log = logging.getLogger(__name__)
 

@@ -23,13 +23,14 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from edge.logs import RateLimitedLog, kafka_logger
 from schemas.base import ModelFamily
 from schemas.customer_activity import CustomerActivityRecorded
 from schemas.dead_letter import DeadLettered
 from schemas.expense_sheet import ExpenseSheetSubmitted
 from streams import metrics
 from streams.handlers import TRANSIENT_DB_ERRORS, IngestHandler, RawMessage, dead_letter
-from streams.retry import RateLimitedLog, backoff, kafka_logger
+from streams.retry import backoff
 from streams.scorers import ScoredBatch, Scorer
 
 log = logging.getLogger(__name__)

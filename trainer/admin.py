@@ -26,20 +26,11 @@ from schemas.retrain_requested import RetrainReason, RetrainRequested
 from trainer import outcomes, registry
 from trainer.errors import DependencyUnavailable, RegistryError, TrainerError
 from trainer.publisher import Outgoing, Publisher
+from trainer.retry import DATABASE_ERRORS
 from trainer.settings import TrainerSettings
 
 if TYPE_CHECKING:  # training needs scikit-learn and XGBoost: imported by the commands that train
     from trainer.service import Progress, Result
-
-DATABASE_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    # What a query meets on a connection the server has just closed (asyncpg's protocol is still
-    # consuming the server's error when the next query starts).
-    asyncpg.InternalClientError,
-)
-"""What asyncpg raises when the server is unreachable, refuses us or drops the connection."""
 
 APPLICATION_NAME = "retrainer-models"
 """How the CLI's registry connections are named in pg_stat_activity."""

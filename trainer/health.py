@@ -17,15 +17,10 @@ from confluent_kafka.admin import AdminClient
 
 from edge.health import Probe, probe_kafka
 from edge.logs import RateLimitedLog, kafka_logger
+from trainer.retry import DATABASE_ERRORS
 from trainer.settings import TrainerSettings
 
 log = logging.getLogger(__name__)
-
-DATABASE_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-)
 
 
 class Reachability:

@@ -27,6 +27,16 @@ TRANSIENT: tuple[type[BaseException], ...] = (
 )
 """Failures that a later attempt may not meet: a server down, restarting or overloaded."""
 
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    # What a query meets on a connection the server has just closed (asyncpg's protocol is still
+    # consuming the server's error when the next query starts).
+    asyncpg.InternalClientError,
+)
+"""What asyncpg raises when the server is unreachable, refuses us or drops the connection."""
+
 
 def backoff_delay(attempt: int, settings: TrainerSettings) -> float:
     """Exponential delay before attempt `attempt + 1`, with jitter so retries do not align."""

@@ -36,19 +36,12 @@ from trainer.errors import (
     TrainerError,
 )
 from trainer.families import TrainingSet
-from trainer.retry import retrying
+from trainer.retry import TRANSIENT, retrying
 from trainer.selection import CustomerSelection
 from trainer.settings import TrainerSettings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.InterfaceError,
-)
-"""What a dropped or refused PostgreSQL connection raises outside the retried calls."""
 FitFunction = Callable[[TrainingSet, TrainerSettings], ModelBundle]
 Progress = Callable[[str], None]
 GATE_ATTEMPTS = 3
@@ -183,7 +176,7 @@ class Trainer:
             # PostgreSQL (or Kafka) is down: not this request's failure. Nothing is answered;
             # the runner rewinds and the request is handled again once the outage is over.
             raise
-        except OUTAGE_ERRORS as exc:
+        except TRANSIENT as exc:
             raise DependencyUnavailable(
                 f"PostgreSQL failed during request {request.request_id}: {exc!r}"
             ) from exc

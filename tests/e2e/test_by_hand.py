@@ -7,7 +7,6 @@ import asyncio
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import asyncpg
@@ -65,7 +64,7 @@ def test_a_worker_started_by_hand_makes_its_data_directory(
     assert data.is_dir()
 
 
-async def test_the_cron_command_reports_and_requests_when_forced(
+def test_the_cron_command_reports_and_requests_when_forced(
     by_hand: tuple[Workers, dict[str, str], int],
 ) -> None:
     workers, env, _ = by_hand
@@ -83,15 +82,12 @@ async def test_the_cron_command_reports_and_requests_when_forced(
     asked = {r["family"]: r["requested"] for r in map(json.loads, forced.stdout.splitlines())}
     assert all(asked.values()), asked
 
-    async def recorded() -> bool:
-        return set(await _requests(workers.database_url)) >= {
-            (request_id, family) for family, request_id in asked.items()
-        }
-
-    deadline = time.monotonic() + 60
-    while not await recorded():
-        assert time.monotonic() < deadline, f"the forced requests {asked} never were recorded"
-        await asyncio.sleep(0.2)
+    wanted = {(request_id, family) for family, request_id in asked.items()}
+    wait_until(
+        lambda: set(asyncio.run(_requests(workers.database_url))) >= wanted,
+        60,
+        f"the forced requests {asked} in retrain_requests",
+    )
 
 
 def test_the_cron_command_says_what_to_do_when_the_database_is_wrong(

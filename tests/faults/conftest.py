@@ -8,12 +8,17 @@ stack code like the shared one.
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import asyncpg
 import pytest
 
 from retrainer.migrate import migrate
@@ -21,6 +26,7 @@ from retrainer.stack.kafka import LocalKafka
 from retrainer.stack.postgres import LocalPostgres
 from retrainer.stack.settings import StackSettings
 from tests.conftest import Stack
+from tests.factories import API_TOKEN
 from tests.integration.streams.conftest import Workers, free_port
 from tests.integration.streams.conftest import workers as workers  # the fixture, shared
 
@@ -103,3 +109,30 @@ def private_kafka(tmp_path: Path) -> Iterator[PrivateKafka]:
         yield PrivateKafka(server, settings.bootstrap)
     finally:
         server.stop()
+
+
+def customers_in(dsn: str) -> int:
+    """How many customers the worker has stored in `dsn`."""
+
+    async def run() -> int:
+        conn = await asyncpg.connect(dsn, timeout=5)
+        try:
+            return int(await conn.fetchval("SELECT count(*) FROM customers"))
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
+def call(port: int, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    """GET `path` of a worker (POST `body` with the token): its status and JSON answer."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+        request.add_header("Authorization", f"Bearer {API_TOKEN}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - http
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())

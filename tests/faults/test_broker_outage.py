@@ -7,49 +7,18 @@ turn a trigger into a retrain request: no agent may have died with the broker.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Any
-
-import asyncpg
 
 from schemas.retrain_requested import RetrainRequested
 from tests.conftest import Stack
-from tests.factories import API_TOKEN, CODEC, customer, publish, wait_until
-from tests.faults.conftest import PrivateKafka
+from tests.factories import CODEC, customer, publish, wait_until
+from tests.faults.conftest import PrivateKafka, call, customers_in
 from tests.integration.streams.conftest import Workers, read_all
 
 OUTAGE_S = 20.0
 BEFORE = 20_000
 AFTER = 2_000
-
-
-def _count(dsn: str) -> int:
-    async def run() -> int:
-        conn = await asyncpg.connect(dsn, timeout=5)
-        try:
-            return int(await conn.fetchval("SELECT count(*) FROM customers"))
-        finally:
-            await conn.close()
-
-    return asyncio.run(run())
-
-
-def _call(port: int, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data)
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-        request.add_header("Authorization", f"Bearer {API_TOKEN}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - http
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
 
 
 def test_worker_rides_out_a_broker_outage(
@@ -67,19 +36,19 @@ def test_worker_rides_out_a_broker_outage(
             workers.topic("customer-created"),
             [customer(n, workers.prefix) for n in range(BEFORE)],
         )
-        wait_until(lambda: _count(fresh_database_url) > 1000, 60, "the worker to be storing")
+        wait_until(lambda: customers_in(fresh_database_url) > 1000, 60, "the worker to be storing")
         private_kafka.stop()
         down_at = time.monotonic()
-        stored_at_stop = _count(fresh_database_url)
+        stored_at_stop = customers_in(fresh_database_url)
 
         def reports_outage() -> bool:
-            status, body = _call(port, "/health")
+            status, body = call(port, "/health")
             return status == 503 and body["kafka"] is False and body["database"] is True
 
         wait_until(reports_outage, 30, "/health to report Kafka down")
-        assert "Kafka" in _call(port, "/health")[1]["checks"]["kafka"]["reason"]
+        assert "Kafka" in call(port, "/health")[1]["checks"]["kafka"]["reason"]
         # What needs only PostgreSQL still answers.
-        assert _call(port, "/retraining/status")[0] == 200
+        assert call(port, "/retraining/status")[0] == 200
         wait_until(
             lambda: workers.procs[0].poll() is None and time.monotonic() - down_at > OUTAGE_S,
             OUTAGE_S + 10,
@@ -89,20 +58,22 @@ def test_worker_rides_out_a_broker_outage(
 
         private_kafka.start()
         back_at = time.monotonic()
-        wait_until(lambda: _call(port, "/health")[0] == 200, 60, "/health to be ok again")
+        wait_until(lambda: call(port, "/health")[0] == 200, 60, "/health to be ok again")
         publish(
             bootstrap,
             workers.topic("customer-created"),
             [customer(n, workers.prefix) for n in range(BEFORE, BEFORE + AFTER)],
         )
-        wait_until(lambda: _count(fresh_database_url) == BEFORE + AFTER, 120, "every event stored")
+        wait_until(
+            lambda: customers_in(fresh_database_url) == BEFORE + AFTER,
+            120,
+            "every event stored",
+        )
         resumed_s = time.monotonic() - back_at
         assert workers.procs[0].poll() is None
 
         # Every agent survived: a forced trigger still becomes a retrain request.
-        status, answer = _call(
-            port, "/retraining/trigger", {"family": "delinquency", "force": True}
-        )
+        status, answer = call(port, "/retraining/trigger", {"family": "delinquency", "force": True})
         assert status == 202, answer
 
         def requested() -> bool:

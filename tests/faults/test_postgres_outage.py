@@ -7,41 +7,15 @@ seconds and every event produced during the outage is stored exactly once.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import threading
 import time
-import urllib.error
-import urllib.request
-from typing import Any
-
-import asyncpg
 
 from tests.factories import customer, publish, wait_until
-from tests.faults.conftest import PrivatePostgres
+from tests.faults.conftest import PrivatePostgres, call, customers_in
 from tests.integration.streams.conftest import Workers
 
 OUTAGE_S = 20.0
 PER_TICK = 25
-
-
-def _count(dsn: str) -> int:
-    async def run() -> int:
-        conn = await asyncpg.connect(dsn, timeout=5)
-        try:
-            return int(await conn.fetchval("SELECT count(*) FROM customers"))
-        finally:
-            await conn.close()
-
-    return asyncio.run(run())
-
-
-def _get(port: int, path: str) -> tuple[int, Any]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
 
 
 def test_worker_rides_out_a_postgres_outage(
@@ -68,18 +42,18 @@ def test_worker_rides_out_a_postgres_outage(
     producer = threading.Thread(target=produce, daemon=True)
     producer.start()
     try:
-        wait_until(lambda: _count(private_postgres.dsn) > 200, 60, "the worker to be storing")
+        wait_until(lambda: customers_in(private_postgres.dsn) > 200, 60, "the worker to be storing")
         private_postgres.stop()
         down_at = time.monotonic()
 
         def reports_outage() -> bool:
-            status, body = _get(port, "/health")
+            status, body = call(port, "/health")
             return status == 503 and body["database"] is False and body["kafka"] is True
 
         wait_until(reports_outage, 20, "/health to report PostgreSQL down")
-        _, health = _get(port, "/health")
+        _, health = call(port, "/health")
         assert "PostgreSQL" in health["checks"]["database"]["reason"]
-        status, body = _get(port, "/retraining/status")
+        status, body = call(port, "/retraining/status")
         assert status == 503, body
         assert body["reason"] == "dependency_unavailable"
         assert "PostgreSQL" in body["error"]
@@ -93,19 +67,19 @@ def test_worker_rides_out_a_postgres_outage(
 
         private_postgres.start()
         back_at = time.monotonic()
-        at_restart = _count(private_postgres.dsn)
+        at_restart = customers_in(private_postgres.dsn)
         # Back-off is capped at 5 s (RETRAINER_SINK_RETRY_MAX_S): well within this deadline; the
         # old 30 s cap would miss it.
-        wait_until(lambda: _count(private_postgres.dsn) > at_restart, 15, "storing to resume")
+        wait_until(lambda: customers_in(private_postgres.dsn) > at_restart, 15, "storing to resume")
         resumed_s = time.monotonic() - back_at
-        wait_until(lambda: _get(port, "/health")[0] == 200, 30, "/health to be ok again")
+        wait_until(lambda: call(port, "/health")[0] == 200, 30, "/health to be ok again")
     finally:
         stop.set()
         producer.join(timeout=60)
     assert not errors, errors
-    wait_until(lambda: _count(private_postgres.dsn) == made, 90, "every event stored")
+    wait_until(lambda: customers_in(private_postgres.dsn) == made, 90, "every event stored")
     assert workers.procs[0].poll() is None
-    status, _ = _get(port, "/retraining/status")
+    status, _ = call(port, "/retraining/status")
     assert status == 200
     print(
         f"FAULT postgres-outage worker: produced={made} lost=0 duplicated=0 "

@@ -129,6 +129,19 @@ class Workers:
         except OSError:
             return False
 
+    def assert_healthy(self, port: int) -> None:
+        """The worker's /health says ok, with PostgreSQL and Kafka both reached."""
+        health = self.get("/health", port)
+        assert {k: health[k] for k in ("status", "database", "kafka")} == {
+            "status": "ok",
+            "database": True,
+            "kafka": True,
+        }
+        assert {name: check["ok"] for name, check in health["checks"].items()} == {
+            "database": True,
+            "kafka": True,
+        }
+
     def get(self, path: str, port: int | None = None) -> Any:
         url = f"http://127.0.0.1:{port or self.ports[-1]}{path}"
         with urllib.request.urlopen(url, timeout=10) as resp:

@@ -10,8 +10,8 @@ import sys
 import pytest
 from pydantic import ValidationError
 
-from edge.logs import LogFormat, LogLevel, LogSettings, configure, mask_secrets
-from schemas.diagnostics import settings_problem
+from edge.logs import LogFormat, LogLevel, LogSettings, configure
+from schemas.diagnostics import mask_dsn, settings_problem
 from tests.factories import ROOT
 
 
@@ -25,7 +25,7 @@ from tests.factories import ROOT
     ],
 )
 def test_credentials_are_masked(text: str, shown: str) -> None:
-    assert mask_secrets(text) == shown
+    assert mask_dsn(text) == shown
 
 
 def _run(env: dict[str, str], code: str) -> str:
