@@ -132,7 +132,8 @@ def run_worker(settings: StreamsSettings, logs: LogSettings | None = None) -> No
     """Run the Faust worker until it is stopped (SIGINT/SIGTERM)."""
     import faust
 
-    from streams.app import Deps, create_app
+    from streams.app import create_app
+    from streams.context import build_context
 
     logs = logs or LogSettings()
 
@@ -145,7 +146,6 @@ def run_worker(settings: StreamsSettings, logs: LogSettings | None = None) -> No
     created = ensure_topics(settings)
     if created:
         log.info("created topics: %s", ", ".join(created))
-    deps = Deps(settings)
-    app = create_app(settings, deps)
+    app = create_app(settings, build_context(settings))
     worker = Worker(app, loglevel=logs.log_level.value, quiet=True)
     worker.execute_from_commandline()

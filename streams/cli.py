@@ -142,7 +142,7 @@ async def _scheduled(days: int, force: bool, families: list[ModelFamily]) -> Non
     import asyncpg
     from confluent_kafka import Producer
 
-    from streams.handlers import PolicyEngine
+    from streams.services.policy import PolicyEngine
     from streams.settings import StreamsSettings
     from streams.signals import PolicySignal, SignalKind
     from streams.web import family_status, next_manual_request

@@ -20,8 +20,6 @@ from confluent_kafka.admin import AdminClient
 
 from schemas.base import ModelFamily
 from streams.bootstrap import TopicSetupError, ensure_topics
-from streams.counts import read_counters
-from streams.handlers import PolicyState, PolicyStep
 from streams.policy import Decision, FamilyState, decide, model_promoted
 from streams.replay import (
     ReplayError,
@@ -30,8 +28,10 @@ from streams.replay import (
     send_signals,
     set_group_offsets,
 )
+from streams.services.policy import PolicyState, PolicyStep
 from streams.settings import StreamsSettings
 from streams.signals import PolicySignal, SignalKind
+from streams.store.counts import read_counters
 
 _CHAMPION = """
 SELECT version, data_cutoff, promoted_at FROM model_versions
@@ -248,7 +248,7 @@ async def _write_mirror(
     pool: asyncpg.Pool, settings: StreamsSettings, record: FamilyRecord
 ) -> Decision:
     """Write policy_state as the worker would after learning `record` (no request is sent)."""
-    from streams.app import mirror_step
+    from streams.store.policy import mirror_step
 
     config = settings.policy()
     state = record.state()

@@ -29,10 +29,11 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient
 
+from edge.dead_letters import RawMessage
 from schemas.base import ModelFamily
 from schemas.codec import Codec
 from schemas.limits import CodecLimits
-from streams.handlers import IngestHandler, IngestResult, RawMessage
+from streams.services.ingest import IngestHandler, IngestResult
 from streams.settings import StreamsSettings
 from streams.signals import PolicySignal, SignalKind
 

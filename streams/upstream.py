@@ -23,15 +23,16 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from edge.dead_letters import RawMessage, dead_letter_from
 from edge.logs import RateLimitedLog, kafka_logger
+from edge.retry import TRANSIENT_ERRORS, RetryPolicy
 from schemas.base import ModelFamily
 from schemas.customer_activity import CustomerActivityRecorded
 from schemas.dead_letter import DeadLettered
 from schemas.expense_sheet import ExpenseSheetSubmitted
 from streams import metrics
-from streams.handlers import TRANSIENT_DB_ERRORS, IngestHandler, RawMessage, dead_letter
-from streams.retry import backoff
 from streams.scorers import ScoredBatch, Scorer
+from streams.services.ingest import IngestHandler
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +40,6 @@ SendDeadLetters = Callable[[Sequence[DeadLettered]], Awaitable[None]]
 Signal = Callable[[ModelFamily], Awaitable[None]]
 ScoreSheets = Callable[[Sequence[ExpenseSheetSubmitted]], Awaitable[ScoredBatch]]
 ScoreStatements = Callable[[Sequence[CustomerActivityRecorded]], Awaitable[ScoredBatch]]
-
-# What scoring retries: PostgreSQL or Kafka unreachable for now.
-_OUTAGES: tuple[type[BaseException], ...] = (*TRANSIENT_DB_ERRORS, KafkaException)
 
 # Errors librdkafka reports on a poll that only mean "not yet" (a topic being created).
 _QUIET_ERRORS = {KafkaError._PARTITION_EOF}
@@ -85,6 +83,9 @@ class UpstreamConsumer:
         self.assignment: set[tuple[str, int]] = set()
         self.last_poll = 0.0
         self._errors = RateLimitedLog(log)
+        self._retry = RetryPolicy(
+            options.retry_initial_s, options.retry_max_s, transient=TRANSIENT_ERRORS
+        )
         # Offsets handled but not committed yet (a commit failed during a rebalance).
         self._pending: dict[tuple[str, int], int] = {}
 
@@ -186,23 +187,13 @@ class UpstreamConsumer:
         idempotently, so it is handled again rather than skipped, and this task never dies:
         ingestion resumes when the fault is gone.
         """
-        attempt = 0
-        while True:
-            try:
-                await self.handle(batch)
-                return
-            except Exception as exc:  # noqa: BLE001 - logged and tried again, never dropped
-                pause = backoff(attempt, self.options.retry_initial_s, self.options.retry_max_s)
-                attempt += 1
-                self._errors.warning(
-                    f"handle:{type(exc).__name__}",
-                    "handling a batch of %d failed (%s: %s); trying again in %.1fs",
-                    len(batch),
-                    type(exc).__name__,
-                    exc,
-                    pause,
-                )
-                await asyncio.sleep(pause)
+        # Any exception: what is left to fail here is the infrastructure, never the input.
+        anything = RetryPolicy(
+            self.options.retry_initial_s, self.options.retry_max_s, transient=(Exception,)
+        )
+        await anything.call(
+            lambda: self.handle(batch), f"handling a batch of {len(batch)}", self._errors
+        )
 
     async def handle(self, batch: Sequence[Message]) -> None:
         """Store, dead-letter and score one polled batch; returns once all of it is done."""
@@ -255,34 +246,24 @@ class UpstreamConsumer:
         """Score stored events; outages are retried, any other failure is dead-lettered."""
         if not events:
             return None
-        attempt = 0
-        while True:
-            try:
-                return await score(events)
-            except _OUTAGES as exc:
-                pause = backoff(attempt, self.options.retry_initial_s, self.options.retry_max_s)
-                attempt += 1
-                metrics.SCORING_RETRIES.labels(logical).inc()
-                self._errors.warning(
-                    f"score:{logical}",
-                    "scoring %s failed (%s: %s); retrying in %.1fs",
-                    logical,
-                    type(exc).__name__,
-                    exc,
-                    pause,
-                )
-                await asyncio.sleep(pause)
-            except Exception as exc:  # any other failure sets the batch aside, never the worker
-                log.exception("scoring a batch of %s failed; dead-lettering it", logical)
-                stored = {(r.partition, r.offset) for r in raws} - {
-                    (letter.partition, letter.offset) for letter in letters
-                }
-                for raw in raws:
-                    if (raw.partition, raw.offset) in stored:
-                        letter = dead_letter(raw, "score", type(exc).__name__, str(exc))
-                        letters.append(letter)
-                        metrics.DEAD_LETTERS.labels(logical, "score", letter.reason).inc()
-                return None
+        try:
+            return await self._retry.call(
+                lambda: score(events),
+                f"scoring {logical}",
+                self._errors,
+                on_retry=lambda _exc: metrics.SCORING_RETRIES.labels(logical).inc(),
+            )
+        except Exception as exc:  # any other failure sets the batch aside, never the worker
+            log.exception("scoring a batch of %s failed; dead-lettering it", logical)
+            stored = {(r.partition, r.offset) for r in raws} - {
+                (letter.partition, letter.offset) for letter in letters
+            }
+            for raw in raws:
+                if (raw.partition, raw.offset) in stored:
+                    letter = dead_letter_from(raw, "score", type(exc).__name__, str(exc))
+                    letters.append(letter)
+                    metrics.DEAD_LETTERS.labels(logical, "score", letter.reason).inc()
+            return None
 
     async def _commit(self, consumer: Consumer, batch: Sequence[Message]) -> None:
         """Commit the offset after the last message of each partition handled so far."""

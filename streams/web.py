@@ -24,11 +24,11 @@ from schemas.errors import DecodeError
 from schemas.expense_csv import CsvFault, UploadCsvError, UploadedSheet, decode_text, read_upload
 from schemas.expense_sheet import ExpenseSheetSubmitted
 from schemas.features import EXPENSE_COLUMNS
-from streams.counts import read_counters
-from streams.handlers import PolicyEngine, PolicyState, manual_request_id
 from streams.policy import Action, Decision, decide
+from streams.services.policy import PolicyEngine, PolicyState, manual_request_id
 from streams.settings import StreamsSettings
 from streams.signals import SignalKind
+from streams.store.counts import read_counters
 from streams.web_requests import (
     MAX_SHEET_IDS,
     AnalyzeBody,

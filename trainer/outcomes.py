@@ -16,7 +16,6 @@ from uuid import UUID
 import asyncpg
 
 from schemas.base import ModelFamily
-from schemas.retrain_requested import RetrainRequested
 from schemas.training_outcome import OutcomeStatus, TrainingOutcome
 from trainer.admission import RequestIdentity
 from trainer.errors import TrainerError
@@ -173,27 +172,6 @@ async def record(conn: asyncpg.Connection, outcome: OutcomeRecord, at: datetime)
         outcome.gate_overridden,
     )
     return inserted is not None
-
-
-async def record_request(conn: asyncpg.Connection, request: RetrainRequested) -> None:
-    """Keep the request itself (streams may have stored it already; then nothing changes)."""
-    await conn.execute(
-        """
-        INSERT INTO retrain_requests (request_id, family, reason, reason_text, counters,
-            data_cutoff, force, requested_by, requested_at)
-        VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9)
-        ON CONFLICT (request_id) DO NOTHING
-        """,
-        request.request_id,
-        request.family.value,
-        request.reason.value,
-        request.reason_text,
-        json.dumps(request.counters),
-        request.data_cutoff,
-        request.force,
-        request.requested_by,
-        request.occurred_at,
-    )
 
 
 async def mark_customers_trained(

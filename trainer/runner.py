@@ -18,9 +18,10 @@ from datetime import datetime
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from edge.dead_letters import RawMessage, dead_letter_from
 from edge.logs import RateLimitedLog, kafka_logger
 from schemas.codec import Codec, utc_now
-from schemas.dead_letter import KEPT_KEY_BYTES, KEPT_VALUE_BYTES, DeadLettered
+from schemas.dead_letter import DeadLettered
 from schemas.errors import DecodeError
 from schemas.retrain_requested import RetrainRequested
 from trainer import metrics
@@ -195,19 +196,14 @@ class RequestConsumer:
     def _letter(
         self, message: Message, stage: str, reason: str, error: str, *, bare: bool = False
     ) -> DeadLettered:
-        return DeadLettered.from_message(
-            source_topic=message.topic() or self._settings.topic_retrain_requested,
-            partition=message.partition() or 0,
-            offset=message.offset() or 0,
-            key=message.key(),
-            value=message.value(),
-            stage=stage,
-            reason=reason,
-            error=error,
-            at=self._clock(),
-            kept_value_bytes=0 if bare else KEPT_VALUE_BYTES,
-            kept_key_bytes=0 if bare else KEPT_KEY_BYTES,
+        raw = RawMessage(
+            message.topic() or self._settings.topic_retrain_requested,
+            message.partition() or 0,
+            message.offset() or 0,
+            message.key(),
+            message.value(),
         )
+        return dead_letter_from(raw, stage, reason, error, at=self._clock(), bare=bare)
 
     async def _set_aside(
         self, consumer: Consumer, message: Message, stage: str, reason: str, error: str

@@ -19,6 +19,7 @@ from uuid import UUID
 
 import asyncpg
 
+from edge.requests import record_request
 from schemas import artifacts
 from schemas.base import ModelFamily
 from schemas.bundles import CLASSIFIER, RANDOM_FOREST, ModelBundle
@@ -410,7 +411,7 @@ class Trainer:
                     forced=request.force,
                     gate_overridden=decision.overridden,
                 )
-                await outcomes.record_request(conn, request)
+                await record_request(conn, request)
                 await outcomes.record(conn, outcome, now)
             if decision.promote:
                 metrics.CHAMPION.labels(family.value).info({"version": record.version})
@@ -437,7 +438,7 @@ class Trainer:
 
         async def write(conn: asyncpg.Connection) -> bool:
             async with conn.transaction():
-                await outcomes.record_request(conn, request)
+                await record_request(conn, request)
                 return await outcomes.record(conn, outcome, now)
 
         # PostgreSQL down here raises DependencyUnavailable: the request is handled again after

@@ -37,8 +37,9 @@ from schemas.limits import (
     MAX_AMOUNT_DECIMAL_PLACES,
     MAX_IDENTIFIER_LENGTH,
 )
-from streams import sink
-from streams.handlers import IngestHandler, RawMessage
+from streams.store import sink
+from edge.dead_letters import RawMessage
+from streams.services.ingest import IngestHandler
 from tests.conftest import Stack
 from tests.unit.schemas.strategies import (
     ACCEPTED_UPSTREAM,

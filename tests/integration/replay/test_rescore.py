@@ -37,7 +37,7 @@ from schemas.features import (
 )
 from streams.rescore import RescoreOptions, TimeField, rescore
 from streams.settings import StreamsSettings
-from streams.sink import store_activity, store_customers, store_sheets
+from streams.store.sink import store_activity, store_customers, store_sheets
 from tests.conftest import Stack, TopicFactory
 from tests.factories import START, customer, sheet, statement
 from tests.integration.streams.conftest import read_all

@@ -7,14 +7,14 @@ import hashlib
 
 from schemas.codec import Codec
 from schemas.dead_letter import KEPT_VALUE_BYTES, MAX_LETTER_BYTES
-from streams.handlers import RawMessage, dead_letter
+from edge.dead_letters import RawMessage, dead_letter_from
 
 CODEC = Codec()
 
 
 def test_a_near_limit_message_gives_a_letter_kafka_takes_with_defaults() -> None:
     value = b"x" * 1_000_000
-    letter = dead_letter(
+    letter = dead_letter_from(
         RawMessage("customer-created", 3, 17, b"c-1", value), "decode", "string_too_long", "long"
     )
     assert letter.truncated
@@ -27,7 +27,7 @@ def test_a_near_limit_message_gives_a_letter_kafka_takes_with_defaults() -> None
 
 
 def test_a_small_message_is_kept_byte_for_byte() -> None:
-    letter = dead_letter(
+    letter = dead_letter_from(
         RawMessage("expense-label", 0, 5, None, b"{oops"), "decode", "invalid_json", "EOF"
     )
     assert not letter.truncated

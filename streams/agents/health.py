@@ -1,0 +1,14 @@
+"""The background probes behind `GET /health` (PostgreSQL and Kafka reachability)."""
+
+from __future__ import annotations
+
+import faust
+
+from streams.context import WorkerContext
+
+
+def install(app: faust.App, ctx: WorkerContext) -> None:
+    async def reachability_probes() -> None:
+        await ctx.reachability.run()
+
+    app.task(reachability_probes)

@@ -1,0 +1,82 @@
+"""Ingestion and scoring of the upstream topics: one consumer stores, scores and dead-letters
+each batch before it commits (see streams.upstream for why it is not a Faust agent)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+import faust
+
+from edge.logs import RateLimitedLog
+from schemas.base import ModelFamily
+from schemas.customer_scored import CustomerScored
+from schemas.expense_scored import ExpenseScored
+from streams.context import WorkerContext
+from streams.services.ingest import IngestHandler
+from streams.signals import SignalKind
+from streams.upstream import UpstreamConsumer, UpstreamOptions
+
+log = logging.getLogger(__name__)
+_signal_errors = RateLimitedLog(log)
+
+SIGNAL_WAIT_S = 10.0
+"""How long ingestion waits for Kafka to take a data-moved signal before it goes on."""
+
+
+def install(app: faust.App, ctx: WorkerContext) -> UpstreamConsumer:
+    """Run the upstream consumer as a task of `app`; returns it (for its assignment)."""
+    settings = ctx.settings
+
+    async def data_moved(family: ModelFamily) -> None:
+        # Advisory: the policy's next tick reads the same counts from PostgreSQL, so storing
+        # never waits on it for long.
+        try:
+            async with asyncio.timeout(SIGNAL_WAIT_S):
+                await ctx.signal(family, SignalKind.INGESTED)
+        except TimeoutError:
+            _signal_errors.warning(
+                "signal-timeout",
+                "the policy was not told within %gs that %s data moved; its next tick will see it",
+                SIGNAL_WAIT_S,
+                family.value,
+            )
+
+    async def emit_expenses(scored: Sequence[ExpenseScored]) -> None:
+        await ctx.publish(
+            ctx.topics.expense_scored, [(ctx.codec.key_of(s), ctx.codec.encode(s)) for s in scored]
+        )
+
+    async def emit_customers(scored: Sequence[CustomerScored]) -> None:
+        await ctx.publish(
+            ctx.topics.customer_scored,
+            [(ctx.codec.key_of(s), ctx.codec.encode(s)) for s in scored],
+        )
+
+    upstream = UpstreamConsumer(
+        UpstreamOptions(
+            bootstrap=settings.kafka_bootstrap,
+            group_id=settings.upstream_group_id,
+            topics={name: logical for logical, name in ctx.topics.upstream().items()},
+            batch_size=settings.batch_size,
+            batch_within_s=settings.batch_within_s,
+            session_timeout_s=settings.session_timeout_s,
+            retry_initial_s=settings.sink_retry_initial_s,
+            retry_max_s=settings.sink_retry_max_s,
+        ),
+        IngestHandler(
+            ctx.codec, ctx.pool, settings.sink_retry_initial_s, settings.sink_retry_max_s
+        ),
+        ctx.scorer,
+        ctx.dead_letter,
+        data_moved,
+        emit_expenses,
+        emit_customers,
+    )
+
+    async def upstream_consumer() -> None:
+        await upstream.run()
+
+    app.task(upstream_consumer)
+    return upstream
