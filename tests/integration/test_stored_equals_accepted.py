@@ -23,6 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from edge.dead_letters import RawMessage
 from retrainer.migrate import migrate
 from schemas import (
     CustomerActivityRecorded,
@@ -37,9 +38,8 @@ from schemas.limits import (
     MAX_AMOUNT_DECIMAL_PLACES,
     MAX_IDENTIFIER_LENGTH,
 )
-from streams.store import sink
-from edge.dead_letters import RawMessage
 from streams.services.ingest import IngestHandler
+from streams.store import sink
 from tests.conftest import Stack
 from tests.unit.schemas.strategies import (
     ACCEPTED_UPSTREAM,

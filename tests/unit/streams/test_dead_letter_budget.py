@@ -5,9 +5,9 @@ from __future__ import annotations
 import base64
 import hashlib
 
+from edge.dead_letters import RawMessage, dead_letter_from
 from schemas.codec import Codec
 from schemas.dead_letter import KEPT_VALUE_BYTES, MAX_LETTER_BYTES
-from edge.dead_letters import RawMessage, dead_letter_from
 
 CODEC = Codec()
 
