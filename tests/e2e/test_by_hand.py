@@ -1,5 +1,5 @@
 """The README's "By hand" path, the way a user walks it: `retrainer worker` on a machine whose
-home has no cache directory yet, and the expense app's cron command against that worker."""
+home has no cache directory yet, and the cron command of docs/operations.md against that worker."""
 
 from __future__ import annotations
 

@@ -20,8 +20,8 @@ from typer.testing import CliRunner
 from retrainer.cli import app as cli_app
 from streams.settings import StreamsSettings
 from tests.e2e.conftest import DEPLOY
-from tests.e2e.settings_reference import all_settings
 from tests.factories import ROOT
+from tests.unit.docs.settings_reference import all_settings
 from trainer.settings import TrainerSettings
 
 pytestmark = pytest.mark.e2e

@@ -1,7 +1,8 @@
-"""Every setting of every settings class, as README rows; `python -m tests.e2e.settings_reference`.
+"""Every setting of every settings class, as rows of docs/configuration.md.
 
-The README's configuration reference is written from this output; test_readme.py checks that
-each setting still has its row (environment variable and default) in the right section.
+`python -m tests.unit.docs.settings_reference` prints the tables the configuration reference is
+written from; test_docs.py checks that each setting still has its row (environment variable and
+default) in the right section.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ SECTIONS: dict[str, type[BaseSettings]] = {
     "Trainer settings": TrainerSettings,
     "Log settings": LogSettings,
 }
-"""README heading (### level) → the settings class whose variables that section lists."""
+"""Heading in docs/configuration.md → the settings class whose variables that section lists."""
 
 FACTORY_DEFAULTS: dict[tuple[type[BaseSettings], str], str] = {
     (StackSettings, "home"): "~/.cache/retrainer"
@@ -47,7 +48,7 @@ class Setting:
     name: str
     variable: str
     default: str
-    """As the README shows it: `unset`, or the value between backticks."""
+    """As the docs show it: `unset`, or the value between backticks."""
     help: str
 
 
@@ -112,40 +113,52 @@ def markdown() -> str:
     """The reference tables (meanings from the code where it has them, to be edited by hand)."""
     parts: list[str] = []
     for section, settings in all_settings().items():
-        parts += [f"### {section}", "", "| environment variable | default | meaning |"]
+        parts += [f"## {section}", "", "| environment variable | default | meaning |"]
         parts.append("|---|---|---|")
         parts += [f"| `{s.variable}` | {shown(s.default)} | {s.help} |" for s in settings]
         parts.append("")
     return "\n".join(parts)
 
 
-def readme_section(text: str, heading: str) -> str:
-    """The body of the `### heading` section of a Markdown text ('' when it has none)."""
+def markdown_section(text: str, heading: str) -> str:
+    """The body of the section titled `heading` (any level, with its subsections); '' if none."""
     lines = text.splitlines()
-    try:
-        start = lines.index(f"### {heading}")
-    except ValueError:
+    titled = [
+        (index, len(hashes))
+        for index, line in enumerate(lines)
+        for hashes, _, title in [line.partition(" ")]
+        if hashes and set(hashes) == {"#"} and title.strip() == heading
+    ]
+    if not titled:
         return ""
+    start, level = titled[0]
     body: list[str] = []
     fenced = False
     for line in lines[start + 1 :]:
         if line.startswith("```"):
             fenced = not fenced
-        elif not fenced and line.startswith(("# ", "## ", "### ")):
-            break
+        elif not fenced and line.startswith("#"):
+            hashes = line.split(" ", 1)[0]
+            if set(hashes) == {"#"} and len(hashes) <= level:
+                break
         body.append(line)
     return "\n".join(body)
 
 
-def missing_rows(readme: Path) -> dict[str, list[str]]:
+def missing_rows(reference: Path) -> dict[str, list[str]]:
     """Per section, the settings without a row that names their variable and default."""
-    text = readme.read_text()
+    text = reference.read_text()
     missing: dict[str, list[str]] = {}
     for section, settings in all_settings().items():
-        rows = [line for line in readme_section(text, section).splitlines() if "|" in line]
+        # (variable cell, default cell) of each table row
+        rows = [
+            (cells[1], cells[2])
+            for line in markdown_section(text, section).splitlines()
+            if len(cells := line.split("|")) >= 4
+        ]
         for setting in settings:
             wanted = shown(setting.default)
-            if not any(f"`{setting.variable}`" in row and wanted in row for row in rows):
+            if not any(f"`{setting.variable}`" in name and wanted in dflt for name, dflt in rows):
                 missing.setdefault(section, []).append(f"{setting.variable} (default {wanted})")
     return missing
 
