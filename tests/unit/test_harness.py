@@ -57,7 +57,10 @@ def test_topic_env_renames_single_topics_and_refuses_unknown_ones(
         monkeypatch.setenv(name, value)
     assert len(only) == 1
     assert TrainerSettings().topic_model_updated == "announcements"
-    assert topic_env("p", dead_letter="dlq")["RETRAINER_TOPIC_DEAD_LETTER"] == "dlq"
+    both = topic_env("p", dead_letter="dlq").values()
+    assert sorted(both) == sorted(
+        ["dlq", *(f"p-{name}" for name in TOPICS if name != "dead-letter")]
+    )
     with pytest.raises(ValueError, match="no such topic: model_update"):
         topic_env(model_update="x")
 
@@ -72,14 +75,15 @@ def test_the_services_see_the_runs_settings_and_none_of_ours(
     assert env["RETRAINER_API_TOKEN"] == ""  # overrides come last
     assert env["RETRAINER_APP_ID"] == "run1-worker"
     assert env["RETRAINER_WORKER_DATA_DIR"] == str(tmp_path / "worker-data-7001")
-    assert env["RETRAINER_TOPIC_POLICY_SIGNALS"] == "run1-policy-signals"
+    assert topic_env("run1").items() <= env.items()
 
 
 def test_in_process_settings_read_nothing_from_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("RETRAINER_PARTITIONS", "9")
-    monkeypatch.setenv("RETRAINER_TOPIC_EXPENSE_SHEET", "someone-elses")
+    for name, value in topic_env(expense_sheet="someone-elses").items():
+        monkeypatch.setenv(name, value)
     settings = streams_settings(scope(tmp_path), partitions=2)
     assert settings.partitions == 2
     assert settings.app_id == "run1-worker"
