@@ -19,7 +19,7 @@ from retrainer.harness import (
 from retrainer.harness.settings import streams_settings
 from streams.bootstrap import ensure_topics, policy_changelog
 from tests.conftest import Stack
-from tests.factories import new_prefix
+from tests.factories import new_prefix, wait_until
 
 
 async def _exists(dsn: str, name: str) -> bool:
@@ -60,8 +60,13 @@ def test_a_runs_topics_are_made_as_the_worker_makes_them_and_deleted_whole(
     finally:
         problems = delete_topics(stack.bootstrap, scope.prefix)
     assert problems == []
-    left = [t for t in admin.list_topics(timeout=15).topics if t.startswith(f"{scope.prefix}-")]
-    assert left == []
+
+    def gone() -> bool:
+        # The broker acknowledges a deletion before its metadata stops listing the topic.
+        topics = admin.list_topics(timeout=15).topics
+        return not [t for t in topics if t.startswith(f"{scope.prefix}-")]
+
+    wait_until(gone, 30, f"the topics {scope.prefix}-* to be gone")
     # Groups that never joined are nothing to delete, and no problem.
     assert delete_groups(stack.bootstrap, scope.groups) == []
 
