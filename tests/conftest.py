@@ -61,26 +61,14 @@ def make_topic(stack: Stack) -> Iterator[TopicFactory]:
             future.result(timeout=60)
 
 
-def _with_database(dsn: str, name: str) -> str:
-    head, _, _ = dsn.rpartition("/")
-    return f"{head}/{name}"
-
-
 @pytest.fixture(scope="session")
 def database_url(stack: Stack) -> Iterator[str]:
-    """A database private to this test session, dropped at its end."""
+    """A database private to this test session (not migrated), dropped at its end."""
+    from retrainer.harness import create_database, drop_database
+
     name = f"retrainer_test_{stack.session_id}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(stack.dsn, timeout=10)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    yield _with_database(stack.dsn, name)
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    yield asyncio.run(create_database(stack.dsn, name, migrated=False))
+    asyncio.run(drop_database(stack.dsn, name))
 
 
 @pytest.fixture
@@ -105,19 +93,8 @@ def migrated_database_url(database_url: str) -> str:
 @pytest.fixture
 async def fresh_database_url(stack: Stack) -> AsyncIterator[str]:
     """A migrated database of its own for one test, dropped afterwards."""
-    from retrainer.migrate import migrate
+    from retrainer.harness import create_database, drop_database
 
     name = f"retrainer_t_{stack.session_id}_{uuid.uuid4().hex[:6]}"
-    conn = await asyncpg.connect(stack.dsn, timeout=10)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    url = _with_database(stack.dsn, name)
-    await migrate(url)
-    yield url
-    conn = await asyncpg.connect(stack.dsn, timeout=10)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    yield await create_database(stack.dsn, name)
+    await drop_database(stack.dsn, name)

@@ -1,11 +1,9 @@
-"""Factories for valid events, and the plumbing tests use to run and feed a worker."""
+"""Factories for valid events, and the plumbing tests use to feed a worker and wait for it.
+
+The worker and trainer processes themselves are started by tests/services.py."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -135,61 +133,6 @@ def wait_until(condition: Callable[[], object], timeout: float, what: str) -> ob
         time.sleep(0.1)
 
 
-def worker_env(
-    bootstrap: str,
-    database_url: str,
-    prefix: str,
-    web_port: int,
-    data_dir: Path | None = None,
-    **extra: str,
-) -> dict[str, str]:
-    """Environment for a worker whose topics and consumer group are private to one test."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RETRAINER_")}
-    env.update(
-        {
-            "RETRAINER_KAFKA_BOOTSTRAP": bootstrap,
-            "RETRAINER_DATABASE_URL": database_url,
-            "RETRAINER_APP_ID": f"{prefix}-worker",
-            "RETRAINER_WEB_PORT": str(web_port),
-            "RETRAINER_API_TOKEN": API_TOKEN,
-            "RETRAINER_WORKER_DATA_DIR": str(
-                (data_dir or Path(tempfile.gettempdir())) / f"retrainer-{prefix}-{web_port}"
-            ),
-            "RETRAINER_POLICY_TICK_S": "2",
-        }
-    )
-    for name in (
-        "expense_sheet",
-        "customer_created",
-        "customer_activity",
-        "expense_label",
-        "retrain_requested",
-        "model_updated",
-        "training_outcome",
-        "expense_scored",
-        "customer_scored",
-        "dead_letter",
-        "policy_signals",
-    ):
-        env[f"RETRAINER_TOPIC_{name.upper()}"] = f"{prefix}-{name.replace('_', '-')}"
-    env.update(extra)
-    return env
-
-
-def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    handle = log.open("ab")
-    try:
-        return subprocess.Popen(
-            [sys.executable, "-m", "retrainer.cli", "worker", "--loglevel", "warning"],
-            env=env,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-            start_new_session=True,
-        )
-    finally:
-        handle.close()
-
-
 def new_prefix() -> str:
+    """A topic prefix (and consumer group stem) private to one test."""
     return f"w{uuid.uuid4().hex[:8]}"

@@ -9,20 +9,15 @@ were not 200 (health reads a cached probe, so a busy loop must not make it fail)
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import statistics
 import time
-import uuid
 
 from aiohttp import ClientSession, ClientTimeout
 
 from schemas.expense_sheet import UPLOAD_CSV_COLUMNS
-from tests.bench.bench_replay import private_database, worker_settings
-from tests.bench.bench_worker import _healthy, _stored_lines
+from tests.bench.bench_worker import _stored_lines
 from tests.bench.harness import BenchContext, BenchResult, Figure
-from tests.factories import API_TOKEN, publish, sheet, start_worker, wait_until, worker_env
-from tests.integration.streams.conftest import delete_prefixed_topics, free_port
+from tests.factories import API_TOKEN, publish, sheet, wait_until
 
 CONCURRENT = 200
 SEEDED_SHEETS = 2000
@@ -75,34 +70,19 @@ def _p(values: list[float], q: int) -> float:
 
 def bench_http_mixed_load(ctx: BenchContext) -> BenchResult:
     """p50/p99 of 200 concurrent mixed requests to one worker; health answers that were not 200."""
-    prefix = f"bench-{ctx.run_id}-http"
-    with private_database(ctx.dsn, f"bench_http_{uuid.uuid4().hex[:8]}") as url:
-        port = free_port()
-        env = worker_env(ctx.bootstrap, url, prefix, port, data_dir=ctx.workdir)
-        topic = env["RETRAINER_TOPIC_EXPENSE_SHEET"]
-        try:
-            with worker_settings(env):
-                proc = start_worker(env, ctx.workdir / f"worker-{port}.log")
-                try:
-                    wait_until(lambda: _healthy(port, proc), 90, "the worker to answer /health")
-                    publish(
-                        ctx.bootstrap, topic, [sheet(n, 4, prefix) for n in range(SEEDED_SHEETS)]
-                    )
-                    wait_until(
-                        lambda: _stored_lines(url) >= 4 * SEEDED_SHEETS, 600, "the seeded sheets"
-                    )
-                    asyncio.run(_mix(port, "warm"))  # warm-up: connections, caches, first queries
-                    answers = asyncio.run(_mix(port, "quiet"))
-                    # The same mix while the worker stores a backlog: uploads wait (up to
-                    # RETRAINER_UPLOAD_WAIT_S) for their sheets, which must not slow the rest.
-                    backlog = [sheet(n, 4, f"{prefix}-b") for n in range(BACKLOG_SHEETS)]
-                    publish(ctx.bootstrap, topic, backlog)
-                    busy = asyncio.run(_mix(port, "busy"))
-                finally:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait(timeout=30)
-        finally:
-            delete_prefixed_topics(ctx.bootstrap, prefix)
+    with ctx.database("http") as url, ctx.services("http", url) as workers:
+        topic = workers.topic("expense-sheet")
+        port = workers.start()
+        publish(ctx.bootstrap, topic, [sheet(n, 4, workers.prefix) for n in range(SEEDED_SHEETS)])
+        wait_until(lambda: _stored_lines(url) >= 4 * SEEDED_SHEETS, 600, "the seeded sheets")
+        asyncio.run(_mix(port, "warm"))  # warm-up: connections, caches, first queries
+        answers = asyncio.run(_mix(port, "quiet"))
+        # The same mix while the worker stores a backlog: uploads wait (up to
+        # RETRAINER_UPLOAD_WAIT_S) for their sheets, which must not slow the rest.
+        backlog = [sheet(n, 4, f"{workers.prefix}-b") for n in range(BACKLOG_SHEETS)]
+        publish(ctx.bootstrap, topic, backlog)
+        busy = asyncio.run(_mix(port, "busy"))
+        workers.kill(0)
     yield from _figures("http_mix_200", answers)
     yield from _figures("http_mix_200_backlog", busy)
 

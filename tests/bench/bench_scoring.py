@@ -136,23 +136,12 @@ def bench_worker_scoring_throughput(ctx: BenchContext) -> BenchResult:
     import asyncpg
     from confluent_kafka import Consumer
 
-    from retrainer.migrate import migrate
     from schemas.codec import Codec
     from schemas.expense_sheet import ExpenseSheetSubmitted
-    from tests.conftest import Stack
     from tests.factories import publish, sheet, wait_until
-    from tests.integration.streams.conftest import Workers
     from tests.integration.streams.test_scorers import ENV, TRAINER_ENV, _loaded, _trigger
 
     sheets_count, lines_per_sheet = 3000, 10
-    name = f"bench_scoring_{ctx.run_id}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(ctx.dsn)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
 
     async def count(dsn: str) -> int:
         conn = await asyncpg.connect(dsn)
@@ -167,15 +156,8 @@ def bench_worker_scoring_throughput(ctx: BenchContext) -> BenchResult:
         finally:
             await conn.close()
 
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    dsn = ctx.dsn.rpartition("/")[0] + "/" + name
-    asyncio.run(migrate(dsn))
-    logs = ctx.workdir / "worker-scoring"
-    logs.mkdir()
-    workers = Workers(Stack(ctx.bootstrap, ctx.dsn, ctx.run_id), dsn, logs)
-    workers.extra_env.update(ENV)
-    try:
-        workers.create_topics()
+    with ctx.database("scoring") as dsn, ctx.services("scoring", dsn) as workers:
+        workers.extra_env.update(ENV)
         port = workers.start()
         workers.start_trainer(**TRAINER_ENV)
         topic = workers.topic("expense-sheet")
@@ -211,9 +193,6 @@ def bench_worker_scoring_throughput(ctx: BenchContext) -> BenchResult:
                     seen += 1
         plain_rate = lines / (time.perf_counter() - began)
         consumer.close()
-    finally:
-        workers.close()
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     yield Figure("worker_scoring_lines_per_s", worker_rate, "lines/s")
     yield Figure("scoring_plain_consume_decode_lines_per_s", plain_rate, "lines/s")
     yield Figure("worker_scoring_vs_plain_ratio", worker_rate / plain_rate, "ratio")

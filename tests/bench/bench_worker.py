@@ -8,11 +8,7 @@ the same topic and decodes. Their ratio is what the worker's guarantees cost.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
 import time
-import urllib.request
 import uuid
 
 import asyncpg
@@ -20,10 +16,8 @@ from confluent_kafka import Consumer, TopicPartition
 
 from schemas.codec import Codec
 from schemas.expense_sheet import ExpenseSheetSubmitted
-from tests.bench.bench_replay import private_database, worker_settings
 from tests.bench.harness import BenchContext, BenchResult, Figure
-from tests.factories import publish, sheet, start_worker, wait_until, worker_env
-from tests.integration.streams.conftest import delete_prefixed_topics, free_port
+from tests.factories import publish, sheet, wait_until
 
 SHEETS = 5000
 LINES_PER_SHEET = 10
@@ -38,16 +32,6 @@ def _stored_lines(url: str) -> int:
             await conn.close()
 
     return asyncio.run(count())
-
-
-def _healthy(port: int, proc: subprocess.Popen[bytes]) -> bool:
-    if proc.poll() is not None:
-        raise RuntimeError(f"the worker exited with {proc.returncode}")
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
-            return bool(resp.status == 200)
-    except OSError:
-        return False
 
 
 def plain_consume_decode(bootstrap: str, topic: str) -> tuple[int, float]:
@@ -88,31 +72,20 @@ def plain_consume_decode(bootstrap: str, topic: str) -> tuple[int, float]:
 
 def bench_worker_ingest(ctx: BenchContext) -> BenchResult:
     """Valid expense lines/s through a real worker, and through a plain consume+decode loop."""
-    prefix = f"bench-{ctx.run_id}-wk"
-    with private_database(ctx.dsn, f"bench_worker_{uuid.uuid4().hex[:8]}") as url:
-        port = free_port()
-        env = worker_env(ctx.bootstrap, url, prefix, port)
-        topic = env["RETRAINER_TOPIC_EXPENSE_SHEET"]
-        with worker_settings(env):
-            proc = start_worker(env, ctx.workdir / f"worker-{port}.log")
-            try:
-                wait_until(lambda: _healthy(port, proc), 90, "the worker to answer /health")
-                # One sheet through first: the worker has joined its group and is consuming.
-                publish(ctx.bootstrap, topic, [sheet(0, LINES_PER_SHEET, prefix)])
-                wait_until(lambda: _stored_lines(url) == LINES_PER_SHEET, 90, "the warm-up sheet")
-                sheets = [sheet(n, LINES_PER_SHEET, prefix) for n in range(1, SHEETS + 1)]
-                total = LINES_PER_SHEET * (SHEETS + 1)
-                began = time.perf_counter()
-                publish(ctx.bootstrap, topic, sheets)
-                wait_until(lambda: _stored_lines(url) >= total, 600, "every line stored")
-                worker_seconds = time.perf_counter() - began
-            finally:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=30)
-            try:
-                plain_lines, plain_seconds = plain_consume_decode(ctx.bootstrap, topic)
-            finally:
-                delete_prefixed_topics(ctx.bootstrap, prefix)
+    with ctx.database("worker") as url, ctx.services("wk", url) as workers:
+        topic = workers.topic("expense-sheet")
+        workers.start()
+        # One sheet through first: the worker has joined its group and is consuming.
+        publish(ctx.bootstrap, topic, [sheet(0, LINES_PER_SHEET, workers.prefix)])
+        wait_until(lambda: _stored_lines(url) == LINES_PER_SHEET, 90, "the warm-up sheet")
+        sheets = [sheet(n, LINES_PER_SHEET, workers.prefix) for n in range(1, SHEETS + 1)]
+        total = LINES_PER_SHEET * (SHEETS + 1)
+        began = time.perf_counter()
+        publish(ctx.bootstrap, topic, sheets)
+        wait_until(lambda: _stored_lines(url) >= total, 600, "every line stored")
+        worker_seconds = time.perf_counter() - began
+        workers.kill(0)
+        plain_lines, plain_seconds = plain_consume_decode(ctx.bootstrap, topic)
     worker_rate = SHEETS * LINES_PER_SHEET / worker_seconds
     plain_rate = plain_lines / plain_seconds
     yield Figure("worker_ingest_lines_per_s", worker_rate, "lines/s")

@@ -1,13 +1,22 @@
-"""What a benchmark receives (the stack's addresses, scratch space) and what it yields (figures)."""
+"""What a benchmark receives (the stack's addresses, scratch space) and what it yields (figures).
+
+Benchmarks that run the services take their processes, database and topics from the service
+harness, through the helpers here."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from confluent_kafka.admin import AdminClient, NewTopic
+
+from retrainer.harness import create_database, drop_database
+from tests.conftest import Stack
+from tests.services import Workers, delete_prefixed_topics
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,31 @@ class BenchContext:
         for future in admin.delete_topics(self._topics).values():
             future.result(timeout=30)
         self._topics.clear()
+
+    @contextmanager
+    def database(self, name: str) -> Iterator[str]:
+        """A migrated database `bench_<name>_<random>` for one benchmark, dropped afterwards."""
+        database = f"bench_{name}_{uuid.uuid4().hex[:8]}"
+        url = asyncio.run(create_database(self.dsn, database))
+        try:
+            yield url
+        finally:
+            asyncio.run(drop_database(self.dsn, database))
+
+    @contextmanager
+    def services(self, name: str, database_url: str) -> Iterator[Workers]:
+        """Topics (`bench-<run>-<name>-…`) made as a worker makes them, for services on
+        `database_url`; every process stopped and every topic deleted afterwards."""
+        logs = self.workdir / name
+        logs.mkdir(parents=True, exist_ok=True)
+        stack = Stack(self.bootstrap, self.dsn, self.run_id)
+        workers = Workers(stack, database_url, logs, prefix=f"bench-{self.run_id}-{name}")
+        try:
+            workers.create_topics()
+            yield workers
+        finally:
+            workers.stop_all()
+            delete_prefixed_topics(self.bootstrap, workers.prefix)
 
 
 BenchResult = Iterator[Figure]

@@ -12,8 +12,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.factories import ROOT, start_worker, wait_until
-from tests.integration.streams.conftest import Workers, free_port
+from retrainer.harness import free_port
+from tests.factories import ROOT, wait_until
+from tests.services import Workers
 
 pytestmark = pytest.mark.e2e
 
@@ -49,10 +50,7 @@ def by_hand(services: Workers, tmp_path: Path) -> tuple[Workers, dict[str, str],
     env = workers.env(port)
     del env["RETRAINER_WORKER_DATA_DIR"]
     env["HOME"] = str(home)
-    proc = start_worker(env, tmp_path / "by-hand.log")
-    workers.procs.append(proc)
-    workers.ports.append(port)
-    wait_until(lambda: workers.alive(proc, port), 90, "the worker started by hand to answer")
+    workers.start(port, env, tmp_path / "by-hand.log")
     return workers, env, port
 
 

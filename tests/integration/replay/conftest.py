@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import tempfile
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 import pytest
 
-from retrainer.migrate import migrate
+from retrainer.harness import create_database
+from retrainer.harness import drop_database as drop
 from retrainer.simulator.config import ScenarioConfig
 from retrainer.simulator.events import UPSTREAM_TOPICS
 from retrainer.simulator.publish import PublishOptions, run_publish
@@ -25,8 +22,8 @@ from schemas.expense_sheet import ExpenseSheetSubmitted
 from streams.bootstrap import ensure_topics
 from streams.settings import StreamsSettings
 from tests.conftest import Stack
-from tests.factories import new_prefix, worker_env
-from tests.integration.streams.conftest import delete_prefixed_topics
+from tests.factories import new_prefix
+from tests.services import Workers, delete_prefixed_topics
 
 # 7,000 customers with 12 statements each, 3,000 sheets and their late labels: 100,442 events.
 SCENARIO = ScenarioConfig.of(seed=11, customers=7000, sheets=3000, bad_rate=0.002)
@@ -72,30 +69,29 @@ class Bulk:
     prefix: str
     database_url: str
     truth: Truth
+    folder: Path
+
+    def workers(self, logs: Path) -> Workers:
+        """Workers of this module's topics and database, logging to `logs`."""
+        return Workers(self.stack, self.database_url, logs, prefix=self.prefix)
 
     @property
     def app_id(self) -> str:
         return f"{self.prefix}-worker"
 
     def env(self, port: int = 0) -> dict[str, str]:
-        return worker_env(self.stack.bootstrap, self.database_url, self.prefix, port)
+        """The environment a worker of this module (or a command run for it) gets."""
+        return self.workers(self.folder).env(port)
 
     def topic(self, name: str) -> str:
         return f"{self.prefix}-{name}"
 
-    @contextmanager
-    def environment(self, database_url: str | None = None) -> Iterator[StreamsSettings]:
-        """RETRAINER_* set as a worker of this module sees them (settings read the environment)."""
-        env = self.env()
+    def settings(self, database_url: str | None = None) -> StreamsSettings:
+        """The settings a worker of this module runs with, for in-process code."""
+        workers = self.workers(self.folder)
         if database_url is not None:
-            env["RETRAINER_DATABASE_URL"] = database_url
-        saved = dict(os.environ)
-        os.environ.update({k: v for k, v in env.items() if k.startswith("RETRAINER_")})
-        try:
-            yield StreamsSettings()
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
+            workers.database_url = database_url
+        return workers.settings()
 
 
 def truth_of(scenario: Scenario) -> Truth:
@@ -111,35 +107,24 @@ def truth_of(scenario: Scenario) -> Truth:
     return Truth(scenario.counts(), dict(valid), len(spoiled), len(expense_ids))
 
 
-async def _admin(dsn: str, sql: str) -> None:
-    conn = await asyncpg.connect(dsn, timeout=10)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 def database(stack: Stack, name: str) -> str:
-    head, _, _ = stack.dsn.rpartition("/")
-    asyncio.run(_admin(stack.dsn, f'CREATE DATABASE "{name}"'))
-    url = f"{head}/{name}"
-    asyncio.run(migrate(url))
-    return url
+    """A migrated database `name` on the stack's server; returns its address."""
+    return asyncio.run(create_database(stack.dsn, name))
 
 
 def drop_database(stack: Stack, name: str) -> None:
-    asyncio.run(_admin(stack.dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    asyncio.run(drop(stack.dsn, name))
 
 
 @pytest.fixture(scope="module")
-def bulk(stack: Stack) -> Iterator[Bulk]:
+def bulk(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bulk]:
     prefix = new_prefix()
     name = f"retrainer_replay_{stack.session_id}_{uuid.uuid4().hex[:6]}"
     url = database(stack, name)
-    bulk = Bulk(stack, prefix, url, truth_of(Scenario(SCENARIO)))
+    folder = tmp_path_factory.mktemp("replay")
+    bulk = Bulk(stack, prefix, url, truth_of(Scenario(SCENARIO)), folder)
     try:
-        with bulk.environment() as settings:
-            ensure_topics(settings)
+        ensure_topics(bulk.settings())
         summary = run_publish(
             PublishOptions(
                 scenario=SCENARIO,
@@ -153,8 +138,6 @@ def bulk(stack: Stack) -> Iterator[Bulk]:
     finally:
         delete_prefixed_topics(stack.bootstrap, prefix)
         drop_database(stack, name)
-        for path in Path(tempfile.gettempdir()).glob(f"retrainer-{prefix}-*"):
-            shutil.rmtree(path, ignore_errors=True)
 
 
 async def table_checksums(database_url: str) -> dict[str, tuple[int, str]]:

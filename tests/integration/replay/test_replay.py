@@ -175,8 +175,8 @@ def test_losing_group_and_state_then_replay_and_rebuild_changes_nothing(
     truth = bulk.truth
     # A new deployment backfills everything published so far, and hands the worker group the
     # offsets it stopped at so the worker does not read it all again.
-    with bulk.environment() as settings:
-        first = asyncio.run(replay(settings, ReplayOptions(commit_group=f"{bulk.app_id}-upstream")))
+    settings = bulk.settings()
+    first = asyncio.run(replay(settings, ReplayOptions(commit_group=f"{bulk.app_id}-upstream")))
     assert first.consumed == truth.total
     assert first.new == sum(truth.valid.values())
     assert first.present == 0
@@ -187,8 +187,8 @@ def test_losing_group_and_state_then_replay_and_rebuild_changes_nothing(
 
     # The trainer trains both families on all of it; a few events arrive afterwards.
     versions = _trained_models(bulk.database_url)
-    with bulk.environment() as settings:
-        rebuilt = asyncio.run(rebuild_state(settings))
+    settings = bulk.settings()
+    rebuilt = asyncio.run(rebuild_state(settings))
     assert rebuilt.mirror_written
     assert not rebuilt.worker_running
     assert rebuilt.signal_partitions_reset == settings.partitions
@@ -211,7 +211,7 @@ def test_losing_group_and_state_then_replay_and_rebuild_changes_nothing(
     )
     delta = 2 * NEW_CUSTOMERS + NEW_SHEETS
 
-    workers = Workers(bulk.stack, bulk.database_url, tmp_path, prefix=bulk.prefix)
+    workers = bulk.workers(tmp_path)
     try:
         began = datetime.now(UTC)
         workers.start()
@@ -334,18 +334,16 @@ def test_a_replay_from_a_timestamp_takes_exactly_the_messages_at_or_after_it(bul
     name = f"retrainer_replay_at_{uuid.uuid4().hex[:8]}"
     target = database(bulk.stack, name)
     try:
-        with bulk.environment(database_url=target) as settings:
-            from_there = asyncio.run(
-                replay(settings, ReplayOptions(from_time=at, notify_policy=False))
-            )
-            assert {
-                t: tally.consumed for t, tally in from_there.topics.items() if tally.consumed
-            } == dict(later)
-            assert from_there.skipped == 0
-            assert _rows(target) == {t: valid_later.get(t, 0) for t in (*ROW_TABLES, "expenses")}
+        settings = bulk.settings(database_url=target)
+        from_there = asyncio.run(replay(settings, ReplayOptions(from_time=at, notify_policy=False)))
+        assert {
+            t: tally.consumed for t, tally in from_there.topics.items() if tally.consumed
+        } == dict(later)
+        assert from_there.skipped == 0
+        assert _rows(target) == {t: valid_later.get(t, 0) for t in (*ROW_TABLES, "expenses")}
 
-            # The rest: from the beginning up to (not including) the first message at `at`.
-            up_to = asyncio.run(replay(settings, ReplayOptions(to_time=at, notify_policy=False)))
+        # The rest: from the beginning up to (not including) the first message at `at`.
+        up_to = asyncio.run(replay(settings, ReplayOptions(to_time=at, notify_policy=False)))
         assert {t: tally.consumed for t, tally in up_to.topics.items() if tally.consumed} == dict(
             earlier
         )

@@ -21,6 +21,7 @@ import asyncpg
 import pandas as pd
 import pytest
 
+from retrainer.harness import topic_env
 from schemas.base import ModelFamily
 from schemas.training_outcome import OutcomeStatus
 from tests.conftest import Stack, TopicFactory
@@ -76,8 +77,10 @@ def _check(settings: TrainerSettings) -> str:
         {
             "RETRAINER_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
             "RETRAINER_DATABASE_URL": settings.dsn,
-            "RETRAINER_TOPIC_MODEL_UPDATED": settings.topic_model_updated,
-            "RETRAINER_TOPIC_TRAINING_OUTCOME": settings.topic_training_outcome,
+            **topic_env(
+                model_updated=settings.topic_model_updated,
+                training_outcome=settings.topic_training_outcome,
+            ),
             "COLUMNS": "400",
         }
     )

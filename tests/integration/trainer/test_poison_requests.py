@@ -21,6 +21,7 @@ import asyncpg
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
+from retrainer.harness import topic_env
 from schemas.base import ModelFamily
 from schemas.codec import Codec
 from schemas.dead_letter import KEPT_KEY_BYTES, KEPT_VALUE_BYTES, DeadLettered
@@ -44,15 +45,16 @@ BIG_TOPIC = {"max.message.bytes": str(4 * 1024 * 1024)}
 
 def trainer_env(settings: TrainerSettings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RETRAINER_")}
-    for name in (
-        "kafka_bootstrap",
-        "topic_retrain_requested",
-        "topic_model_updated",
-        "topic_training_outcome",
-        "topic_dead_letter",
-        "trainer_group_id",
-    ):
-        env[f"RETRAINER_{name.upper()}"] = str(getattr(settings, name))
+    env["RETRAINER_KAFKA_BOOTSTRAP"] = settings.kafka_bootstrap
+    env["RETRAINER_TRAINER_GROUP_ID"] = settings.trainer_group_id
+    env.update(
+        topic_env(
+            retrain_requested=settings.topic_retrain_requested,
+            model_updated=settings.topic_model_updated,
+            training_outcome=settings.topic_training_outcome,
+            dead_letter=settings.topic_dead_letter,
+        )
+    )
     env["RETRAINER_DATABASE_URL"] = settings.dsn
     env["RETRAINER_TRAINER_METRICS_PORT"] = "0"
     env["RETRAINER_RETRY_ATTEMPTS"] = "2"

@@ -20,6 +20,7 @@ import asyncpg
 import pytest
 from pydantic import SecretStr
 
+from retrainer.harness import topic_env
 from schemas.base import ModelFamily
 from schemas.model_updated import ModelUpdated
 from tests.conftest import Stack, TopicFactory
@@ -66,7 +67,7 @@ class Registry:
             {
                 "RETRAINER_KAFKA_BOOTSTRAP": self.settings.kafka_bootstrap,
                 "RETRAINER_DATABASE_URL": self.dsn,
-                "RETRAINER_TOPIC_MODEL_UPDATED": self.settings.topic_model_updated,
+                **topic_env(model_updated=self.settings.topic_model_updated),
                 "RETRAINER_RETRY_ATTEMPTS": "1",
                 "RETRAINER_PUBLISH_TIMEOUT_S": "2",
                 "COLUMNS": "80",

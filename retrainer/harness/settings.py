@@ -1,0 +1,49 @@
+"""The worker's settings for code that runs in-process (topic setup, replay, rebuild): built from
+explicit values only, never from this process's environment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+
+from retrainer.harness.scope import TOPICS, Scope
+from streams.settings import StreamsSettings, TopicNames
+
+
+class ExplicitStreamsSettings(StreamsSettings):
+    """StreamsSettings that read nothing but their arguments, with their topic names given."""
+
+    topic_names: TopicNames
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+    def topics(self) -> TopicNames:
+        return self.topic_names
+
+
+def topic_names(prefix: str) -> TopicNames:
+    """Every topic as `<prefix>-<name>`, each given explicitly."""
+    return TopicNames(**{name.replace("-", "_"): f"{prefix}-{name}" for name in TOPICS})
+
+
+def streams_settings(scope: Scope, **values: Any) -> StreamsSettings:
+    """The settings a worker of `scope` runs with, as far as in-process code needs them:
+    its broker, database, app id and topics, then `values` (settings fields)."""
+    fields: dict[str, Any] = {
+        "kafka_bootstrap": scope.bootstrap,
+        "database_url": scope.database_url,
+        "app_id": scope.app_id,
+        "topic_names": topic_names(scope.prefix),
+    }
+    fields.update(values)
+    return ExplicitStreamsSettings(**fields)
