@@ -71,19 +71,32 @@ class FailedMessage:
         )
 
 
-class DeliveryFailed(Exception):
-    """Some messages of a batch were not delivered; `failed` says which and why."""
+class DeliveryFailed(KafkaException):
+    """Some messages were not delivered; `failed` says which and why.
+
+    A KafkaException (its `args[0]` the first failure's KafkaError, its text the whole list),
+    so code that treats Kafka's errors as an outage to retry treats this one so too.
+    """
 
     def __init__(self, failed: Sequence[FailedMessage], total: int) -> None:
-        self.failed = tuple(sorted(failed, key=lambda f: (f.topic, f.index)))
-        self.total = total
-        self.topics = tuple(sorted({f.topic for f in self.failed}))
-        shown = "; ".join(str(f) for f in self.failed[:3])
-        more = f" (and {len(self.failed) - 3} more)" if len(self.failed) > 3 else ""
-        super().__init__(
-            f"{len(self.failed)} of {total} message(s) not delivered to "
-            f"{', '.join(self.topics)}: {shown}{more}"
+        ordered = tuple(sorted(failed, key=lambda f: (f.topic, f.index)))
+        topics = tuple(sorted({f.topic for f in ordered}))
+        shown = "; ".join(str(f) for f in ordered[:3])
+        more = f" (and {len(ordered) - 3} more)" if len(ordered) > 3 else ""
+        self.summary = (
+            f"{len(ordered)} of {total} message(s) not delivered to {', '.join(topics)}: "
+            f"{shown}{more}"
         )
+        first = ordered[0].error
+        super().__init__(
+            KafkaError(first.code(), self.summary, fatal=first.fatal(), retriable=first.retriable())
+        )
+        self.failed = ordered
+        self.total = total
+        self.topics = topics
+
+    def __str__(self) -> str:
+        return self.summary
 
     @property
     def refused(self) -> bool:
@@ -142,8 +155,10 @@ class DeliveringProducer:
         self._report_deadline_s = int(self._config.get("message.timeout.ms", 300_000)) / 1000 + 10
         self._renew = threading.Lock()
         self._producer = Producer(self._config)
-        # Messages handed over by enqueue() and not yet accounted for by close().
+        # Batches handed over by enqueue() and not settled yet; what the settled ones left.
         self._queued: list[_Batch] = []
+        self._settled_failed: list[FailedMessage] = []
+        self._settled_total = 0
 
     # -- async ---------------------------------------------------------------------------------
 
@@ -162,13 +177,18 @@ class DeliveringProducer:
         """Blocking `send_all`, for command-line tools and threads."""
         batch = self._produce(topic, messages)
         self._wait(batch)
-        self._raise([batch])
+        self._raise(batch.failed, len(batch.messages))
 
     def enqueue(self, topic: str, messages: Sequence[KeyValue]) -> None:
         """Hand messages over without waiting for them; `close` accounts for them all."""
         batch = self._produce(topic, messages)
         self._queued.append(batch)
         self._producer.poll(0)
+        # Keep only what close() needs of settled batches (their failures), not their messages.
+        for settled in [b for b in self._queued if b.done]:
+            self._queued.remove(settled)
+            self._settled_failed.extend(settled.failed)
+            self._settled_total += len(settled.messages)
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Flush within `timeout_s`; raise DeliveryFailed for enqueued messages not delivered."""
@@ -177,7 +197,10 @@ class DeliveringProducer:
         queued, self._queued = self._queued, []
         for batch in queued:
             self._wait(batch, deadline)
-        self._raise(queued)
+        failed = [*self._settled_failed, *(f for batch in queued for f in batch.failed)]
+        total = self._settled_total + sum(len(batch.messages) for batch in queued)
+        self._settled_failed, self._settled_total = [], 0
+        self._raise(failed, total)
 
     # -- inside --------------------------------------------------------------------------------
 
@@ -210,11 +233,10 @@ class DeliveringProducer:
         if not batch.done:
             batch.give_up()
 
-    def _raise(self, batches: Sequence[_Batch]) -> None:
-        failed = [f for batch in batches for f in batch.failed]
+    def _raise(self, failed: Sequence[FailedMessage], total: int) -> None:
         if not failed:
             return
-        error = DeliveryFailed(failed, sum(len(b.messages) for b in batches))
+        error = DeliveryFailed(failed, total)
         if error.fatal:
             self._replace()
         raise error

@@ -18,10 +18,12 @@ from typing import Any
 import aiokafka.errors
 import asyncpg
 import faust
-from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka import KafkaException
 from pydantic import ValidationError
 
-from edge.logs import RateLimitedLog, kafka_logger
+from edge.kafka import KafkaConnection
+from edge.logs import RateLimitedLog
+from edge.producer import DeliveringProducer
 from schemas.base import ModelFamily
 from schemas.codec import Codec, EventT
 from schemas.customer_scored import CustomerScored
@@ -34,6 +36,7 @@ from schemas.retrain_requested import RetrainRequested
 from schemas.training_outcome import TrainingOutcome
 from streams import metrics
 from streams.bootstrap import POLICY_TABLE
+from streams.faust_kafka import broker_credentials
 from streams.handlers import (
     TRANSIENT_DB_ERRORS,
     IngestHandler,
@@ -81,51 +84,21 @@ class Scoring:
     scorer: Scorer
 
 
-class BulkProducer:
-    """A librdkafka producer for high-volume output (scores): thousands of events per batch.
+class BulkProducer(DeliveringProducer):
+    """The worker's librdkafka producer for high-volume output (scores, dead letters): a batch is
+    handed over in one go, where Faust's producer costs a Python round trip per message."""
 
-    Faust's own producer costs a Python round trip per message; here a batch is handed to
-    librdkafka in one go and the call returns once the broker has acknowledged all of it.
-    """
-
-    def __init__(self, bootstrap: str) -> None:
-        self._producer = Producer(
-            {
-                "bootstrap.servers": bootstrap,
-                "linger.ms": 5,
-                "enable.idempotence": True,
+    def __init__(self, kafka: KafkaConnection) -> None:
+        super().__init__(
+            kafka,
+            **{
                 "compression.type": "lz4",
-                "logger": kafka_logger(),
                 # Dead letters of near-limit messages exceed the 1 MiB default (see ensure_topics).
                 "message.max.bytes": 16 * 1024 * 1024,
-            }
+                # A batch Kafka has not taken within a minute fails, and is handled again.
+                "message.timeout.ms": 60_000,
+            },
         )
-        self._lock = asyncio.Lock()
-
-    async def send_all(self, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
-        failures: list[str] = []
-
-        def delivered(err: KafkaError | None, _message: object) -> None:
-            if err is not None:
-                failures.append(str(err))
-
-        def produce_and_flush() -> int:
-            for key, value in messages:
-                while True:
-                    try:
-                        self._producer.produce(topic, value, key, on_delivery=delivered)
-                        break
-                    except BufferError:
-                        self._producer.poll(0.05)
-            return int(self._producer.flush(60))
-
-        async with self._lock:
-            left = await asyncio.to_thread(produce_and_flush)
-        if left or failures:
-            raise KafkaException(f"{left} undelivered, errors: {failures[:3]}")
-
-    def close(self) -> None:
-        self._producer.flush(30)
 
 
 class Deps:
@@ -151,7 +124,7 @@ class Deps:
     @property
     def bulk(self) -> BulkProducer:
         if self._bulk is None:
-            self._bulk = BulkProducer(self.settings.kafka_bootstrap)
+            self._bulk = BulkProducer(self.settings.kafka)
         return self._bulk
 
     async def pool(self) -> asyncpg.Pool:
@@ -252,7 +225,8 @@ def create_app(settings: StreamsSettings, deps: Deps | None = None) -> faust.App
     )
     app = faust.App(
         settings.app_id,
-        broker=f"kafka://{settings.kafka_bootstrap}",
+        broker=settings.kafka.faust_broker(),
+        broker_credentials=broker_credentials(settings.kafka),
         store="memory://",
         datadir=datadir,
         topic_partitions=settings.partitions,
@@ -287,7 +261,7 @@ def create_app(settings: StreamsSettings, deps: Deps | None = None) -> faust.App
 
     holder = ModelHolder()
     loader = ModelLoader(holder, deps.pool)
-    follower = ModelFollower(settings.kafka_bootstrap, topics.model_updated, deps.codec, loader)
+    follower = ModelFollower(settings.kafka, topics.model_updated, deps.codec, loader)
     scorer = Scorer(
         holder,
         deps.pool,
@@ -339,7 +313,7 @@ def create_app(settings: StreamsSettings, deps: Deps | None = None) -> faust.App
 
     upstream = UpstreamConsumer(
         UpstreamOptions(
-            bootstrap=settings.kafka_bootstrap,
+            kafka=settings.kafka,
             group_id=settings.upstream_group_id,
             topics={name: logical for logical, name in topics.upstream().items()},
             batch_size=settings.batch_size,
@@ -357,7 +331,7 @@ def create_app(settings: StreamsSettings, deps: Deps | None = None) -> faust.App
     )
     deps.upstream = upstream
     app.task(upstream.run)
-    deps.reachability = Reachability(deps.pool, settings.kafka_bootstrap)
+    deps.reachability = Reachability(deps.pool, settings.kafka)
     app.task(deps.reachability.run)
 
     app.task(follower.run)
