@@ -13,6 +13,11 @@ from confluent_kafka.admin import AdminClient
 from edge.kafka import KafkaConnection
 from schemas.diagnostics import Problem, kafka_unreachable
 
+LOGIN_SETTINGS = (
+    "RETRAINER_KAFKA_SASL_USERNAME, RETRAINER_KAFKA_SASL_PASSWORD and "
+    "RETRAINER_KAFKA_SASL_MECHANISM"
+)
+
 
 @dataclass
 class Probe:
@@ -30,22 +35,40 @@ class Probe:
         }
 
 
+class ClientErrors:
+    """The client-level errors librdkafka reports through `error_cb` between two probes; a
+    refused login is kept over the "all brokers down" that follows it."""
+
+    def __init__(self) -> None:
+        self._error: KafkaError | None = None
+
+    def note(self, error: KafkaError) -> None:
+        if self._error is None or self._error.code() != KafkaError._AUTHENTICATION:
+            self._error = error
+
+    def take(self) -> KafkaError | None:
+        error, self._error = self._error, None
+        return error
+
+
 def probe_kafka(
     admin: AdminClient,
     connection: KafkaConnection,
     timeout_s: float,
-    client_error: KafkaError | None = None,
+    client_errors: ClientErrors | None = None,
 ) -> Probe:
     """Ask the cluster for its metadata (blocking): a broker must answer within `timeout_s`.
 
-    `client_error` is the last error librdkafka reported through `error_cb`: when the metadata
-    does not come, a refused login says more than the timeout it ends in.
+    `client_errors` holds what librdkafka reported through the admin's `error_cb`: when the
+    metadata does not come, a refused login says more than the timeout it ends in.
     """
     where = f"Kafka at {connection.describe()}"
     try:
         metadata = admin.list_topics(timeout=timeout_s)
     except KafkaException as exc:
-        return Probe(False, f"{where}: {client_problem(exc.args[0], client_error)}")
+        admin.poll(0)  # serves error_cb: a refused login is reported there
+        seen = client_errors.take() if client_errors is not None else None
+        return Probe(False, f"{where}: {client_problem(exc.args[0], seen)}")
     if not metadata.brokers:
         return Probe(False, f"{where}: no broker in the metadata")
     return Probe(True, "")
@@ -54,10 +77,7 @@ def probe_kafka(
 def client_problem(error: KafkaError | str, client_error: KafkaError | None) -> str:
     """Why a request failed: an authentication failure seen meanwhile, else the request's error."""
     if client_error is not None and client_error.code() == KafkaError._AUTHENTICATION:
-        return (
-            f"{client_error.str()} (check RETRAINER_KAFKA_SASL_USERNAME, "
-            "RETRAINER_KAFKA_SASL_PASSWORD and RETRAINER_KAFKA_SASL_MECHANISM)"
-        )
+        return f"the login was refused: {client_error.str()} (check {LOGIN_SETTINGS})"
     return error.str() if isinstance(error, KafkaError) else str(error)
 
 
@@ -68,19 +88,17 @@ def kafka_problem(connection: KafkaConnection, timeout_s: float = 10.0) -> Probl
     quiet.propagate = False
     if not quiet.handlers:  # without one, logging's last-resort handler prints to stderr
         quiet.addHandler(logging.NullHandler())
-    seen: list[KafkaError] = []
-    admin = AdminClient(connection.confluent({"logger": quiet, "error_cb": seen.append}))
+    seen = ClientErrors()
+    admin = AdminClient(connection.confluent({"logger": quiet, "error_cb": seen.note}))
     try:
         admin.list_topics(timeout=timeout_s)
     except KafkaException as exc:
-        reason = client_problem(exc.args[0], _worst(seen))
-        return kafka_unreachable(connection.describe(), reason)
+        admin.poll(0)  # serves error_cb: a refused login is reported there
+        worst = seen.take()
+        if worst is not None and worst.code() == KafkaError._AUTHENTICATION:
+            return Problem(
+                f"Kafka at {connection.describe()} refused the login: {worst.str()}; "
+                f"fix {LOGIN_SETTINGS}"
+            )
+        return kafka_unreachable(connection.describe(), client_problem(exc.args[0], worst))
     return None
-
-
-def _worst(errors: list[KafkaError]) -> KafkaError | None:
-    """The authentication failure among client errors if there is one, else the last."""
-    for error in errors:
-        if error.code() == KafkaError._AUTHENTICATION:
-            return error
-    return errors[-1] if errors else None

@@ -15,7 +15,7 @@ import asyncpg
 from confluent_kafka import KafkaError
 from confluent_kafka.admin import AdminClient
 
-from edge.health import Probe, probe_kafka
+from edge.health import ClientErrors, Probe, probe_kafka
 from edge.kafka import KafkaConnection
 from edge.logs import RateLimitedLog, kafka_logger
 
@@ -40,7 +40,7 @@ class Reachability:
         self.kafka = Probe()
         self._admin: AdminClient | None = None
         self._errors = RateLimitedLog(log, every_s=60.0)
-        self._client_error: KafkaError | None = None
+        self._client_errors = ClientErrors()
 
     @property
     def healthy(self) -> bool:
@@ -89,10 +89,9 @@ class Reachability:
                 }
             )
             self._admin = AdminClient(config)
-        probe = probe_kafka(self._admin, self._connection, self.timeout_s, self._client_error)
-        self._client_error = None
+        probe = probe_kafka(self._admin, self._connection, self.timeout_s, self._client_errors)
         return probe
 
     def _on_error(self, error: KafkaError) -> None:
-        self._client_error = error
+        self._client_errors.note(error)
         self._errors.warning(f"kafka:{error.code()}", "health probe: %s", error.str())

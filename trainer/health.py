@@ -15,7 +15,7 @@ import asyncpg
 from confluent_kafka import KafkaError
 from confluent_kafka.admin import AdminClient
 
-from edge.health import Probe, probe_kafka
+from edge.health import ClientErrors, Probe, probe_kafka
 from edge.logs import RateLimitedLog, kafka_logger
 from trainer.retry import DATABASE_ERRORS
 from trainer.settings import TrainerSettings
@@ -36,7 +36,7 @@ class Reachability:
         self.kafka = Probe()
         self._admin: AdminClient | None = None
         self._errors = RateLimitedLog(log, every_s=60.0)
-        self._client_error: KafkaError | None = None
+        self._client_errors = ClientErrors()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -101,10 +101,9 @@ class Reachability:
             )
             self._admin = AdminClient(config)
         connection = self._settings.kafka
-        probe = probe_kafka(self._admin, connection, self.timeout_s, self._client_error)
-        self._client_error = None
+        probe = probe_kafka(self._admin, connection, self.timeout_s, self._client_errors)
         return probe
 
     def _on_error(self, error: KafkaError) -> None:
-        self._client_error = error
+        self._client_errors.note(error)
         self._errors.warning(f"kafka:{error.code()}", "health probe: %s", error.str())

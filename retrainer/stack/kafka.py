@@ -201,6 +201,11 @@ class LocalKafka:
                 host=self.settings.host,
                 port=self.settings.kafka_port,
                 controller_port=self.settings.kafka_controller_port,
+                sasl_port=self.settings.kafka_sasl_port,
+                sasl_username=_jaas_safe(self.settings.kafka_local_username, "USERNAME"),
+                sasl_password=_jaas_safe(
+                    self.settings.kafka_local_password.get_secret_value(), "PASSWORD"
+                ),
                 data_dir=self.data,
             )
         )
@@ -234,13 +239,18 @@ class LocalKafka:
                     f"see {self.logs / 'server.log'}; `retrainer stack down` and up again",
                 )
             return False
-        for port in (self.settings.kafka_port, self.settings.kafka_controller_port):
+        for port in (
+            self.settings.kafka_port,
+            self.settings.kafka_controller_port,
+            self.settings.kafka_sasl_port,
+        ):
             if procs.port_open(self.settings.host, port):
                 raise PortTaken(
                     f"port {self.settings.host}:{port} is taken by "
                     f"{port_holder(port)}, not by our broker",
                     "stop that process, or move our broker with RETRAINER_KAFKA_PORT / "
-                    "RETRAINER_KAFKA_CONTROLLER_PORT (or use it: RETRAINER_KAFKA_BOOTSTRAP)",
+                    "RETRAINER_KAFKA_CONTROLLER_PORT / RETRAINER_KAFKA_SASL_PORT (or use it: "
+                    "RETRAINER_KAFKA_BOOTSTRAP)",
                 )
         self.java_major()
         self.resolve_jars()
@@ -317,6 +327,16 @@ class LocalKafka:
             version=self.settings.kafka_version,
             log=str(self.logs / "server.log"),
         )
+
+
+def _jaas_safe(value: str, setting: str) -> str:
+    """`value` as it may stand between the quotes of the broker's JAAS line."""
+    if not value or any(c in value for c in '"\\;=\n\r ') or not value.isprintable():
+        raise ServiceFailed(
+            f"RETRAINER_KAFKA_LOCAL_{setting} cannot be written into the broker's configuration",
+            "use letters, digits and punctuation other than quotes, backslashes, ; and =",
+        )
+    return value
 
 
 def metadata_ok(bootstrap: str, timeout: float) -> bool:
