@@ -19,6 +19,7 @@ import psutil
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
+from edge.kafka import KafkaConnection, KafkaSettings
 from retrainer.stack import procs
 from retrainer.stack.assets import asset
 from retrainer.stack.errors import DownloadFailed, PortTaken, ServiceFailed, ToolMissing
@@ -310,7 +311,8 @@ class LocalKafka:
 
     def status(self) -> KafkaStatus:
         if not self.settings.local_kafka:
-            state = "external" if metadata_ok(self.settings.bootstrap, 3.0) else "unreachable"
+            answers = metadata_ok(self.settings.bootstrap, 3.0, external=True)
+            state = "external" if answers else "unreachable"
             return KafkaStatus(state=state, bootstrap=self.settings.bootstrap)
         proc = self.process()
         if proc is None:
@@ -339,10 +341,14 @@ def _jaas_safe(value: str, setting: str) -> str:
     return value
 
 
-def metadata_ok(bootstrap: str, timeout: float) -> bool:
-    """Whether a broker at `bootstrap` answers a metadata request within `timeout`."""
-    config: dict[str, Any] = {"bootstrap.servers": bootstrap, "logger": _quiet}
-    admin = AdminClient(config)
+def metadata_ok(bootstrap: str, timeout: float, *, external: bool = False) -> bool:
+    """Whether a broker at `bootstrap` answers a metadata request within `timeout`; an external
+    one is asked with the services' RETRAINER_KAFKA_* security settings (SASL, TLS), ours on
+    its PLAINTEXT listener."""
+    kafka = (
+        KafkaSettings(kafka_bootstrap=bootstrap).kafka if external else KafkaConnection(bootstrap)
+    )
+    admin = AdminClient(kafka.confluent({"logger": _quiet}))
     try:
         metadata = admin.list_topics(timeout=timeout)
     except KafkaException:
