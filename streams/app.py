@@ -9,6 +9,7 @@ import faust
 
 from streams.agents import forwarders, health, ingest, policy, scoring
 from streams.context import WorkerContext, build_context
+from streams.faust_kafka import broker_credentials
 from streams.settings import StreamsSettings
 
 
@@ -19,7 +20,8 @@ def faust_app(settings: StreamsSettings) -> faust.App:
     )
     return faust.App(
         settings.app_id,
-        broker=f"kafka://{settings.kafka_bootstrap}",
+        broker=settings.kafka.faust_broker(),
+        broker_credentials=broker_credentials(settings.kafka),
         store="memory://",
         datadir=datadir,
         topic_partitions=settings.partitions,

@@ -8,7 +8,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-from edge.logs import LogSettings, configure
+from edge.logs import LogSettings, configure, kafka_logger
 from streams.settings import StreamsSettings
 
 log = logging.getLogger(__name__)
@@ -72,12 +72,12 @@ def ensure_topics(settings: StreamsSettings) -> list[str]:
         replication_factor=1,
         config={"cleanup.policy": "compact"},
     )
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    admin = AdminClient(settings.kafka.confluent({"logger": kafka_logger()}))
     try:
         existing = set(admin.list_topics(timeout=15).topics)
     except KafkaException as exc:
         raise TopicSetupError(
-            f"cannot reach Kafka at {settings.kafka_bootstrap}: {exc}; "
+            f"cannot reach Kafka at {settings.kafka.describe()}: {exc}; "
             "is the broker up? (`retrainer stack up`)"
         ) from exc
     missing = [topic for name, topic in wanted.items() if name not in existing]

@@ -36,6 +36,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Run the stream worker: ingest, counters, policy, scorers, HTTP API (port 6066)."""
+        from edge.health import kafka_problem
         from schemas.diagnostics import port_problem
         from streams.bootstrap import SchemaBehind, TopicSetupError, run_worker
         from streams.settings import StreamsSettings
@@ -50,7 +51,7 @@ def register(app: typer.Typer) -> None:
         )
         dsn = settings.database_url.get_secret_value()
         _refuse(asyncio.run(probe_database(dsn)))
-        _refuse(probe_kafka(settings.kafka_bootstrap))
+        _refuse(kafka_problem(settings.kafka))
         try:
             run_worker(settings, logs)
         except (TopicSetupError, SchemaBehind) as exc:
@@ -113,25 +114,6 @@ async def probe_database(dsn: str) -> Problem | None:
     return await diagnostics.probe_database(dsn, partial(asyncpg.connect, timeout=15))
 
 
-def probe_kafka(bootstrap: str, timeout: float = 10.0) -> Problem | None:
-    """One metadata request, librdkafka's own retry logging silenced: None if a broker answers."""
-    import logging
-
-    from confluent_kafka import KafkaException
-    from confluent_kafka.admin import AdminClient
-
-    quiet = logging.getLogger("streams.cli.kafka-probe")
-    quiet.propagate = False
-    if not quiet.handlers:  # without one, logging's last-resort handler prints to stderr
-        quiet.addHandler(logging.NullHandler())
-    config: dict[str, Any] = {"bootstrap.servers": bootstrap, "logger": quiet}
-    try:
-        AdminClient(config).list_topics(timeout=timeout)
-    except KafkaException as exc:
-        return kafka_unreachable(bootstrap, exc.args[0].str())
-    return None
-
-
 def _refuse(problem: Problem | None) -> None:
     if problem is not None:
         typer.echo(f"error: {problem}", err=True)
@@ -140,8 +122,9 @@ def _refuse(problem: Problem | None) -> None:
 
 async def _scheduled(days: int, force: bool, families: list[ModelFamily]) -> None:
     import asyncpg
-    from confluent_kafka import Producer
 
+    from edge.health import kafka_problem
+    from edge.producer import DeliveringProducer, DeliveryFailed
     from streams.services.policy import PolicyEngine
     from streams.settings import StreamsSettings
     from streams.signals import PolicySignal, SignalKind
@@ -150,14 +133,12 @@ async def _scheduled(days: int, force: bool, families: list[ModelFamily]) -> Non
     settings = StreamsSettings()
     dsn = settings.database_url.get_secret_value()
     _refuse(await probe_database(dsn))
-    _refuse(probe_kafka(settings.kafka_bootstrap))
+    _refuse(kafka_problem(settings.kafka))
     # asyncpg's min_size defaults to 10: it must be given with a max_size below that.
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2, timeout=15)
     # The same partitioner as the worker's (Java-compatible murmur2), so a family's signal lands
     # on the partition whose agent holds that family's state.
-    producer = Producer(
-        {"bootstrap.servers": settings.kafka_bootstrap, "partitioner": "murmur2_random"}
-    )
+    producer = DeliveringProducer(settings.kafka, partitioner="murmur2_random")
 
     async def ready() -> asyncpg.Pool:
         return pool
@@ -186,10 +167,8 @@ async def _scheduled(days: int, force: bool, families: list[ModelFamily]) -> Non
                     requested_by="scheduled-training",
                     force=force,
                 )
-                producer.produce(
-                    settings.topics().policy_signals,
-                    key=family.value.encode(),
-                    value=signal.encode(),
+                producer.enqueue(
+                    settings.topics().policy_signals, [(family.value.encode(), signal.encode())]
                 )
             typer.echo(
                 json.dumps(
@@ -203,8 +182,10 @@ async def _scheduled(days: int, force: bool, families: list[ModelFamily]) -> Non
                     }
                 )
             )
-        if producer.flush(30) != 0:
-            _refuse(kafka_unreachable(settings.kafka_bootstrap, "the request was not acknowledged"))
+        try:
+            producer.close(timeout_s=30)
+        except DeliveryFailed as exc:
+            _refuse(kafka_unreachable(settings.kafka.describe(), f"not acknowledged: {exc}"))
     finally:
         await pool.close()
 

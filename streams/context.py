@@ -11,9 +11,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-from confluent_kafka import KafkaError, KafkaException, Producer
-
-from edge.logs import kafka_logger
+from edge.kafka import KafkaConnection
+from edge.producer import DeliveringProducer
 from schemas.base import ModelFamily
 from schemas.codec import Codec
 from schemas.dead_letter import DeadLettered
@@ -26,52 +25,24 @@ from streams.settings import StreamsSettings, TopicNames
 from streams.signals import PolicySignal, SignalKind
 
 
-class BulkProducer:
-    """A librdkafka producer for everything the worker writes (scores, requests, signals, dead
-    letters): a batch is handed to librdkafka in one go and the call returns once the broker has
-    acknowledged all of it, or raises what it refused."""
+class WorkerProducer(DeliveringProducer):
+    """The worker's one producer for everything it writes (scores, requests, signals, dead
+    letters): a batch is handed over in one go, and returns once the broker has all of it."""
 
-    def __init__(self, bootstrap: str) -> None:
-        self._producer = Producer(
-            {
-                "bootstrap.servers": bootstrap,
-                "linger.ms": 5,
-                "enable.idempotence": True,
+    def __init__(self, kafka: KafkaConnection) -> None:
+        super().__init__(
+            kafka,
+            **{
                 "compression.type": "lz4",
                 # The same key→partition mapping as Faust's (Java's murmur2): a family's policy
                 # signals land on the partition whose table changelog holds that family.
                 "partitioner": "murmur2_random",
-                "logger": kafka_logger(),
                 # Dead letters of near-limit messages exceed the 1 MiB default (see ensure_topics).
                 "message.max.bytes": 16 * 1024 * 1024,
-            }
+                # A batch Kafka has not taken within a minute fails, and is handled again.
+                "message.timeout.ms": 60_000,
+            },
         )
-        self._lock = asyncio.Lock()
-
-    async def send_all(self, topic: str, messages: Sequence[tuple[bytes, bytes]]) -> None:
-        failures: list[str] = []
-
-        def delivered(err: KafkaError | None, _message: object) -> None:
-            if err is not None:
-                failures.append(str(err))
-
-        def produce_and_flush() -> int:
-            for key, value in messages:
-                while True:
-                    try:
-                        self._producer.produce(topic, value, key, on_delivery=delivered)
-                        break
-                    except BufferError:
-                        self._producer.poll(0.05)
-            return int(self._producer.flush(60))
-
-        async with self._lock:
-            left = await asyncio.to_thread(produce_and_flush)
-        if left or failures:
-            raise KafkaException(f"{left} undelivered, errors: {failures[:3]}")
-
-    def close(self) -> None:
-        self._producer.flush(30)
 
 
 class Database:
@@ -109,7 +80,7 @@ class WorkerContext:
     codec: Codec
     policy: PolicyConfig
     database: Database
-    producer: BulkProducer
+    producer: WorkerProducer
     holder: ModelHolder
     loader: ModelLoader
     follower: ModelFollower
@@ -156,10 +127,10 @@ def build_context(settings: StreamsSettings) -> WorkerContext:
         codec=codec,
         policy=settings.policy(),
         database=database,
-        producer=BulkProducer(settings.kafka_bootstrap),
+        producer=WorkerProducer(settings.kafka),
         holder=holder,
         loader=loader,
-        follower=ModelFollower(settings.kafka_bootstrap, topics.model_updated, codec, loader),
+        follower=ModelFollower(settings.kafka, topics.model_updated, codec, loader),
         scorer=Scorer(
             holder,
             database.pool,
@@ -167,5 +138,5 @@ def build_context(settings: StreamsSettings) -> WorkerContext:
             context_refresh_s=settings.score_context_refresh_s,
             approval_limit=settings.approval_limit,
         ),
-        reachability=Reachability(database.pool, settings.kafka_bootstrap),
+        reachability=Reachability(database.pool, settings.kafka),
     )

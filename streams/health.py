@@ -15,7 +15,8 @@ import asyncpg
 from confluent_kafka import KafkaError
 from confluent_kafka.admin import AdminClient
 
-from edge.health import Probe, probe_kafka
+from edge.health import ClientErrors, Probe, probe_kafka
+from edge.kafka import KafkaConnection
 from edge.logs import RateLimitedLog, kafka_logger
 
 log = logging.getLogger(__name__)
@@ -27,18 +28,19 @@ class Reachability:
     def __init__(
         self,
         pool: Callable[[], Awaitable[asyncpg.Pool]],
-        bootstrap: str,
+        kafka: KafkaConnection,
         every_s: float = 5.0,
         timeout_s: float = 2.0,
     ) -> None:
         self._pool = pool
-        self._bootstrap = bootstrap
+        self._connection = kafka
         self.every_s = every_s
         self.timeout_s = timeout_s
         self.database = Probe()
         self.kafka = Probe()
         self._admin: AdminClient | None = None
         self._errors = RateLimitedLog(log, every_s=60.0)
+        self._client_errors = ClientErrors()
 
     @property
     def healthy(self) -> bool:
@@ -78,15 +80,18 @@ class Reachability:
 
     def _metadata(self) -> Probe:
         if self._admin is None:
-            config: dict[str, Any] = {
-                "bootstrap.servers": self._bootstrap,
-                # librdkafka repeats connection failures many times a second: keep one line
-                # a minute per kind; /health says the rest.
-                "error_cb": self._on_error,
-                "logger": kafka_logger(every_s=60.0),
-            }
+            config: dict[str, Any] = self._connection.confluent(
+                {
+                    # librdkafka repeats connection failures many times a second: keep one line
+                    # a minute per kind; /health says the rest.
+                    "error_cb": self._on_error,
+                    "logger": kafka_logger(every_s=60.0),
+                }
+            )
             self._admin = AdminClient(config)
-        return probe_kafka(self._admin, self._bootstrap, self.timeout_s)
+        probe = probe_kafka(self._admin, self._connection, self.timeout_s, self._client_errors)
+        return probe
 
     def _on_error(self, error: KafkaError) -> None:
+        self._client_errors.note(error)
         self._errors.warning(f"kafka:{error.code()}", "health probe: %s", error.str())

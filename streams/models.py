@@ -23,8 +23,11 @@ import asyncpg
 import numpy as np
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
+from edge.kafka import KafkaConnection
+from edge.logs import kafka_logger
 from schemas.artifacts import ArtifactIntegrityError
 from schemas.base import ModelFamily
 from schemas.bundles import ModelBundle
@@ -272,8 +275,10 @@ class ModelLoader:
 class ModelFollower:
     """Reads model-updated from the beginning, without a group, and applies every update."""
 
-    def __init__(self, bootstrap: str, topic: str, codec: Codec, loader: ModelLoader) -> None:
-        self.bootstrap = bootstrap
+    def __init__(
+        self, kafka: KafkaConnection, topic: str, codec: Codec, loader: ModelLoader
+    ) -> None:
+        self.kafka = kafka
         self.topic = topic
         self.codec = codec
         self.loader = loader
@@ -293,14 +298,15 @@ class ModelFollower:
         while True:
             try:
                 await self._follow()
-            except KafkaError as exc:
+            except (KafkaError, KafkaException) as exc:
+                # aiokafka's errors, or librdkafka's from the metadata request for partitions
                 log.warning("model-updated follower lost the broker (%s); retrying", exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
 
     async def _follow(self) -> None:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
+            **self.kafka.aiokafka(),
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -337,7 +343,7 @@ class ModelFollower:
     async def _partitions(self) -> list[TopicPartition]:
         # A group-less aiokafka consumer only learns about topics it subscribes to; ask the
         # cluster directly how many partitions the topic has.
-        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        admin = AdminClient(self.kafka.confluent({"logger": kafka_logger()}))
         deadline = time.monotonic() + 60
         while True:
             metadata = await asyncio.to_thread(admin.list_topics, self.topic, 10)

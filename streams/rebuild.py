@@ -195,9 +195,7 @@ def _position_signals(settings: StreamsSettings, admin: AdminClient) -> int:
     missing = [tp for tp in partitions if (tp.topic, tp.partition) not in known]
     if not missing:
         return 0
-    probe = Consumer(
-        {"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"probe-{uuid.uuid4().hex}"}
-    )
+    probe = Consumer(settings.kafka.confluent({"group.id": f"probe-{uuid.uuid4().hex}"}))
     try:
         ends = {
             (tp.topic, tp.partition): probe.get_watermark_offsets(tp, timeout=15)[1]
@@ -221,7 +219,7 @@ async def rebuild_state(
     try:
         async with pool.acquire() as conn:
             records = [await read_family(conn, family) for family in families]
-        admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+        admin = AdminClient(settings.kafka.confluent())
         running = group_members(admin, settings.app_id) > 0
         if dry_run:
             outcomes = tuple(FamilyOutcome(r, False, None) for r in records)

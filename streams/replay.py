@@ -23,13 +23,12 @@ from confluent_kafka import (
     ConsumerGroupTopicPartitions,
     KafkaError,
     KafkaException,
-    Message,
-    Producer,
     TopicPartition,
 )
 from confluent_kafka.admin import AdminClient
 
 from edge.dead_letters import RawMessage
+from edge.producer import DeliveringProducer, DeliveryFailed
 from schemas.base import ModelFamily
 from schemas.codec import Codec
 from schemas.limits import CodecLimits
@@ -346,91 +345,54 @@ def set_group_offsets(
         raise ReplayError(f"cannot set offsets of group {group!r}: {failed[0].error}")
 
 
-def signal_producer(settings: StreamsSettings) -> Producer:
-    """A producer that places family-keyed signals on the worker's partitions for them."""
-    return Producer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "partitioner": SIGNAL_PARTITIONER,
-            "acks": "all",
-            "enable.idempotence": True,
-        }
-    )
-
-
 def send_signals(settings: StreamsSettings, signals: Sequence[PolicySignal]) -> None:
     """Deliver policy signals and wait for the broker's acknowledgement of each."""
     if not signals:
         return
-    producer = signal_producer(settings)
-    failures: list[str] = []
-
-    def delivered(error: KafkaError | None, _message: Message) -> None:
-        if error is not None:
-            failures.append(str(error))
-
+    # Family-keyed signals land on the worker's partitions for them (SIGNAL_PARTITIONER).
+    producer = DeliveringProducer(settings.kafka, partitioner=SIGNAL_PARTITIONER)
     topic = settings.topics().policy_signals
-    for signal in signals:
-        producer.produce(
-            topic, key=signal.family.value.encode(), value=signal.encode(), on_delivery=delivered
-        )
-    if producer.flush(30) != 0 or failures:
-        raise ReplayError(f"policy signals were not delivered to {topic}: {failures[:3]}")
+    try:
+        producer.deliver(topic, [(s.family.value.encode(), s.encode()) for s in signals])
+    except DeliveryFailed as exc:
+        raise ReplayError(f"policy signals were not delivered: {exc}") from exc
+    finally:
+        producer.close()
 
 
 # -- the replay --------------------------------------------------------------------------------
 
 
 class _DeadLetterSender:
-    """Produces dead letters in the background and accounts for every delivery."""
+    """Produces dead letters in the background; `close` accounts for every delivery."""
 
     def __init__(self, settings: StreamsSettings, codec: Codec) -> None:
         self._topic = settings.topics().dead_letter
         self._codec = codec
-        self._producer = Producer(
-            {
-                "bootstrap.servers": settings.kafka_bootstrap,
-                "acks": "all",
-                "enable.idempotence": True,
+        self._producer = DeliveringProducer(
+            settings.kafka,
+            **{
                 "linger.ms": 20,
                 # A letter carries its message base64-encoded: a message that only just passed
                 # the broker's size limit needs compression (gzip: every client reads it) and a
                 # client limit above the broker's to pass again.
                 "compression.type": "gzip",
                 "message.max.bytes": 16 * 1024 * 1024,
-            }
+            },
         )
-        self.failures: list[str] = []
-
-    def _delivered(self, error: KafkaError | None, _message: Message) -> None:
-        if error is not None:
-            self.failures.append(str(error))
 
     def send(self, result: IngestResult) -> None:
-        for letter in result.dead_letters:
-            while True:
-                try:
-                    self._producer.produce(
-                        self._topic,
-                        key=letter.partition_key(),
-                        value=self._codec.encode(letter),
-                        on_delivery=self._delivered,
-                    )
-                    break
-                except BufferError:
-                    self._producer.poll(0.1)
-                except KafkaException as exc:
-                    self.failures.append(f"{letter.source_topic}@{letter.offset}: {exc}")
-                    break
-        self._producer.poll(0)
+        letters = [
+            (letter.partition_key(), self._codec.encode(letter)) for letter in result.dead_letters
+        ]
+        if letters:
+            self._producer.enqueue(self._topic, letters)
 
     def close(self, timeout_s: float = 60.0) -> None:
-        left = self._producer.flush(timeout_s)
-        if left or self.failures:
-            raise ReplayError(
-                f"{left + len(self.failures)} dead letter(s) not delivered to {self._topic}: "
-                f"{self.failures[:3]}"
-            )
+        try:
+            self._producer.close(timeout_s)
+        except DeliveryFailed as exc:
+            raise ReplayError(f"dead letters not delivered: {exc}") from exc
 
 
 class Replayer:
@@ -454,19 +416,20 @@ class Replayer:
 
     def consumer(self) -> Consumer:
         return Consumer(
-            {
-                "bootstrap.servers": self.settings.kafka_bootstrap,
-                # A group of its own per run: nothing is committed, nothing is shared with the
-                # workers; the partitions are assigned, not subscribed.
-                "group.id": f"retrainer-replay-{uuid.uuid4().hex[:12]}",
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-                "enable.partition.eof": True,
-                "auto.offset.reset": "earliest",
-                "fetch.max.bytes": 64 * 1024 * 1024,
-                "max.partition.fetch.bytes": 8 * 1024 * 1024,
-                "queued.max.messages.kbytes": 256 * 1024,
-            }
+            self.settings.kafka.confluent(
+                {
+                    # A group of its own per run: nothing is committed, nothing is shared with the
+                    # workers; the partitions are assigned, not subscribed.
+                    "group.id": f"retrainer-replay-{uuid.uuid4().hex[:12]}",
+                    "enable.auto.commit": False,
+                    "enable.auto.offset.store": False,
+                    "enable.partition.eof": True,
+                    "auto.offset.reset": "earliest",
+                    "fetch.max.bytes": 64 * 1024 * 1024,
+                    "max.partition.fetch.bytes": 8 * 1024 * 1024,
+                    "queued.max.messages.kbytes": 256 * 1024,
+                }
+            )
         )
 
     async def run(self, consumer: Consumer, plans: Sequence[PartitionPlan]) -> int:
@@ -621,7 +584,7 @@ async def replay(
     dead_letters.close()
     committed = None
     if options.commit_group:
-        admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+        admin = AdminClient(settings.kafka.confluent())
         targets = {(p.topic, p.partition): p.stop for p in plans}
         current = committed_offsets(
             admin, options.commit_group, [TopicPartition(t, p) for t, p in targets]

@@ -18,8 +18,8 @@ from typing import Any
 
 import asyncpg
 import pandas as pd
-from confluent_kafka import KafkaError, Message, Producer
 
+from edge.producer import DeliveringProducer, DeliveryFailed
 from schemas.base import Event, ModelFamily
 from schemas.codec import Codec
 from schemas.features import ACTIVITY_COLUMNS, EXPENSE_COLUMNS, PROFILE_COLUMNS
@@ -137,47 +137,23 @@ class RescoreSummary:
 
 
 class _Emitter:
-    """Produces scores to the named topic and accounts for every delivery."""
+    """Produces scores to the named topic; `close` accounts for every delivery."""
 
     def __init__(self, settings: StreamsSettings, topic: str, codec: Codec) -> None:
         self.topic = topic
         self.codec = codec
-        self.producer = Producer(
-            {
-                "bootstrap.servers": settings.kafka_bootstrap,
-                "acks": "all",
-                "enable.idempotence": True,
-                "linger.ms": 20,
-            }
-        )
-        self.failures: list[str] = []
-
-    def _delivered(self, error: KafkaError | None, _message: Message) -> None:
-        if error is not None:
-            self.failures.append(str(error))
+        self.producer = DeliveringProducer(settings.kafka, **{"linger.ms": 20})
 
     def send(self, events: Sequence[Event]) -> None:
-        for event in events:
-            while True:
-                try:
-                    self.producer.produce(
-                        self.topic,
-                        key=self.codec.key_of(event),
-                        value=self.codec.encode(event),
-                        on_delivery=self._delivered,
-                    )
-                    break
-                except BufferError:
-                    self.producer.poll(0.1)
-        self.producer.poll(0)
+        self.producer.enqueue(
+            self.topic, [(self.codec.key_of(event), self.codec.encode(event)) for event in events]
+        )
 
     def close(self) -> None:
-        left = self.producer.flush(60)
-        if left or self.failures:
-            raise ReplayError(
-                f"{left + len(self.failures)} score(s) not delivered to {self.topic}: "
-                f"{self.failures[:3]}"
-            )
+        try:
+            self.producer.close(60)
+        except DeliveryFailed as exc:
+            raise ReplayError(f"scores not delivered: {exc}") from exc
 
 
 Progress = Callable[[int], None]

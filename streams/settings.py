@@ -8,6 +8,7 @@ from decimal import Decimal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from edge.kafka import KafkaSettings
 from streams.policy import PolicyConfig
 
 
@@ -43,15 +44,14 @@ MIN_API_TOKEN_LENGTH = 16
 """Shortest RETRAINER_API_TOKEN a worker starts with: a short token can be guessed."""
 
 
-class StreamsSettings(BaseSettings):
-    """Everything the worker needs to know, read once at start."""
+class StreamsSettings(KafkaSettings):
+    """Everything the worker needs to know, read once at start (`kafka` connects its clients)."""
 
     # hide_input_in_errors: a refused setting is named, never echoed (it may be a secret).
     model_config = SettingsConfigDict(
         env_prefix="RETRAINER_", frozen=True, extra="ignore", hide_input_in_errors=True
     )
 
-    kafka_bootstrap: str = "127.0.0.1:19092"
     database_url: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:15432/retrainer")
     app_id: str = "retrainer-worker"
     worker_data_dir: str = Field(

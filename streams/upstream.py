@@ -24,6 +24,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from edge.dead_letters import RawMessage, dead_letter_from
+from edge.kafka import KafkaConnection
 from edge.logs import RateLimitedLog, kafka_logger
 from edge.retry import TRANSIENT_ERRORS, RetryPolicy
 from schemas.base import ModelFamily
@@ -49,7 +50,7 @@ _QUIET_ERRORS = {KafkaError._PARTITION_EOF}
 class UpstreamOptions:
     """How the upstream consumer reads: its group, batch shape and retry pacing."""
 
-    bootstrap: str
+    kafka: KafkaConnection
     group_id: str
     topics: dict[str, str]  # configured topic name -> logical (default) name
     batch_size: int = 500
@@ -90,18 +91,19 @@ class UpstreamConsumer:
         self._pending: dict[tuple[str, int], int] = {}
 
     def _config(self) -> dict[str, Any]:
-        return {
-            "bootstrap.servers": self.options.bootstrap,
-            "group.id": self.options.group_id,
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "partition.assignment.strategy": "cooperative-sticky",
-            "session.timeout.ms": int(self.options.session_timeout_s * 1000),
-            "heartbeat.interval.ms": max(int(self.options.session_timeout_s * 1000) // 5, 500),
-            "error_cb": self._on_error,
-            "logger": kafka_logger(),
-            **self.options.client_config,
-        }
+        return self.options.kafka.confluent(
+            {
+                "group.id": self.options.group_id,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "partition.assignment.strategy": "cooperative-sticky",
+                "session.timeout.ms": int(self.options.session_timeout_s * 1000),
+                "heartbeat.interval.ms": max(int(self.options.session_timeout_s * 1000) // 5, 500),
+                "error_cb": self._on_error,
+                "logger": kafka_logger(),
+                **self.options.client_config,
+            }
+        )
 
     def _on_error(self, error: KafkaError) -> None:
         self._errors.warning(

@@ -11,8 +11,8 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from confluent_kafka import Producer
-
+from edge.kafka import KafkaConnection
+from edge.producer import DeliveringProducer, DeliveryFailed
 from schemas.base import Event
 from schemas.codec import Codec
 from schemas.customer_activity import CustomerActivityRecorded
@@ -96,29 +96,18 @@ def label(expense_id: str, is_fraud: bool) -> ExpenseLabelled:
 
 def publish(bootstrap: str, topic: str, items: Iterable[Event | tuple[bytes, bytes]]) -> int:
     """Produce events (or raw key/value pairs) and wait until the broker has all of them."""
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
-    failures: list[str] = []
-
-    def delivered(err: object, _msg: object) -> None:
-        if err is not None:
-            failures.append(str(err))
-
-    count = 0
-    for item in items:
-        if isinstance(item, tuple):
-            key, value = item
-        else:
-            key, value = CODEC.key_of(item), CODEC.encode(item)
-        while True:
-            try:
-                producer.produce(topic, key=key, value=value, on_delivery=delivered)
-                break
-            except BufferError:
-                producer.poll(0.05)
-        count += 1
-    if producer.flush(60) != 0 or failures:
-        raise RuntimeError(f"publishing to {topic} failed: {failures[:3]}")
-    return count
+    messages: list[tuple[bytes | None, bytes]] = [
+        item if isinstance(item, tuple) else (CODEC.key_of(item), CODEC.encode(item))
+        for item in items
+    ]
+    producer = DeliveringProducer(KafkaConnection(bootstrap), **{"message.timeout.ms": 60_000})
+    try:
+        producer.deliver(topic, messages)
+    except DeliveryFailed as exc:
+        raise RuntimeError(f"publishing to {topic} failed: {exc}") from exc
+    finally:
+        producer.close()
+    return len(messages)
 
 
 def wait_until(condition: Callable[[], object], timeout: float, what: str) -> object:

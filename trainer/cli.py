@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import sys
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -46,20 +45,10 @@ def _database_problem(settings: TrainerSettings) -> diagnostics.Problem | None:
 
 
 def _kafka_problem(settings: TrainerSettings, timeout: float = 10.0) -> diagnostics.Problem | None:
-    """One metadata request with the trainer's client settings; librdkafka's retry log muted."""
-    from confluent_kafka import KafkaException
-    from confluent_kafka.admin import AdminClient
+    """One metadata request with the trainer's connection settings."""
+    from edge.health import kafka_problem
 
-    quiet = logging.getLogger("trainer.cli.kafka-probe")
-    quiet.propagate = False
-    if not quiet.handlers:  # without one, logging's last-resort handler prints to stderr
-        quiet.addHandler(logging.NullHandler())
-    config: dict[str, Any] = {**settings.kafka_config(), "logger": quiet}
-    try:
-        AdminClient(config).list_topics(timeout=timeout)
-    except KafkaException as exc:
-        return diagnostics.kafka_unreachable(settings.kafka_bootstrap, exc.args[0].str())
-    return None
+    return kafka_problem(settings.kafka, timeout)
 
 
 def trainer() -> None:

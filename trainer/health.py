@@ -15,7 +15,7 @@ import asyncpg
 from confluent_kafka import KafkaError
 from confluent_kafka.admin import AdminClient
 
-from edge.health import Probe, probe_kafka
+from edge.health import ClientErrors, Probe, probe_kafka
 from edge.logs import RateLimitedLog, kafka_logger
 from trainer.retry import DATABASE_ERRORS
 from trainer.settings import TrainerSettings
@@ -36,6 +36,7 @@ class Reachability:
         self.kafka = Probe()
         self._admin: AdminClient | None = None
         self._errors = RateLimitedLog(log, every_s=60.0)
+        self._client_errors = ClientErrors()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -90,15 +91,19 @@ class Reachability:
 
     def _kafka(self) -> Probe:
         if self._admin is None:
-            config: dict[str, Any] = {
-                **self._settings.kafka_config(),
-                # librdkafka repeats a broker's absence many times a second: one line a minute
-                # per kind; /health says the rest.
-                "error_cb": self._on_error,
-                "logger": kafka_logger("trainer.kafka", every_s=60.0),
-            }
+            config: dict[str, Any] = self._settings.kafka.confluent(
+                {
+                    # librdkafka repeats a broker's absence many times a second: one line a
+                    # minute per kind; /health says the rest.
+                    "error_cb": self._on_error,
+                    "logger": kafka_logger("trainer.kafka", every_s=60.0),
+                }
+            )
             self._admin = AdminClient(config)
-        return probe_kafka(self._admin, self._settings.kafka_bootstrap, self.timeout_s)
+        connection = self._settings.kafka
+        probe = probe_kafka(self._admin, connection, self.timeout_s, self._client_errors)
+        return probe
 
     def _on_error(self, error: KafkaError) -> None:
+        self._client_errors.note(error)
         self._errors.warning(f"kafka:{error.code()}", "health probe: %s", error.str())

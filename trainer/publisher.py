@@ -11,10 +11,10 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from itertools import groupby
 
 from edge.logs import kafka_logger
+from edge.producer import DeliveringProducer, DeliveryFailed
 from schemas.base import Event
 from schemas.codec import Codec
 from trainer.errors import DependencyUnavailable, TrainerError
@@ -22,17 +22,6 @@ from trainer.retry import retrying
 from trainer.settings import TrainerSettings
 
 log = logging.getLogger(__name__)
-
-REFUSED_MESSAGE_CODES = frozenset(
-    {
-        KafkaError.MSG_SIZE_TOO_LARGE,
-        KafkaError.INVALID_MSG_SIZE,
-        KafkaError.RECORD_LIST_TOO_LARGE,
-        KafkaError.INVALID_RECORD,
-        KafkaError.INVALID_MSG,
-    }
-)
-"""Errors about the message itself (its size or shape), not about the state of Kafka."""
 
 
 class MessageRejected(TrainerError):
@@ -47,11 +36,10 @@ class Outgoing:
     event: Event
 
 
-def _failure(errors: Sequence[KafkaError], remaining: int) -> TrainerError:
-    described = [f"{error.name()}: {error.str()}" for error in errors[:3]]
-    if any(error.code() in REFUSED_MESSAGE_CODES for error in errors):
-        return MessageRejected(f"Kafka refused the message: {described}")
-    return DependencyUnavailable(f"{remaining} message(s) undelivered; errors: {described}")
+def _failure(exc: DeliveryFailed) -> TrainerError:
+    if exc.refused:
+        return MessageRejected(f"Kafka refused the message: {exc}")
+    return DependencyUnavailable(str(exc))
 
 
 class Publisher:
@@ -60,49 +48,22 @@ class Publisher:
     def __init__(self, settings: TrainerSettings, codec: Codec) -> None:
         self._settings = settings
         self._codec = codec
-        self._producer = self._new_producer()
-
-    def _new_producer(self) -> Producer:
-        return Producer(
-            {
-                **self._settings.kafka_config(),
-                "enable.idempotence": True,
-                "acks": "all",
-                "linger.ms": 5,
-                "message.timeout.ms": int(self._settings.publish_timeout_s * 1000),
+        self._producer = DeliveringProducer(
+            settings.kafka,
+            **{
+                "message.timeout.ms": int(settings.publish_timeout_s * 1000),
                 "logger": kafka_logger("trainer.kafka", every_s=60.0),
-            }
+            },
         )
 
     def _send_blocking(self, messages: Sequence[Outgoing]) -> None:
-        errors: list[KafkaError] = []
-
-        def delivered(err: KafkaError | None, message: Message) -> None:
-            if err is not None:
-                errors.append(err)
-
-        for item in messages:
+        # A topic's run at a time, in order: a promotion is delivered before its outcome.
+        for topic, run in groupby(messages, key=lambda item: item.topic):
+            batch = [(self._codec.key_of(m.event), self._codec.encode(m.event)) for m in run]
             try:
-                self._producer.produce(
-                    item.topic,
-                    key=self._codec.key_of(item.event),
-                    value=self._codec.encode(item.event),
-                    on_delivery=delivered,
-                )
-            except KafkaException as exc:
-                # Raised before sending: the message is too large, the topic name invalid, …
-                errors.append(exc.args[0])
-                break
-            except BufferError:
-                errors.append(KafkaError(KafkaError._QUEUE_FULL))
-                break
-        remaining = self._producer.flush(self._settings.publish_timeout_s)
-        if any(error.fatal() for error in errors):
-            # An idempotent producer that met a fatal error refuses everything from then on.
-            log.error("the producer met a fatal error (%s); starting a new one", errors)
-            self._producer = self._new_producer()
-        if remaining or errors:
-            raise _failure(errors, remaining)
+                self._producer.deliver(topic, batch)
+            except DeliveryFailed as exc:
+                raise _failure(exc) from exc
 
     async def send(self, messages: Sequence[Outgoing]) -> None:
         """Publish and wait for acknowledgements.
@@ -118,4 +79,4 @@ class Publisher:
             )
 
     def close(self) -> None:
-        self._producer.flush(self._settings.publish_timeout_s)
+        self._producer.close(self._settings.publish_timeout_s)

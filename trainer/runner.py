@@ -75,20 +75,22 @@ class RequestConsumer:
 
     def _consumer(self) -> Consumer:
         return Consumer(
-            {
-                **self._settings.kafka_config(),
-                "group.id": self._settings.trainer_group_id,
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "max.poll.interval.ms": MAX_POLL_INTERVAL_MS,
-                # A trainer killed mid-training holds its partitions until its session expires:
-                # 10 s, not librdkafka's 45 s, before a restarted or second trainer takes over.
-                # Heartbeats come from librdkafka's thread, so a long training does not end it.
-                "session.timeout.ms": 10_000,
-                "heartbeat.interval.ms": 3_000,
-                # A broker that is down makes librdkafka repeat itself many times a second.
-                "logger": kafka_logger("trainer.kafka", every_s=60.0),
-            }
+            self._settings.kafka.confluent(
+                {
+                    "group.id": self._settings.trainer_group_id,
+                    "enable.auto.commit": False,
+                    "auto.offset.reset": "earliest",
+                    "max.poll.interval.ms": MAX_POLL_INTERVAL_MS,
+                    # A trainer killed mid-training holds its partitions until its session
+                    # expires: 10 s, not librdkafka's 45 s, before a restarted or second trainer
+                    # takes over. Heartbeats come from librdkafka's thread, so a long training
+                    # does not end it.
+                    "session.timeout.ms": 10_000,
+                    "heartbeat.interval.ms": 3_000,
+                    # A broker that is down makes librdkafka repeat itself many times a second.
+                    "logger": kafka_logger("trainer.kafka", every_s=60.0),
+                }
+            )
         )
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from edge.kafka import KafkaSettings
 
 
-class TrainerSettings(BaseSettings):
-    """Everything the trainer service is told from outside; built once, in the bootstrap."""
+class TrainerSettings(KafkaSettings):
+    """Everything the trainer service is told from outside; built once, in the bootstrap.
+
+    The Kafka connection (`kafka`, from `RETRAINER_KAFKA_*`) comes from KafkaSettings."""
 
     model_config = SettingsConfigDict(env_prefix="RETRAINER_", frozen=True, extra="ignore")
 
     # Connections
-    kafka_bootstrap: str = "127.0.0.1:19092"
-    kafka_security_protocol: str = "PLAINTEXT"
-    kafka_sasl_mechanism: str | None = None
-    kafka_sasl_username: str | None = None
-    kafka_sasl_password: SecretStr | None = None
     database_url: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:15432/retrainer")
 
     # Topics and consumer group
@@ -79,17 +78,3 @@ class TrainerSettings(BaseSettings):
     @property
     def dsn(self) -> str:
         return self.database_url.get_secret_value()
-
-    def kafka_config(self) -> dict[str, str]:
-        """librdkafka settings shared by the trainer's consumer and producer."""
-        config = {
-            "bootstrap.servers": self.kafka_bootstrap,
-            "security.protocol": self.kafka_security_protocol,
-        }
-        if self.kafka_sasl_mechanism:
-            config["sasl.mechanism"] = self.kafka_sasl_mechanism
-        if self.kafka_sasl_username:
-            config["sasl.username"] = self.kafka_sasl_username
-        if self.kafka_sasl_password is not None:
-            config["sasl.password"] = self.kafka_sasl_password.get_secret_value()
-        return config

@@ -28,6 +28,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from edge.kafka import KafkaSettings
 from retrainer.simulator.config import ScenarioConfig
 from retrainer.simulator.errors import SimulatorError
 from retrainer.simulator.files import (
@@ -204,20 +205,24 @@ class KafkaSink:
 
     def __init__(self, options: PublishOptions) -> None:
         self._options = options
-        config: dict[str, Any] = {
-            "bootstrap.servers": options.bootstrap,
-            "client.id": "retrainer-simulator",
-            "acks": "all",
-            "enable.idempotence": True,
-            "linger.ms": 20,
-            # Compression keeps batches small, and lets an over-limit payload (sent on purpose to
-            # test the consumer's size check) pass the broker, which measures compressed batches.
-            "compression.type": "lz4",
-            "message.max.bytes": 8 * 1024 * 1024,
-            "message.timeout.ms": int(options.delivery_timeout_s * 1000),
-            "error_cb": self._on_error,
-            "logger": _kafka_log,
-        }
+        # The security settings (SASL, TLS) are the services' RETRAINER_KAFKA_* ones.
+        kafka = KafkaSettings(kafka_bootstrap=options.bootstrap).kafka
+        config: dict[str, Any] = kafka.confluent(
+            {
+                "client.id": "retrainer-simulator",
+                "acks": "all",
+                "enable.idempotence": True,
+                "linger.ms": 20,
+                # Compression keeps batches small, and lets an over-limit payload (sent on
+                # purpose to test the consumer's size check) pass the broker, which measures
+                # compressed batches.
+                "compression.type": "lz4",
+                "message.max.bytes": 8 * 1024 * 1024,
+                "message.timeout.ms": int(options.delivery_timeout_s * 1000),
+                "error_cb": self._on_error,
+                "logger": _kafka_log,
+            }
+        )
         config.update(options.producer_config)
         self._producer = Producer(config)
         self.delivered: Counter[str] = Counter()

@@ -19,6 +19,7 @@ import psutil
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
+from edge.kafka import KafkaConnection, KafkaSettings
 from retrainer.stack import procs
 from retrainer.stack.assets import asset
 from retrainer.stack.errors import DownloadFailed, PortTaken, ServiceFailed, ToolMissing
@@ -201,6 +202,11 @@ class LocalKafka:
                 host=self.settings.host,
                 port=self.settings.kafka_port,
                 controller_port=self.settings.kafka_controller_port,
+                sasl_port=self.settings.kafka_sasl_port,
+                sasl_username=_jaas_safe(self.settings.kafka_local_username, "USERNAME"),
+                sasl_password=_jaas_safe(
+                    self.settings.kafka_local_password.get_secret_value(), "PASSWORD"
+                ),
                 data_dir=self.data,
             )
         )
@@ -234,13 +240,18 @@ class LocalKafka:
                     f"see {self.logs / 'server.log'}; `retrainer stack down` and up again",
                 )
             return False
-        for port in (self.settings.kafka_port, self.settings.kafka_controller_port):
+        for port in (
+            self.settings.kafka_port,
+            self.settings.kafka_controller_port,
+            self.settings.kafka_sasl_port,
+        ):
             if procs.port_open(self.settings.host, port):
                 raise PortTaken(
                     f"port {self.settings.host}:{port} is taken by "
                     f"{port_holder(port)}, not by our broker",
                     "stop that process, or move our broker with RETRAINER_KAFKA_PORT / "
-                    "RETRAINER_KAFKA_CONTROLLER_PORT (or use it: RETRAINER_KAFKA_BOOTSTRAP)",
+                    "RETRAINER_KAFKA_CONTROLLER_PORT / RETRAINER_KAFKA_SASL_PORT (or use it: "
+                    "RETRAINER_KAFKA_BOOTSTRAP)",
                 )
         self.java_major()
         self.resolve_jars()
@@ -300,7 +311,8 @@ class LocalKafka:
 
     def status(self) -> KafkaStatus:
         if not self.settings.local_kafka:
-            state = "external" if metadata_ok(self.settings.bootstrap, 3.0) else "unreachable"
+            answers = metadata_ok(self.settings.bootstrap, 3.0, external=True)
+            state = "external" if answers else "unreachable"
             return KafkaStatus(state=state, bootstrap=self.settings.bootstrap)
         proc = self.process()
         if proc is None:
@@ -319,10 +331,24 @@ class LocalKafka:
         )
 
 
-def metadata_ok(bootstrap: str, timeout: float) -> bool:
-    """Whether a broker at `bootstrap` answers a metadata request within `timeout`."""
-    config: dict[str, Any] = {"bootstrap.servers": bootstrap, "logger": _quiet}
-    admin = AdminClient(config)
+def _jaas_safe(value: str, setting: str) -> str:
+    """`value` as it may stand between the quotes of the broker's JAAS line."""
+    if not value or any(c in value for c in '"\\;=\n\r ') or not value.isprintable():
+        raise ServiceFailed(
+            f"RETRAINER_KAFKA_LOCAL_{setting} cannot be written into the broker's configuration",
+            "use letters, digits and punctuation other than quotes, backslashes, ; and =",
+        )
+    return value
+
+
+def metadata_ok(bootstrap: str, timeout: float, *, external: bool = False) -> bool:
+    """Whether a broker at `bootstrap` answers a metadata request within `timeout`; an external
+    one is asked with the services' RETRAINER_KAFKA_* security settings (SASL, TLS), ours on
+    its PLAINTEXT listener."""
+    kafka = (
+        KafkaSettings(kafka_bootstrap=bootstrap).kafka if external else KafkaConnection(bootstrap)
+    )
+    admin = AdminClient(kafka.confluent({"logger": _quiet}))
     try:
         metadata = admin.list_topics(timeout=timeout)
     except KafkaException:

@@ -50,7 +50,7 @@ def up(settings: StackSettings, report: Report = lambda _: None) -> UpResult:
             )
         report("Kafka: starting (or reusing) the local KRaft broker")
         result.kafka_started = kafka.start()
-    elif not metadata_ok(settings.bootstrap, 10.0):
+    elif not metadata_ok(settings.bootstrap, 10.0, external=True):
         raise ServiceFailed(
             f"RETRAINER_KAFKA_BOOTSTRAP={settings.bootstrap} does not answer metadata requests",
             "check the address and that the broker runs, or unset it to use the local broker",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -30,6 +30,16 @@ class StackSettings(BaseSettings):
     kafka_version: str = "4.3.1"
     kafka_port: int = 19092
     kafka_controller_port: int = 19093
+    kafka_sasl_port: int = Field(
+        default=19094, description="the local broker's SASL_PLAINTEXT listener (PLAIN)"
+    )
+    kafka_local_username: str = Field(
+        default="retrainer", description="the one SASL user of the local broker"
+    )
+    kafka_local_password: SecretStr = Field(
+        default=SecretStr("retrainer-local-sasl"),
+        description="that user's password (a local test broker's, not a secret to keep)",
+    )
     kafka_heap_mb: int = Field(default=512, le=512, ge=128)
     kafka_start_timeout_s: float = 90.0
     maven_settings: Path | None = Field(
@@ -56,6 +66,11 @@ class StackSettings(BaseSettings):
     @property
     def bootstrap(self) -> str:
         return self.kafka_bootstrap or f"{self.host}:{self.kafka_port}"
+
+    @property
+    def sasl_bootstrap(self) -> str:
+        """The local broker's SASL_PLAINTEXT listener."""
+        return f"{self.host}:{self.kafka_sasl_port}"
 
     @property
     def dsn(self) -> str:

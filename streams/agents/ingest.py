@@ -56,7 +56,7 @@ def install(app: faust.App, ctx: WorkerContext) -> UpstreamConsumer:
 
     upstream = UpstreamConsumer(
         UpstreamOptions(
-            bootstrap=settings.kafka_bootstrap,
+            kafka=settings.kafka,
             group_id=settings.upstream_group_id,
             topics={name: logical for logical, name in ctx.topics.upstream().items()},
             batch_size=settings.batch_size,

@@ -8,6 +8,7 @@ from typing import Any
 
 from confluent_kafka import KafkaException
 
+from edge.kafka import KafkaConnection
 from streams.upstream import UpstreamConsumer, UpstreamOptions
 
 
@@ -16,7 +17,9 @@ class Flaky(UpstreamConsumer):
         async def nothing(*_: Any) -> None:
             return None
 
-        options = UpstreamOptions("127.0.0.1:1", "g", {}, retry_initial_s=0.001, retry_max_s=0.002)
+        options = UpstreamOptions(
+            KafkaConnection("127.0.0.1:1"), "g", {}, retry_initial_s=0.001, retry_max_s=0.002
+        )
         super().__init__(options, None, None, nothing, nothing, nothing, nothing)  # type: ignore[arg-type]
         self.failures = failures
         self.calls = 0

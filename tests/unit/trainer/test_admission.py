@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from confluent_kafka import KafkaError
 
+from edge.producer import DeliveryFailed, FailedMessage
 from schemas.base import ModelFamily
 from schemas.retrain_requested import RetrainReason, RetrainRequested
 from trainer.admission import (
@@ -118,7 +119,14 @@ def test_an_id_known_only_from_the_log_compares_what_the_log_kept() -> None:
 
 
 def test_kafka_refusing_a_message_is_told_apart_from_kafka_being_unavailable() -> None:
-    assert isinstance(_failure([KafkaError(KafkaError.MSG_SIZE_TOO_LARGE)], 0), MessageRejected)
-    assert isinstance(_failure([KafkaError(KafkaError.INVALID_RECORD)], 0), MessageRejected)
-    assert isinstance(_failure([KafkaError(KafkaError._MSG_TIMED_OUT)], 1), DependencyUnavailable)
-    assert isinstance(_failure([], 2), DependencyUnavailable)
+    def failed(*codes: int) -> DeliveryFailed:
+        return DeliveryFailed(
+            [FailedMessage("t", i, None, KafkaError(c)) for i, c in enumerate(codes)], 2
+        )
+
+    assert isinstance(_failure(failed(KafkaError.MSG_SIZE_TOO_LARGE)), MessageRejected)
+    assert isinstance(_failure(failed(KafkaError.INVALID_RECORD)), MessageRejected)
+    assert isinstance(_failure(failed(KafkaError._MSG_TIMED_OUT)), DependencyUnavailable)
+    assert isinstance(
+        _failure(failed(KafkaError._MSG_TIMED_OUT, KafkaError._TRANSPORT)), DependencyUnavailable
+    )

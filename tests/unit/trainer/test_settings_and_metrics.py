@@ -29,13 +29,13 @@ def test_defaults_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_kafka_config_carries_sasl_only_when_set() -> None:
-    assert "sasl.username" not in TrainerSettings().kafka_config()
+    assert "sasl.username" not in TrainerSettings().kafka.confluent()
     config = TrainerSettings(
-        kafka_sasl_mechanism="PLAIN",
+        kafka_sasl_mechanism="PLAIN",  # type: ignore[arg-type]
         kafka_sasl_username="u",
         kafka_sasl_password="p",  # type: ignore[arg-type]
-        kafka_security_protocol="SASL_SSL",
-    ).kafka_config()
+        kafka_security_protocol="SASL_SSL",  # type: ignore[arg-type]
+    ).kafka.confluent()
     assert config["sasl.password"] == "p"
 
 
