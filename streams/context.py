@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+
 from edge.kafka import KafkaConnection
 from edge.producer import DeliveringProducer
 from schemas.base import ModelFamily
