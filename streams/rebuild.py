@@ -32,6 +32,7 @@ from streams.replay import (
 )
 from streams.settings import StreamsSettings
 from streams.signals import PolicySignal, SignalKind
+from streams.store.policy_state import mirror_step
 
 _CHAMPION = """
 SELECT version, data_cutoff, promoted_at FROM model_versions
@@ -248,8 +249,6 @@ async def _write_mirror(
     pool: asyncpg.Pool, settings: StreamsSettings, record: FamilyRecord
 ) -> Decision:
     """Write policy_state as the worker would after learning `record` (no request is sent)."""
-    from streams.app import mirror_step
-
     config = settings.policy()
     state = record.state()
     async with pool.acquire() as conn:

@@ -1,0 +1,1 @@
+"""PostgreSQL access of the worker: one module per table group."""
