@@ -49,6 +49,7 @@ from streams.retry import backoff
 from streams.scorers import Scorer
 from streams.settings import StreamsSettings
 from streams.signals import PolicySignal, SignalKind
+from streams.store.policy_state import mirror_step
 from streams.upstream import UpstreamConsumer, UpstreamOptions
 
 log = logging.getLogger(__name__)
@@ -172,48 +173,12 @@ class Deps:
             self._pool = None
 
 
-_MIRROR = """
-INSERT INTO policy_state (family, cutoff, last_trained_at, model_version, in_flight_request_id,
-                          in_flight_since, quiet_until, decision, reason_text, retraining_needed,
-                          counters, state, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12::jsonb, clock_timestamp())
-ON CONFLICT (family) DO UPDATE SET
-    cutoff = EXCLUDED.cutoff, last_trained_at = EXCLUDED.last_trained_at,
-    model_version = EXCLUDED.model_version, in_flight_request_id = EXCLUDED.in_flight_request_id,
-    in_flight_since = EXCLUDED.in_flight_since, quiet_until = EXCLUDED.quiet_until,
-    decision = EXCLUDED.decision, reason_text = EXCLUDED.reason_text,
-    retraining_needed = EXCLUDED.retraining_needed, counters = EXCLUDED.counters,
-    state = EXCLUDED.state, updated_at = EXCLUDED.updated_at
-"""
-
 _RECORD_REQUEST = """
 INSERT INTO retrain_requests (request_id, family, reason, reason_text, counters, data_cutoff,
                               force, requested_by, requested_at)
 VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9)
 ON CONFLICT (request_id) DO NOTHING
 """
-
-
-async def mirror_step(pool: asyncpg.Pool, step: PolicyStep) -> None:
-    """Write the family's policy state where SQL, the status endpoint and the CLI can read it."""
-    state = step.state.state
-    flight = state.in_flight
-    async with pool.acquire() as conn:
-        await conn.execute(
-            _MIRROR,
-            state.family.value,
-            state.cutoff,
-            state.last_trained_at,
-            state.model_version,
-            flight.request_id if flight else None,
-            flight.sent_at if flight else None,
-            state.quiet_until,
-            step.decision.action.value,
-            step.decision.reason_text,
-            step.decision.retraining_needed,
-            json.dumps(step.counters.as_dict()),
-            json.dumps(step.state.to_json()),
-        )
 
 
 async def record_request(pool: asyncpg.Pool, request: RetrainRequested) -> None:
@@ -470,9 +435,10 @@ def create_app(settings: StreamsSettings, deps: Deps | None = None) -> faust.App
     app.timer(interval=settings.policy_tick_s, on_leader=False)(tick)
     app.task(tick)
 
-    from streams.web import register_views
+    from streams.web import install
+    from streams.web.context import LegacyContext
 
-    register_views(app, settings, deps, signal, engine)
+    install(app, LegacyContext(deps, signal, engine))
     return app
 
 
