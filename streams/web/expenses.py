@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final
 
+from aiohttp.http_exceptions import HttpProcessingError
 from faust import web
 
 from schemas.base import ModelFamily
@@ -57,7 +58,8 @@ async def _uploaded_file(request: web.Request) -> bytes:
     http: Any = request  # the aiohttp request underneath parses forms
     try:
         form = await http.post()
-    except ValueError as exc:  # no boundary, or a body that does not follow it
+    # No boundary, a body that does not follow it, or a part's headers that are not HTTP.
+    except (ValueError, HttpProcessingError) as exc:
         raise ApiError(400, "invalid_multipart", f"the multipart body is malformed: {exc}") from exc
     upload = next((v for v in form.values() if hasattr(v, "file")), None)
     if upload is None:

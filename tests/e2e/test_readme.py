@@ -61,8 +61,9 @@ def test_every_alert_says_what_to_do() -> None:
 
 
 def test_the_endpoints_it_names_exist() -> None:
-    source = (ROOT / "streams" / "web.py").read_text()
-    served = {re.sub(r"\{[^}]+\}", "{}", path) for path in re.findall(r'page\("([^"]+)"\)', source)}
+    from streams.web.routes import ROUTES
+
+    served = {re.sub(r"\{[^}]+\}", "{}", route.path) for route in ROUTES}
     named = re.findall(r"`(?:GET|POST) (/[^` ?]*)", README.read_text())
     assert named
     unknown = sorted({p for p in named if re.sub(r"\{[^}]+\}", "{}", p) not in served})
