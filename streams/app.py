@@ -11,6 +11,7 @@ from streams.agents import forwarders, health, ingest, policy, scoring
 from streams.context import WorkerContext, build_context
 from streams.faust_kafka import broker_credentials
 from streams.settings import StreamsSettings
+from streams.web import install as install_web
 
 
 def faust_app(settings: StreamsSettings) -> faust.App:
@@ -45,20 +46,7 @@ def create_app(settings: StreamsSettings, ctx: WorkerContext | None = None) -> f
     scoring.install(app, ctx)
     health.install(app, ctx)
     forwarders.install(app, ctx)
-    agent = policy.install(app, ctx)
+    policy.install(app, ctx)
 
-    from streams.web import register_views
-
-    register_views(app, settings, _LegacyDeps(ctx), ctx.signal, agent.engine)
+    install_web(app, ctx)
     return app
-
-
-class _LegacyDeps:
-    """The views' view of the context until they take it whole."""
-
-    def __init__(self, ctx: WorkerContext) -> None:
-        self.ctx = ctx
-        self.codec = ctx.codec
-        self.scoring = ctx
-        self.reachability = ctx.reachability
-        self.pool = ctx.pool

@@ -77,6 +77,13 @@ def register(app: typer.Typer) -> None:
         """
         asyncio.run(_scheduled(days, force, family or list(ModelFamily)))
 
+    @app.command("openapi")
+    def openapi() -> None:
+        """Print the worker's OpenAPI 3.1 document (as committed in schemas/openapi.json)."""
+        from streams.web.openapi import rendered
+
+        typer.echo(rendered(), nl=False)
+
     _register_backfill(app)
 
 
@@ -125,10 +132,9 @@ async def _scheduled(days: int, force: bool, families: list[ModelFamily]) -> Non
 
     from edge.health import kafka_problem
     from edge.producer import DeliveringProducer, DeliveryFailed
-    from streams.services.policy import PolicyEngine
+    from streams.readmodel import family_status, next_manual_request
     from streams.settings import StreamsSettings
     from streams.signals import PolicySignal, SignalKind
-    from streams.web import family_status, next_manual_request
 
     settings = StreamsSettings()
     dsn = settings.database_url.get_secret_value()
@@ -140,13 +146,10 @@ async def _scheduled(days: int, force: bool, families: list[ModelFamily]) -> Non
     # on the partition whose agent holds that family's state.
     producer = DeliveringProducer(settings.kafka, partitioner="murmur2_random")
 
-    async def ready() -> asyncpg.Pool:
-        return pool
-
-    engine = PolicyEngine(settings.policy(), ready)
+    policy = settings.policy()
     try:
         for family in families:
-            status = await family_status(pool, engine, family)
+            status = await family_status(pool, policy, family)
             async with pool.acquire() as conn:
                 table = "sheets" if family is ModelFamily.EXPENSE_FRAUD else "customers"
                 recent = await conn.fetchval(
@@ -155,7 +158,7 @@ async def _scheduled(days: int, force: bool, families: list[ModelFamily]) -> Non
                     days,
                 )
             # cron is not held back by the minimum interval between automatic trainings
-            due = status["decision"] in ("request", "held")
+            due = status.decision.value in ("request", "held")
             request_id = None
             if force or due:
                 request_id = (await next_manual_request(pool, family))[1]
@@ -175,8 +178,8 @@ async def _scheduled(days: int, force: bool, families: list[ModelFamily]) -> Non
                     {
                         "family": family.value,
                         f"stored_last_{days}_days": recent,
-                        "decision": status["decision"],
-                        "reason": status["reason"],
+                        "decision": status.decision.value,
+                        "reason": status.reason,
                         "requested": str(request_id) if request_id else None,
                         "force": force,
                     }

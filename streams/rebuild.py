@@ -32,6 +32,7 @@ from streams.services.policy import PolicyState, PolicyStep
 from streams.settings import StreamsSettings
 from streams.signals import PolicySignal, SignalKind
 from streams.store.counts import read_counters
+from streams.store.policy_state import mirror_step
 
 _CHAMPION = """
 SELECT version, data_cutoff, promoted_at FROM model_versions
@@ -246,8 +247,6 @@ async def _write_mirror(
     pool: asyncpg.Pool, settings: StreamsSettings, record: FamilyRecord
 ) -> Decision:
     """Write policy_state as the worker would after learning `record` (no request is sent)."""
-    from streams.store.policy import mirror_step
-
     config = settings.policy()
     state = record.state()
     async with pool.acquire() as conn:

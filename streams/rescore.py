@@ -36,6 +36,7 @@ from streams.scoring import (
     store_expense_scores,
 )
 from streams.settings import StreamsSettings
+from streams.store.sheets import lines_before, lines_of_sheets
 
 
 class TimeField(StrEnum):
@@ -54,11 +55,6 @@ _STATEMENT_TIME = {
     TimeField.EVENT: "statement_date::timestamptz",
 }
 
-_LINES = (
-    "SELECT expense_id, sheet_id, employee_id, amount::float8 AS amount, category, merchant, "
-    "expense_date, receipt_ref, submitted_at FROM expenses "
-)
-_HISTORY_LINES = _LINES + "WHERE submitted_at < $1 ORDER BY submitted_at DESC LIMIT $2"
 _STATEMENT_COLUMNS = (
     "statement_id, customer_id, statement_date, balance::float8, credit_limit::float8, "
     "payment_amount::float8, minimum_due::float8, purchase_amount::float8, "
@@ -210,7 +206,7 @@ async def _rescore_expenses(
     """Whole sheets per page (a sheet's totals are features), habits from the lines before."""
     context = ExpenseContext(settings.score_context_lines)
     if options.from_time is not None and settings.score_context_lines > 0:
-        rows = await conn.fetch(_HISTORY_LINES, options.from_time, settings.score_context_lines)
+        rows = await lines_before(conn, options.from_time, settings.score_context_lines)
         context.lines = pd.DataFrame([tuple(r) for r in rows], columns=list(EXPENSE_COLUMNS))
     page = _page_query("sheets", "sheet_id", _SHEET_TIME[options.time_field])
     after: tuple[Any, str] | None = None
@@ -227,10 +223,7 @@ async def _rescore_expenses(
         if not sheets:
             return scored, flagged
         after = (sheets[-1]["t"], sheets[-1]["sheet_id"])
-        rows = await conn.fetch(
-            _LINES + "WHERE sheet_id = ANY($1::text[]) ORDER BY submitted_at, sheet_id, expense_id",
-            [r["sheet_id"] for r in sheets],
-        )
+        rows = await lines_of_sheets(conn, [r["sheet_id"] for r in sheets])
         lines = pd.DataFrame([tuple(r) for r in rows], columns=list(EXPENSE_COLUMNS))
         if lines.empty:
             continue

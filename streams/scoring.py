@@ -30,6 +30,7 @@ from schemas.features import (
     expense_features,
     feature_matrix,
 )
+from streams.store.sheets import newest_lines
 
 LIVE = "live"
 
@@ -95,12 +96,7 @@ class ExpenseContext:
         self.lines = pd.DataFrame(columns=list(EXPENSE_COLUMNS))
 
     async def refresh(self, conn: asyncpg.Connection) -> None:
-        rows = await conn.fetch(
-            "SELECT expense_id, sheet_id, employee_id, amount::float8 AS amount, category, "
-            "merchant, expense_date, receipt_ref, submitted_at FROM expenses "
-            "ORDER BY submitted_at DESC LIMIT $1",
-            self.max_lines,
-        )
+        rows = await newest_lines(conn, self.max_lines)
         self.lines = pd.DataFrame([tuple(r) for r in rows], columns=list(EXPENSE_COLUMNS))
 
     def features(self, batch: pd.DataFrame, approval_limit: float) -> pd.DataFrame:

@@ -28,7 +28,7 @@ from streams.bootstrap import POLICY_TABLE
 from streams.context import WorkerContext
 from streams.services.policy import PolicyEngine, PolicyState, PolicyStep
 from streams.signals import PolicySignal, SignalKind
-from streams.store.policy import mirror_step
+from streams.store.policy_state import mirror_step
 
 log = logging.getLogger(__name__)
 _errors = RateLimitedLog(log)

@@ -330,6 +330,14 @@ def per_endpoint() -> Iterator[Hostile]:
             headers={"Content-Type": "multipart/form-data; boundary=B", **AUTH},
         ),
         Hostile(
+            "multipart part header not HTTP",
+            "/expenses/upload",
+            b'--B\r\nContent-Disposition: form-data; name="\xf3\x95\x07"\r\n\r\nx\r\n--B--\r\n',
+            400,
+            "invalid_multipart",
+            headers={"Content-Type": "multipart/form-data; boundary=B", **AUTH},
+        ),
+        Hostile(
             "multipart no boundary",
             "/expenses/upload",
             b"garbage",

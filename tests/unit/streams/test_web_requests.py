@@ -16,18 +16,17 @@ from typer.testing import CliRunner
 from retrainer.cli import app as cli
 from schemas.base import ModelFamily
 from streams.settings import MIN_API_TOKEN_LENGTH, StreamsSettings
-from streams.web_requests import (
+from streams.web.auth import check_bearer
+from streams.web.bodies import (
     MAX_JSON_DEPTH,
-    ApiError,
     BulkBody,
     ShadowBody,
     TriggerBody,
-    check_bearer,
-    json_errors,
     parse_family,
     parse_json,
     validate_body,
 )
+from streams.web.errors import ApiError, json_errors
 
 TOKEN = SecretStr("0123456789abcdef-token")
 LIMIT = 2000
@@ -124,7 +123,7 @@ def test_tokens_are_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -
         compared.append((a, b))
         return compare(a, b)
 
-    monkeypatch.setattr("streams.web_requests.hmac.compare_digest", spy)
+    monkeypatch.setattr("streams.web.auth.hmac.compare_digest", spy)
     check_bearer(TOKEN, f"Bearer {TOKEN.get_secret_value()}")
     refused(lambda: check_bearer(TOKEN, "Bearer guess"))
     secret = TOKEN.get_secret_value().encode()

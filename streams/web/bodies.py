@@ -1,31 +1,29 @@
-"""What the worker's HTTP API accepts and how it refuses the rest.
+"""What the worker's HTTP API accepts: bounded JSON bodies read into closed request models.
 
-Bodies are read with bounds (size, nesting, digits, text that PostgreSQL can store), validated
-into closed request models, and every refusal, routing errors included, is one JSON shape:
-`{"error": <for people>, "reason": <for machines>, "field": <where, when it is one field>}`.
+Bodies are read with bounds (size, nesting, digits, text that PostgreSQL can store) and
+validated into request models that refuse unknown fields; a refusal is an `ApiError`.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
-import logging
 import math
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Annotated, Any, Final, Protocol, TypeVar
 
-import aiokafka.errors
-import asyncpg
-from aiohttp import web
-from aiohttp.typedefs import Middleware
-from confluent_kafka import KafkaException
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, StringConstraints
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+)
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticCustomError
 
 from schemas.base import ModelFamily
-
-log = logging.getLogger(__name__)
+from streams.web.errors import ApiError, check_text, shown, text_problem
 
 MAX_JSON_DEPTH: Final = 10
 """Deepest nesting of arrays and objects in a body; an upload needs 5 (sheets, lines, line)."""
@@ -39,69 +37,6 @@ MAX_DAYS: Final = 3650
 """Longest look-back of a bulk analysis, in days."""
 
 KNOWN_FAMILIES: Final = ", ".join(f.value for f in ModelFamily)
-
-
-class ApiError(Exception):
-    """A request the API refuses: answered with `status` and the one error shape."""
-
-    def __init__(
-        self,
-        status: int,
-        reason: str,
-        detail: str,
-        field: str | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(status, reason, detail, field)
-        self.status = status
-        self.reason = reason
-        self.detail = detail
-        self.field = field
-        self.headers = dict(headers or {})
-
-    def body(self) -> dict[str, Any]:
-        return error_body(self.detail, self.reason, self.field)
-
-    def response(self) -> web.Response:
-        return web.json_response(self.body(), status=self.status, headers=self.headers)
-
-
-def error_body(detail: str, reason: str, field: str | None = None) -> dict[str, Any]:
-    """The one error shape; `field` only when the problem is one field."""
-    body: dict[str, Any] = {"error": detail, "reason": reason}
-    if field is not None:
-        body["field"] = field
-    return body
-
-
-def shown(value: object, limit: int = 60) -> str:
-    """A value quoted for an error message: printable ASCII, cut short, safe to send back."""
-    if isinstance(value, str) and len(value) > limit:
-        return repr(value[:limit]) + "…"
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "…"
-
-
-# -- text ----------------------------------------------------------------------------------------
-
-
-def text_problem(value: str, max_length: int) -> tuple[str, str] | None:
-    """(reason, detail) when `value` cannot be stored as PostgreSQL text or is too long."""
-    if len(value) > max_length:
-        return "string_too_long", f"text may have at most {max_length} characters"
-    if "\x00" in value:
-        return "invalid_text", "text must not contain NUL characters"
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return "invalid_text", "text must not contain lone surrogates (it is not valid Unicode)"
-    return None
-
-
-def check_text(value: str, field: str | None, max_length: int) -> None:
-    problem = text_problem(value, max_length)
-    if problem is not None:
-        raise ApiError(422, problem[0], problem[1], field)
 
 
 # -- JSON bodies ---------------------------------------------------------------------------------
@@ -264,6 +199,32 @@ class TrainBody(RequestBody):
     force: bool = False
 
 
+class StatusQuery(RequestBody):
+    """`GET /retraining/status?family=`: the family answered for; the others come under
+    `families`."""
+
+    family: Family = ModelFamily.DELINQUENCY
+
+
+SheetPayload = Annotated[
+    Any,
+    WithJsonSchema(
+        {
+            "type": "object",
+            "description": "an expense sheet as schemas/json/expense-sheet.json describes it; "
+            "event_id, occurred_at, schema_version and submitted_at may be left out",
+        }
+    ),
+]
+
+
+class SheetsBody(RequestBody):
+    """`POST /expenses/upload` as JSON: `{"sheets": [...]}` (one sheet object, or a bare list
+    of them, is taken as well); each sheet is decoded by the event codec."""
+
+    sheets: list[SheetPayload] = Field(max_length=MAX_SHEET_IDS)
+
+
 class ShadowBody(RequestBody):
     """`POST /models/shadow`: `version` null (or absent) stops shadow scoring."""
 
@@ -319,128 +280,3 @@ def validate_body(model: type[Body], value: Any) -> Body:
 async def read_body(request: HasBody, model: type[Body], max_string_length: int) -> Body:
     """The request's JSON body as `model`, or ApiError with the reason."""
     return validate_body(model, await read_json(request, max_string_length))
-
-
-# -- every answer ---------------------------------------------------------------------------------
-
-_HTTP_REASONS: Final = {
-    400: "bad_request",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-}
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def check_url(request: web.Request, max_string_length: int) -> None:
-    """Path parameters and query values must be storable text, like every string in a body."""
-    for name, value in request.match_info.items():
-        check_text(value, name, max_string_length)
-    for name, value in request.query.items():
-        check_text(name, None, max_string_length)
-        check_text(value, name, max_string_length)
-
-
-OUTAGES: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.AdminShutdownError,
-    asyncpg.CrashShutdownError,
-    KafkaException,
-    aiokafka.errors.KafkaError,
-)
-"""Failures that mean a dependency is down right now, not that the request is wrong."""
-
-
-def unavailable(exc: BaseException) -> str:
-    what = "Kafka" if isinstance(exc, KafkaException | aiokafka.errors.KafkaError) else "PostgreSQL"
-    return f"{what} is unreachable right now ({type(exc).__name__}); try again shortly"
-
-
-def json_errors(max_string_length: int) -> Middleware:
-    """aiohttp middleware: refusals and routing errors answered in the one JSON shape."""
-
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        try:
-            check_url(request, max_string_length)
-            return await handler(request)
-        except ApiError as exc:
-            return exc.response()
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                raise
-            return http_error(request, exc)
-        except OUTAGES as exc:
-            # PostgreSQL or Kafka is unreachable: a retry later will do.
-            log.warning("%s %s: dependency unavailable: %r", request.method, request.path, exc)
-            return web.json_response(
-                error_body(unavailable(exc), "dependency_unavailable"),
-                status=503,
-                headers={"Retry-After": "5"},
-            )
-        except Exception:
-            log.exception("the HTTP API could not answer %s %s", request.method, request.path)
-            return web.json_response(
-                error_body("the worker could not answer; its log has the cause", "internal_error"),
-                status=500,
-            )
-
-    return middleware
-
-
-def http_error(request: web.Request, exc: web.HTTPException) -> web.Response:
-    """aiohttp's own refusal (no route, wrong method, body too large …) as JSON."""
-    reason = _HTTP_REASONS.get(exc.status, "http_error")
-    headers = {k: v for k, v in exc.headers.items() if k in ("Allow",)}
-    if exc.status == 404:
-        detail = f"no endpoint at {shown(request.rel_url.path)}"
-    elif exc.status == 405:
-        detail = f"{request.method} is not allowed here; allowed: {headers.get('Allow', '')}"
-    else:  # 413 says "Maximum request body size N exceeded."
-        detail = exc.text or exc.reason
-    return web.json_response(error_body(detail, reason), status=exc.status, headers=headers)
-
-
-# -- the bearer token ----------------------------------------------------------------------------
-
-_CHALLENGE: Final = 'Bearer realm="retrainer"'
-
-
-def check_bearer(token: SecretStr | None, authorization: str) -> None:
-    """Refuse (401 with a `WWW-Authenticate` challenge) unless `authorization` carries `token`.
-
-    The configured token is never blank (settings read a blank one as unset), and the comparison
-    takes the same time wherever the given token first differs.
-    """
-    if token is None:
-        raise ApiError(
-            401,
-            "mutations_disabled",
-            "mutations are disabled until RETRAINER_API_TOKEN is set",
-            headers={"WWW-Authenticate": _CHALLENGE},
-        )
-    scheme, _, given = authorization.strip().partition(" ")
-    given = given.strip()
-    if scheme.lower() != "bearer" or not given:
-        raise ApiError(
-            401,
-            "missing_token",
-            "send 'Authorization: Bearer <token>'",
-            headers={"WWW-Authenticate": _CHALLENGE},
-        )
-    # Header text arrives surrogate-escaped when it is not UTF-8: compare its bytes as sent.
-    sent = given.encode("utf-8", "surrogatepass")
-    if not hmac.compare_digest(sent, token.get_secret_value().encode("utf-8")):
-        raise ApiError(
-            401,
-            "invalid_token",
-            "the bearer token is not the one this worker was given",
-            headers={"WWW-Authenticate": f'{_CHALLENGE}, error="invalid_token"'},
-        )

@@ -1,0 +1,82 @@
+"""The `policy_state` mirror: each family's policy state where SQL, the API and the CLI read it."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from schemas.base import ModelFamily
+from streams.services.policy import PolicyStep
+from streams.store.sheets import Queryable
+
+_MIRROR = """
+INSERT INTO policy_state (family, cutoff, last_trained_at, model_version, in_flight_request_id,
+                          in_flight_since, quiet_until, decision, reason_text, retraining_needed,
+                          counters, state, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12::jsonb, clock_timestamp())
+ON CONFLICT (family) DO UPDATE SET
+    cutoff = EXCLUDED.cutoff, last_trained_at = EXCLUDED.last_trained_at,
+    model_version = EXCLUDED.model_version, in_flight_request_id = EXCLUDED.in_flight_request_id,
+    in_flight_since = EXCLUDED.in_flight_since, quiet_until = EXCLUDED.quiet_until,
+    decision = EXCLUDED.decision, reason_text = EXCLUDED.reason_text,
+    retraining_needed = EXCLUDED.retraining_needed, counters = EXCLUDED.counters,
+    state = EXCLUDED.state, updated_at = EXCLUDED.updated_at
+"""
+
+_REQUEST_MIRROR = """
+SELECT in_flight_request_id, cutoff, last_trained_at,
+       coalesce((state->>'finished')::int, 0) AS finished
+FROM policy_state WHERE family = $1
+"""
+
+
+async def mirror_step(db: Queryable, step: PolicyStep) -> None:
+    """Write the family's policy state after a step."""
+    state = step.state.state
+    flight = state.in_flight
+    await db.execute(
+        _MIRROR,
+        state.family.value,
+        state.cutoff,
+        state.last_trained_at,
+        state.model_version,
+        flight.request_id if flight else None,
+        flight.sent_at if flight else None,
+        state.quiet_until,
+        step.decision.action.value,
+        step.decision.reason_text,
+        step.decision.retraining_needed,
+        json.dumps(step.counters.as_dict()),
+        json.dumps(step.state.to_json()),
+    )
+
+
+async def stored_state(db: Queryable, family: ModelFamily) -> dict[str, Any] | None:
+    """The family's policy state as last mirrored (PolicyState.to_json), None before any."""
+    raw = await db.fetchval("SELECT state FROM policy_state WHERE family = $1", family.value)
+    if raw is None:
+        return None
+    state: dict[str, Any] = json.loads(raw) if isinstance(raw, str) else raw
+    return state
+
+
+@dataclass(frozen=True)
+class RequestMirror:
+    """What the next manual request id is made of, and the request in flight."""
+
+    in_flight: uuid.UUID | None
+    cutoff: datetime | None
+    last_trained_at: datetime | None
+    finished: int
+
+
+async def request_mirror(db: Queryable, family: ModelFamily) -> RequestMirror | None:
+    row = await db.fetchrow(_REQUEST_MIRROR, family.value)
+    if row is None:
+        return None
+    return RequestMirror(
+        row["in_flight_request_id"], row["cutoff"], row["last_trained_at"], row["finished"]
+    )
