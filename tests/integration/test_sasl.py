@@ -23,13 +23,14 @@ from pydantic import SecretStr
 
 from edge.kafka import KafkaConnection, SecurityProtocol
 from edge.producer import DeliveringProducer
+from retrainer.harness.scope import Scope
 from retrainer.stack import procs
 from retrainer.stack.settings import StackSettings
 from schemas.base import ModelFamily
 from schemas.training_outcome import TrainingOutcome
 from streams.health import Reachability
 from tests.conftest import Stack
-from tests.factories import CODEC, ROOT, customer, wait_until, worker_env
+from tests.factories import API_TOKEN, CODEC, ROOT, customer, wait_until
 from tests.integration.streams.conftest import Workers, free_port
 from tests.integration.trainer.kafka_helpers import request
 
@@ -170,13 +171,15 @@ def test_a_trainer_over_sasl_answers_a_request_with_its_outcome(
 def test_wrong_credentials_are_refused_at_start_as_a_login_problem(
     sasl: KafkaConnection, fresh_database_url: str, tmp_path: Path, command: str
 ) -> None:
-    env = worker_env(
-        sasl.bootstrap,
-        fresh_database_url,
-        f"w{uuid.uuid4().hex[:8]}",
-        free_port(),
-        data_dir=tmp_path,
-        **{**sasl_environment(sasl), "RETRAINER_KAFKA_SASL_PASSWORD": WRONG_PASSWORD},
+    scope = Scope(
+        bootstrap=sasl.bootstrap,
+        database_url=fresh_database_url,
+        prefix=f"w{uuid.uuid4().hex[:8]}",
+        folder=tmp_path,
+        api_token=API_TOKEN,
+    )
+    env = scope.env(
+        free_port(), **{**sasl_environment(sasl), "RETRAINER_KAFKA_SASL_PASSWORD": WRONG_PASSWORD}
     )
     began = time.monotonic()
     done = subprocess.run(
