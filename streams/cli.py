@@ -214,164 +214,157 @@ def _split(values: list[str] | None) -> tuple[str, ...]:
 
 
 def _register_backfill(app: typer.Typer) -> None:
-    @app.command("replay")
-    def replay(
-        from_beginning: Annotated[
-            bool, typer.Option("--from-beginning", help="replay every message still on the topics")
-        ] = False,
-        from_: Annotated[
-            str | None,
-            typer.Option(
-                "--from", help="replay messages at or after this ISO 8601 time / epoch ms"
-            ),
-        ] = None,
-        to: Annotated[
-            str | None,
-            typer.Option(
-                "--to", help="stop each partition at its first message at/after this time"
-            ),
-        ] = None,
-        topics: Annotated[
-            list[str] | None,
-            typer.Option(
-                "--topics", help="upstream topics (repeatable or comma-separated; default: all 4)"
-            ),
-        ] = None,
-        commit_group: Annotated[
-            str | None,
-            typer.Option(
-                help="after a full replay, start this idle consumer group (e.g. the workers' "
-                "upstream group, <app id>-upstream) where the replay stopped"
-            ),
-        ] = None,
-        batch_size: Annotated[int, typer.Option(min=1, help="messages per stored batch")] = 2000,
-        notify: Annotated[
-            bool, typer.Option(help="tell the workers' policy that data moved")
-        ] = True,
-        as_json: Annotated[
-            bool, typer.Option("--json", help="the summary as JSON on stdout")
-        ] = False,
-        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
-    ) -> None:
-        """Re-consume upstream topics into PostgreSQL (idempotent), up to today's end offsets.
+    """Add the backfill tools: replay, rebuild-state and rescore."""
+    app.command("replay")(_replay)
+    app.command("rebuild-state")(_rebuild_state)
+    app.command("rescore")(_rescore)
 
-        A fresh consumer of its own (nothing committed), the worker's decode + sink path, dead
-        letters to the dead-letter topic; ends with consumed / newly stored / already present /
-        dead-lettered. Replaying twice changes nothing in PostgreSQL.
-        """
-        from streams.replay import ReplayError, ReplayOptions
-        from streams.replay import replay as run_replay
-        from streams.settings import StreamsSettings
 
-        if from_beginning == (from_ is not None):
-            raise typer.BadParameter("give exactly one of --from-beginning and --from")
-        try:
-            options = ReplayOptions(
-                topics=_split(topics),
-                from_time=_instant(from_, "--from"),
-                to_time=_instant(to, "--to"),
-                commit_group=commit_group,
-                batch_size=batch_size,
-                notify_policy=notify,
-            )
-            with _replay_progress(enabled=not quiet and not as_json) as (on_plan, on_progress):
-                summary = asyncio.run(
-                    run_replay(StreamsSettings(), options, on_progress, on_plan=on_plan)
-                )
-        except ReplayError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(code=2) from exc
-        report = summary.as_dict()
-        if as_json:
-            typer.echo(json.dumps(report))
-        else:
-            _print_replay(report)
+def _replay(
+    from_beginning: Annotated[
+        bool, typer.Option("--from-beginning", help="replay every message still on the topics")
+    ] = False,
+    from_: Annotated[
+        str | None,
+        typer.Option("--from", help="replay messages at or after this ISO 8601 time / epoch ms"),
+    ] = None,
+    to: Annotated[
+        str | None,
+        typer.Option("--to", help="stop each partition at its first message at/after this time"),
+    ] = None,
+    topics: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--topics", help="upstream topics (repeatable or comma-separated; default: all 4)"
+        ),
+    ] = None,
+    commit_group: Annotated[
+        str | None,
+        typer.Option(
+            help="after a full replay, start this idle consumer group (e.g. the workers' "
+            "upstream group, <app id>-upstream) where the replay stopped"
+        ),
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="messages per stored batch")] = 2000,
+    notify: Annotated[bool, typer.Option(help="tell the workers' policy that data moved")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="the summary as JSON on stdout")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+) -> None:
+    """Re-consume upstream topics into PostgreSQL (idempotent), up to today's end offsets.
 
-    @app.command("rebuild-state")
-    def rebuild_state(
-        family: Annotated[
-            list[ModelFamily] | None, typer.Option(help="families (default: both)")
-        ] = None,
-        dry_run: Annotated[
-            bool, typer.Option("--dry-run", help="show what PostgreSQL says; send nothing")
-        ] = False,
-        as_json: Annotated[
-            bool, typer.Option("--json", help="the summary as JSON on stdout")
-        ] = False,
-    ) -> None:
-        """Rebuild the workers' policy state from PostgreSQL (new deployment, lost changelog).
+    A fresh consumer of its own (nothing committed), the worker's decode + sink path, dead
+    letters to the dead-letter topic; ends with consumed / newly stored / already present /
+    dead-lettered. Replaying twice changes nothing in PostgreSQL.
+    """
+    from streams.replay import ReplayError, ReplayOptions
+    from streams.replay import replay as run_replay
+    from streams.settings import StreamsSettings
 
-        The champion in model_versions gives version and data cutoff, model_retraining_log the
-        last training; both go to the workers as PROMOTED signals. With no worker running, the
-        policy_state mirror is written too, and the worker group's reading of the signal topic
-        starts at its end where it had no offset. Counters need no rebuild: they are read from
-        PostgreSQL against the data cutoff.
-        """
-        from streams.rebuild import rebuild_state as run_rebuild
-        from streams.replay import ReplayError
-        from streams.settings import StreamsSettings
-
-        try:
+    if from_beginning == (from_ is not None):
+        raise typer.BadParameter("give exactly one of --from-beginning and --from")
+    try:
+        options = ReplayOptions(
+            topics=_split(topics),
+            from_time=_instant(from_, "--from"),
+            to_time=_instant(to, "--to"),
+            commit_group=commit_group,
+            batch_size=batch_size,
+            notify_policy=notify,
+        )
+        with _replay_progress(enabled=not quiet and not as_json) as (on_plan, on_progress):
             summary = asyncio.run(
-                run_rebuild(StreamsSettings(), family or list(ModelFamily), dry_run=dry_run)
+                run_replay(StreamsSettings(), options, on_progress, on_plan=on_plan)
             )
-        except ReplayError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(code=2) from exc
-        report = summary.as_dict()
-        if as_json:
-            typer.echo(json.dumps(report))
-            return
-        _print_rebuild(report)
+    except ReplayError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+    report = summary.as_dict()
+    if as_json:
+        typer.echo(json.dumps(report))
+    else:
+        _print_replay(report)
 
-    @app.command("rescore")
-    def rescore(
-        version: Annotated[str, typer.Option(help="the model version to score with")],
-        topic: Annotated[str, typer.Option(help="the topic the scores go to")],
-        from_: Annotated[
-            str | None, typer.Option("--from", help="range start (ISO 8601 / epoch ms)")
-        ] = None,
-        to: Annotated[str | None, typer.Option("--to", help="range end, exclusive")] = None,
-        by: Annotated[
-            str, typer.Option(help="'ingested' (when stored: the rollback case) or 'event'")
-        ] = "ingested",
-        run_id: Annotated[
-            str | None, typer.Option(help="scoring_run of every score (default: generated)")
-        ] = None,
-        store: Annotated[bool, typer.Option(help="also store the scores under the run id")] = False,
-        as_json: Annotated[
-            bool, typer.Option("--json", help="the summary as JSON on stdout")
-        ] = False,
-    ) -> None:
-        """Re-score stored expense lines / statements of a time range with a chosen version.
 
-        Every score carries scoring_run = the run id (live scores carry null), so consumers of
-        the topic tell a re-score from a live score.
-        """
-        from schemas.artifacts import ArtifactIntegrityError
-        from streams.models import ModelRefused
-        from streams.replay import ReplayError
-        from streams.rescore import RescoreOptions, TimeField
-        from streams.rescore import rescore as run_rescore
-        from streams.settings import StreamsSettings
+def _rebuild_state(
+    family: Annotated[
+        list[ModelFamily] | None, typer.Option(help="families (default: both)")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="show what PostgreSQL says; send nothing")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="the summary as JSON on stdout")] = False,
+) -> None:
+    """Rebuild the workers' policy state from PostgreSQL (new deployment, lost changelog).
 
-        try:
-            options = RescoreOptions(
-                version=version,
-                topic=topic,
-                from_time=_instant(from_, "--from"),
-                to_time=_instant(to, "--to"),
-                time_field=TimeField(by),
-                run_id=run_id,
-                store=store,
-            )
-            summary = asyncio.run(run_rescore(StreamsSettings(), options))
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc), param_hint="--by") from exc
-        except (ReplayError, ModelRefused, ArtifactIntegrityError) as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(code=2) from exc
-        typer.echo(json.dumps(summary.as_dict()) if as_json else _rescore_line(summary.as_dict()))
+    The champion in model_versions gives version and data cutoff, model_retraining_log the
+    last training; both go to the workers as PROMOTED signals. With no worker running, the
+    policy_state mirror is written too, and the worker group's reading of the signal topic
+    starts at its end where it had no offset. Counters need no rebuild: they are read from
+    PostgreSQL against the data cutoff.
+    """
+    from streams.rebuild import rebuild_state as run_rebuild
+    from streams.replay import ReplayError
+    from streams.settings import StreamsSettings
+
+    try:
+        summary = asyncio.run(
+            run_rebuild(StreamsSettings(), family or list(ModelFamily), dry_run=dry_run)
+        )
+    except ReplayError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+    report = summary.as_dict()
+    if as_json:
+        typer.echo(json.dumps(report))
+        return
+    _print_rebuild(report)
+
+
+def _rescore(
+    version: Annotated[str, typer.Option(help="the model version to score with")],
+    topic: Annotated[str, typer.Option(help="the topic the scores go to")],
+    from_: Annotated[
+        str | None, typer.Option("--from", help="range start (ISO 8601 / epoch ms)")
+    ] = None,
+    to: Annotated[str | None, typer.Option("--to", help="range end, exclusive")] = None,
+    by: Annotated[
+        str, typer.Option(help="'ingested' (when stored: the rollback case) or 'event'")
+    ] = "ingested",
+    run_id: Annotated[
+        str | None, typer.Option(help="scoring_run of every score (default: generated)")
+    ] = None,
+    store: Annotated[bool, typer.Option(help="also store the scores under the run id")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="the summary as JSON on stdout")] = False,
+) -> None:
+    """Re-score stored expense lines / statements of a time range with a chosen version.
+
+    Every score carries scoring_run = the run id (live scores carry null), so consumers of
+    the topic tell a re-score from a live score.
+    """
+    from schemas.artifacts import ArtifactIntegrityError
+    from streams.models import ModelRefused
+    from streams.replay import ReplayError
+    from streams.rescore import RescoreOptions, TimeField
+    from streams.rescore import rescore as run_rescore
+    from streams.settings import StreamsSettings
+
+    try:
+        options = RescoreOptions(
+            version=version,
+            topic=topic,
+            from_time=_instant(from_, "--from"),
+            to_time=_instant(to, "--to"),
+            time_field=TimeField(by),
+            run_id=run_id,
+            store=store,
+        )
+        summary = asyncio.run(run_rescore(StreamsSettings(), options))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--by") from exc
+    except (ReplayError, ModelRefused, ArtifactIntegrityError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+    typer.echo(json.dumps(summary.as_dict()) if as_json else _rescore_line(summary.as_dict()))
 
 
 @contextmanager

@@ -283,41 +283,10 @@ def decide(
     re-evaluates every `policy_tick_s` even when no event arrives).
     """
     if state.in_flight is not None:
-        flight = state.in_flight
-        if now - flight.sent_at >= config.request_timeout:
-            return Decision(
-                Action.REEMIT,
-                family,
-                f"{flight.reason_text} (re-sent: no answer for "
-                f"{(now - flight.sent_at).total_seconds():.0f} s)",
-                flight.reason,
-                force=flight.force,
-            )
-        return Decision(
-            Action.WAIT,
-            family,
-            f"Training in progress: {flight.reason_text}",
-            flight.reason,
-            force=flight.force,
-        )
-
+        return _in_flight_decision(family, state.in_flight, config, now)
     gaps = minimum_data_gaps(family, counters, config)
     if manual is not None:
-        if gaps and not manual.force:
-            return Decision(
-                Action.BLOCKED,
-                family,
-                "Insufficient data: need " + "; ".join(gaps),
-                RetrainReason.MANUAL,
-            )
-        text = f"Manual retraining requested by {manual.requested_by}"
-        return Decision(
-            Action.REQUEST,
-            family,
-            text + (" (forced)" if manual.force else ""),
-            RetrainReason.MANUAL,
-            force=manual.force,
-        )
+        return _manual_decision(family, manual, gaps)
 
     trigger = _automatic_trigger(family, counters, state, config, now)
     if trigger is None:
@@ -345,6 +314,47 @@ def decide(
             held_until=until,
         )
     return Decision(Action.REQUEST, family, text, reason, threshold)
+
+
+def _in_flight_decision(
+    family: ModelFamily, flight: InFlight, config: PolicyConfig, now: datetime
+) -> Decision:
+    """Wait for the answer to the request in flight, or send it again once it timed out."""
+    if now - flight.sent_at >= config.request_timeout:
+        return Decision(
+            Action.REEMIT,
+            family,
+            f"{flight.reason_text} (re-sent: no answer for "
+            f"{(now - flight.sent_at).total_seconds():.0f} s)",
+            flight.reason,
+            force=flight.force,
+        )
+    return Decision(
+        Action.WAIT,
+        family,
+        f"Training in progress: {flight.reason_text}",
+        flight.reason,
+        force=flight.force,
+    )
+
+
+def _manual_decision(family: ModelFamily, manual: ManualTrigger, gaps: list[str]) -> Decision:
+    """A manual trigger goes out, unless data is missing and it is not forced."""
+    if gaps and not manual.force:
+        return Decision(
+            Action.BLOCKED,
+            family,
+            "Insufficient data: need " + "; ".join(gaps),
+            RetrainReason.MANUAL,
+        )
+    text = f"Manual retraining requested by {manual.requested_by}"
+    return Decision(
+        Action.REQUEST,
+        family,
+        text + (" (forced)" if manual.force else ""),
+        RetrainReason.MANUAL,
+        force=manual.force,
+    )
 
 
 def start_flight(

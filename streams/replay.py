@@ -23,6 +23,7 @@ from confluent_kafka import (
     ConsumerGroupTopicPartitions,
     KafkaError,
     KafkaException,
+    Message,
     TopicPartition,
 )
 from confluent_kafka.admin import AdminClient
@@ -395,6 +396,37 @@ class _DeadLetterSender:
             raise ReplayError(f"dead letters not delivered: {exc}") from exc
 
 
+@dataclass
+class _Cursor:
+    """Where a replay stands: the partitions still read, the next offset of each, and how many
+    offsets are covered so far (for the progress bar)."""
+
+    consumer: Consumer
+    active: dict[tuple[str, int], PartitionPlan]
+    position: dict[tuple[str, int], int]
+    done: int = 0
+
+    @classmethod
+    def of(cls, consumer: Consumer, plans: Sequence[PartitionPlan]) -> _Cursor:
+        active = {(p.topic, p.partition): p for p in plans if p.size > 0}
+        return cls(consumer, active, {key: plan.start for key, plan in active.items()})
+
+    def advance(self, key: tuple[str, int], offset: int) -> None:
+        """`offset` of partition `key` was read."""
+        self.done += offset + 1 - self.position[key]
+        self.position[key] = offset + 1
+
+    def finish(self, key: tuple[str, int]) -> None:
+        """Partition `key` reached its stop: its remaining offsets count as covered."""
+        plan = self.active.pop(key)
+        self.done += plan.stop - self.position[key]
+        self.position[key] = plan.stop
+        self.consumer.pause([TopicPartition(key[0], key[1])])
+
+    def waiting_on(self) -> str:
+        return ", ".join(f"{t}[{p}]@{self.position[(t, p)]}" for t, p in sorted(self.active))
+
+
 class Replayer:
     """Consumes the planned partitions in batches and stores them through the ingest handler."""
 
@@ -434,83 +466,30 @@ class Replayer:
 
     async def run(self, consumer: Consumer, plans: Sequence[PartitionPlan]) -> int:
         """Replay every plan to its stop offset; returns the offsets covered."""
-        from_ms = to_millis(self.options.from_time) if self.options.from_time else None
         for plan in plans:
             self.tallies.setdefault(plan.logical, TopicTally())
-        active = {(p.topic, p.partition): p for p in plans if p.size > 0}
-        position = {key: plan.start for key, plan in active.items()}
-        total = sum(plan.size for plan in active.values())
-        if not active:
+        cursor = _Cursor.of(consumer, plans)
+        total = sum(plan.size for plan in cursor.active.values())
+        if not cursor.active:
             self._report(0, total)
             return 0
         consumer.assign(
-            [TopicPartition(topic, p, plan.start) for (topic, p), plan in active.items()]
+            [TopicPartition(topic, p, plan.start) for (topic, p), plan in cursor.active.items()]
         )
         in_flight: set[asyncio.Task[None]] = set()
         limit = asyncio.Semaphore(self.options.concurrency)
         last_message = time.monotonic()
-        done_offsets = 0
-
-        def finish(key: tuple[str, int]) -> None:
-            nonlocal done_offsets
-            plan = active.pop(key)
-            done_offsets += plan.stop - position[key]
-            position[key] = plan.stop
-            consumer.pause([TopicPartition(key[0], key[1])])
-
-        while active:
+        while cursor.active:
             messages = await asyncio.to_thread(consumer.consume, self.options.batch_size, 0.5)
             if not messages:
                 if time.monotonic() - last_message > self.options.stall_timeout_s:
-                    stuck = ", ".join(f"{t}[{p}]@{position[(t, p)]}" for t, p in sorted(active))
                     raise ReplayError(
                         f"no message for {self.options.stall_timeout_s:.0f}s; still waiting "
-                        f"on {stuck}"
+                        f"on {cursor.waiting_on()}"
                     )
                 continue
             last_message = time.monotonic()
-            batches: dict[str, list[RawMessage]] = {}
-            for message in messages:
-                error = message.error()
-                topic, partition, offset = message.topic(), message.partition(), message.offset()
-                if topic is None or partition is None:
-                    if error is not None and error.fatal():
-                        raise ReplayError(f"consumer failed: {error}")
-                    continue
-                key = (topic, partition)
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        # Transaction markers and compaction leave offsets without messages:
-                        # the end of the log means the stop offset is behind us.
-                        if key in active:
-                            finish(key)
-                        continue
-                    if error.fatal():
-                        raise ReplayError(f"consumer failed: {error}")
-                    log.warning("consumer: %s", error)
-                    continue
-                current = active.get(key)
-                if current is None or offset is None:
-                    continue
-                plan = current
-                if offset >= plan.stop:
-                    # A gap (compaction, transaction markers) hid the last offset before stop.
-                    finish(key)
-                    continue
-                done_offsets += offset + 1 - position[key]
-                position[key] = offset + 1
-                tally = self.tallies[plan.logical]
-                kind, stamp = message.timestamp()
-                if from_ms is not None and kind != TIMESTAMP_NOT_AVAILABLE and stamp < from_ms:
-                    tally.skipped += 1
-                else:
-                    tally.consumed += 1
-                    batches.setdefault(plan.logical, []).append(
-                        RawMessage(topic, partition, offset, message.key(), message.value())
-                    )
-                if offset + 1 >= plan.stop:
-                    finish(key)
-            for logical, raw in batches.items():
+            for logical, raw in self._batches(messages, cursor).items():
                 await limit.acquire()
                 task = asyncio.create_task(self._store(logical, raw, limit))
                 in_flight.add(task)
@@ -518,11 +497,58 @@ class Replayer:
             # Surface a failed store at once instead of at the end.
             for task in [t for t in in_flight if t.done()]:
                 task.result()
-            self._report(done_offsets, total)
+            self._report(cursor.done, total)
         if in_flight:
             await asyncio.gather(*in_flight)
         self._report(total, total)
         return total
+
+    def _batches(self, messages: list[Message], cursor: _Cursor) -> dict[str, list[RawMessage]]:
+        """The consumed messages to store, one batch per logical topic.
+
+        Moves the cursor past every message, and ends each partition that reached its stop.
+        """
+        from_ms = to_millis(self.options.from_time) if self.options.from_time else None
+        batches: dict[str, list[RawMessage]] = {}
+        for message in messages:
+            error = message.error()
+            topic, partition, offset = message.topic(), message.partition(), message.offset()
+            if topic is None or partition is None:
+                if error is not None and error.fatal():
+                    raise ReplayError(f"consumer failed: {error}")
+                continue
+            key = (topic, partition)
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    # Transaction markers and compaction leave offsets without messages:
+                    # the end of the log means the stop offset is behind us.
+                    if key in cursor.active:
+                        cursor.finish(key)
+                    continue
+                if error.fatal():
+                    raise ReplayError(f"consumer failed: {error}")
+                log.warning("consumer: %s", error)
+                continue
+            plan = cursor.active.get(key)
+            if plan is None or offset is None:
+                continue
+            if offset >= plan.stop:
+                # A gap (compaction, transaction markers) hid the last offset before stop.
+                cursor.finish(key)
+                continue
+            cursor.advance(key, offset)
+            tally = self.tallies[plan.logical]
+            kind, stamp = message.timestamp()
+            if from_ms is not None and kind != TIMESTAMP_NOT_AVAILABLE and stamp < from_ms:
+                tally.skipped += 1
+            else:
+                tally.consumed += 1
+                batches.setdefault(plan.logical, []).append(
+                    RawMessage(topic, partition, offset, message.key(), message.value())
+                )
+            if offset + 1 >= plan.stop:
+                cursor.finish(key)
+        return batches
 
     async def _store(
         self, logical: str, messages: list[RawMessage], limit: asyncio.Semaphore

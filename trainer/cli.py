@@ -20,6 +20,7 @@ from trainer.settings import TrainerSettings
 if TYPE_CHECKING:
     from trainer.admin import CheckReport
     from trainer.registry import VersionRecord
+    from trainer.service import TrainingDetail
 
 err = Console(stderr=True)
 out = Console()
@@ -103,22 +104,35 @@ def check(
     ] = False,
 ) -> None:
     """Check for new customers and retrain the delinquency model when they reach the threshold."""
-    from trainer import admin
-
     settings = TrainerSettings()
     problem = _database_problem(settings)
     if problem is not None:
         raise _fail(problem)
+    report = _run_check(settings, force=force, days=days, spinner=not as_json)
+    if as_json:
+        sys.stdout.write(json.dumps(_check_document(report)) + "\n")
+    else:
+        _print_check(report, settings, days)
+    if report.result is not None and report.result.outcome.status.value == "failed":
+        raise typer.Exit(code=1)
+
+
+def _run_check(
+    settings: TrainerSettings, *, force: bool, days: int | None, spinner: bool
+) -> CheckReport:
+    """Run the check (and the retraining it calls for), its stage shown beside a spinner."""
+    from trainer import admin
+
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
         TimeElapsedColumn(),
         console=err,
-        disable=as_json,
+        disable=not spinner,
     ) as bar:
         task = bar.add_task("counting new customers", total=None)
         try:
-            report = asyncio.run(
+            return asyncio.run(
                 admin.check(
                     settings,
                     force=force,
@@ -128,12 +142,10 @@ def check(
             )
         except (TrainerError, OSError) as exc:
             raise _fail(exc, settings.dsn) from exc
-    if as_json:
-        sys.stdout.write(json.dumps(_check_document(report)) + "\n")
-        failed = report.result is not None and report.result.outcome.status.value == "failed"
-        if failed:
-            raise typer.Exit(code=1)
-        return
+
+
+def _print_check(report: CheckReport, settings: TrainerSettings, days: int | None) -> None:
+    """The check's report for a terminal: the count, the decision, and what became of a model."""
     window = f" (first seen in the last {days} days)" if days is not None else ""
     out.print("[bold]Retraining check — delinquency[/]")
     out.print(f"  New customers: {report.new_customers}{window}")
@@ -144,40 +156,8 @@ def check(
     if result is None:
         out.print("  No retraining.")
         return
-    detail = result.detail
-    if detail is not None:
-        data, summary = detail.training_set, detail.training_set.summary
-        if detail.selection is not None:
-            sel = detail.selection
-            out.print(
-                f"  Selected customers: {len(sel.customer_ids)} "
-                f"({sel.new_selected} new, {sel.existing_selected} existing; "
-                f"cap {settings.max_customers or 'none'})"
-            )
-        out.print(
-            f"  Observations loaded: {int(summary.get('statements_loaded', 0))} statements, "
-            f"{int(summary.get('observations', 0))} labelled"
-        )
-        out.print(f"  Positive rate: {_pct(summary.get('positive_rate', 0.0))}")
-        out.print(
-            f"  Train: {len(data.train_rows)} (positive rate "
-            f"{_pct(summary.get('train_positive_rate', 0.0))}) · Test: {len(data.holdout_rows)} "
-            f"(positive rate {_pct(summary.get('holdout_positive_rate', 0.0))})"
-        )
-        m = detail.metrics
-        out.print(
-            "  "
-            + " · ".join(
-                f"{name.upper() if name == 'auc' else name} {m[name]:.3f}"
-                for name in ("auc", "precision", "recall", "f1")
-                if name in m
-            )
-        )
-        if detail.decision.holdout_gap is not None:
-            out.print(
-                f"  [yellow]Warning:[/] {escape(detail.decision.holdout_gap)}: these metrics "
-                "are no evidence of the model's quality"
-            )
+    if result.detail is not None:
+        _print_training(result.detail, settings)
     outcome = result.outcome
     where = {
         "promoted": "promoted to champion",
@@ -193,8 +173,42 @@ def check(
     if report.announce_error:
         out.print(f"  [yellow]Not announced on Kafka:[/] {report.announce_error}")
     out.print(f"  Duration: {outcome.duration_seconds:.2f} s")
-    if outcome.status.value == "failed":
-        raise typer.Exit(code=1)
+
+
+def _print_training(detail: TrainingDetail, settings: TrainerSettings) -> None:
+    """What a training saw and measured: the selection, the data, its split and the metrics."""
+    data, summary = detail.training_set, detail.training_set.summary
+    if detail.selection is not None:
+        sel = detail.selection
+        out.print(
+            f"  Selected customers: {len(sel.customer_ids)} "
+            f"({sel.new_selected} new, {sel.existing_selected} existing; "
+            f"cap {settings.max_customers or 'none'})"
+        )
+    out.print(
+        f"  Observations loaded: {int(summary.get('statements_loaded', 0))} statements, "
+        f"{int(summary.get('observations', 0))} labelled"
+    )
+    out.print(f"  Positive rate: {_pct(summary.get('positive_rate', 0.0))}")
+    out.print(
+        f"  Train: {len(data.train_rows)} (positive rate "
+        f"{_pct(summary.get('train_positive_rate', 0.0))}) · Test: {len(data.holdout_rows)} "
+        f"(positive rate {_pct(summary.get('holdout_positive_rate', 0.0))})"
+    )
+    m = detail.metrics
+    out.print(
+        "  "
+        + " · ".join(
+            f"{name.upper() if name == 'auc' else name} {m[name]:.3f}"
+            for name in ("auc", "precision", "recall", "f1")
+            if name in m
+        )
+    )
+    if detail.decision.holdout_gap is not None:
+        out.print(
+            f"  [yellow]Warning:[/] {escape(detail.decision.holdout_gap)}: these metrics "
+            "are no evidence of the model's quality"
+        )
 
 
 def _check_document(report: CheckReport) -> dict[str, Any]:

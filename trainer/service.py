@@ -99,6 +99,34 @@ class _Prepared:
     seconds: float
 
 
+@dataclass(frozen=True)
+class _Candidate:
+    """A trained model, its metrics and the gate's decision on it, ready to be recorded."""
+
+    prepared: _Prepared
+    bundle: ModelBundle
+    stored: list[artifacts.Artifact]
+    scored: Mapping[str, float]
+    champion_version: str | None
+    """The champion the gate compared with; recording fails if it is no longer the champion."""
+    champion_metrics: Mapping[str, float] | None
+    decision: gate.GateDecision
+    trained_at: datetime
+
+    def recorded_metrics(self) -> dict[str, float]:
+        """The candidate's metrics, with the champion's AUC on the same holdout beside them."""
+        recorded = dict(self.scored)
+        if self.champion_metrics is not None and "auc" in self.champion_metrics:
+            recorded["champion_auc"] = self.champion_metrics["auc"]
+        return recorded
+
+    def data_start(self, family: ModelFamily) -> datetime | None:
+        """When the earliest training row happened (None for an empty training split)."""
+        data = self.prepared.data
+        train_times = data.times[data.train_rows]
+        return _time_of(family, int(train_times.min())) if len(train_times) else None
+
+
 class Trainer:
     """Handles retrain requests against one PostgreSQL pool."""
 
@@ -305,18 +333,17 @@ class Trainer:
                 log.warning("request %s (%s): %s", request.request_id, family, decision.reason)
             report("recording")
             try:
-                result = await self._commit(
-                    request,
-                    prepared,
-                    bundle,
-                    stored,
-                    scored,
-                    champion_version,
-                    champion_metrics,
-                    decision,
-                    trained_at,
-                    began,
+                candidate = _Candidate(
+                    prepared=prepared,
+                    bundle=bundle,
+                    stored=stored,
+                    scored=scored,
+                    champion_version=champion_version,
+                    champion_metrics=champion_metrics,
+                    decision=decision,
+                    trained_at=trained_at,
                 )
+                result = await self._commit(request, candidate, began)
             except ChampionChanged:
                 log.info("champion of %s changed during training (attempt %d)", family, attempt + 1)
                 continue
@@ -334,25 +361,12 @@ class Trainer:
         raise ChampionChanged(f"the {family} champion kept changing; gave up after {GATE_ATTEMPTS}")
 
     async def _commit(
-        self,
-        request: RetrainRequested,
-        prepared: _Prepared,
-        bundle: ModelBundle,
-        stored: list[artifacts.Artifact],
-        scored: Mapping[str, float],
-        champion_version: str | None,
-        champion_metrics: Mapping[str, float] | None,
-        decision: gate.GateDecision,
-        trained_at: datetime,
-        began: float,
+        self, request: RetrainRequested, candidate: _Candidate, began: float
     ) -> Result:
         """Version, artifacts, promotion, log and training status: all or nothing."""
-        family, data = request.family, prepared.data
-        train_times = data.times[data.train_rows]
-        data_start = _time_of(family, int(train_times.min())) if len(train_times) else None
-        recorded = dict(scored)
-        if champion_metrics is not None and "auc" in champion_metrics:
-            recorded["champion_auc"] = champion_metrics["auc"]
+        family, decision = request.family, candidate.decision
+        data_start = candidate.data_start(family)
+        recorded = candidate.recorded_metrics()
 
         async def commit(conn: asyncpg.Connection) -> Result:
             async with conn.transaction():
@@ -361,53 +375,24 @@ class Trainer:
                 if done is not None:
                     return await self._replay(done)
                 current = await registry.champion(conn, family)
-                if (current.version if current else None) != champion_version:
+                if (current.version if current else None) != candidate.champion_version:
                     raise ChampionChanged(f"champion is now {current.version if current else None}")
                 now = self._clock()
-                record = await registry.save_version(
-                    conn,
-                    bundle=bundle,
-                    stored=stored,
-                    status=(
-                        registry.VersionStatus.CANDIDATE
-                        if decision.promote
-                        else registry.VersionStatus.REJECTED
-                    ),
-                    status_reason=decision.reason,
-                    metrics=recorded,
-                    samples=len(data.train_rows),
-                    data_start=data_start,
-                    data_cutoff=request.data_cutoff,
-                    code_version=self._code_version,
-                    request_id=request.request_id,
-                    trained_at=trained_at,
-                    promoted_at=None,
-                )
+                record = await self._save_version(conn, request, candidate, recorded, data_start)
                 if decision.promote:
-                    await registry.retire_champion(conn, family, f"replaced by {record.version}")
-                    await conn.execute(
-                        "UPDATE model_versions SET status = 'champion', promoted_at = $2 "
-                        "WHERE version = $1",
-                        record.version,
-                        now,
-                    )
-                    record = await registry.get_version(conn, record.version)
-                    if prepared.selection is not None:
-                        await outcomes.mark_customers_trained(
-                            conn, prepared.selection.customer_ids, now
-                        )
+                    record = await _promote(conn, family, record, candidate.prepared.selection, now)
                 outcome = outcomes.OutcomeRecord(
                     request_id=request.request_id,
                     family=family,
                     status=OutcomeStatus.PROMOTED if decision.promote else OutcomeStatus.REJECTED,
-                    reason="; ".join([decision.reason, *bundle.notes]),
+                    reason="; ".join([decision.reason, *candidate.bundle.notes]),
                     data_cutoff=request.data_cutoff,
                     duration_seconds=time.monotonic() - began,
                     trigger_reason=_trigger(request),
                     version=record.version,
                     metrics=recorded,
-                    samples=len(data.train_rows),
-                    customers=data.customers,
+                    samples=len(candidate.prepared.data.train_rows),
+                    customers=candidate.prepared.data.customers,
                     forced=request.force,
                     gate_overridden=decision.overridden,
                 )
@@ -418,6 +403,36 @@ class Trainer:
             return Result(outcome.event(now), record.model_updated() if decision.promote else None)
 
         return await self._db("recording the outcome", commit)
+
+    async def _save_version(
+        self,
+        conn: asyncpg.Connection,
+        request: RetrainRequested,
+        candidate: _Candidate,
+        recorded: Mapping[str, float],
+        data_start: datetime | None,
+    ) -> registry.VersionRecord:
+        """Store the candidate as a new version: a candidate to promote, or rejected."""
+        decision = candidate.decision
+        return await registry.save_version(
+            conn,
+            bundle=candidate.bundle,
+            stored=candidate.stored,
+            status=(
+                registry.VersionStatus.CANDIDATE
+                if decision.promote
+                else registry.VersionStatus.REJECTED
+            ),
+            status_reason=decision.reason,
+            metrics=recorded,
+            samples=len(candidate.prepared.data.train_rows),
+            data_start=data_start,
+            data_cutoff=request.data_cutoff,
+            code_version=self._code_version,
+            request_id=request.request_id,
+            trained_at=candidate.trained_at,
+            promoted_at=None,
+        )
 
     async def _end_without_model(
         self, request: RetrainRequested, status: OutcomeStatus, reason: str, began: float
@@ -445,6 +460,26 @@ class Trainer:
         # the outage, so its outcome is published once, and only once it is recorded.
         await self._db("recording the outcome", write)
         return Result(outcome.event(now))
+
+
+async def _promote(
+    conn: asyncpg.Connection,
+    family: ModelFamily,
+    record: registry.VersionRecord,
+    selection: CustomerSelection | None,
+    now: datetime,
+) -> registry.VersionRecord:
+    """Make `record` the champion (retiring the old one) and mark its customers as trained."""
+    await registry.retire_champion(conn, family, f"replaced by {record.version}")
+    await conn.execute(
+        "UPDATE model_versions SET status = 'champion', promoted_at = $2 WHERE version = $1",
+        record.version,
+        now,
+    )
+    promoted = await registry.get_version(conn, record.version)
+    if selection is not None:
+        await outcomes.mark_customers_trained(conn, selection.customer_ids, now)
+    return promoted
 
 
 def _trigger(request: RetrainRequested) -> str:

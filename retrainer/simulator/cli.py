@@ -52,105 +52,121 @@ def _check_sources(specs: list[str]) -> None:
             raise SimulatorError(f"--from-file {spec}: {path} is {what}")
 
 
+# The options of `retrainer publish`, named so that its signature reads as a list.
+_Customers = Annotated[int, typer.Option(min=0, help="customers to simulate")]
+_Sheets = Annotated[int, typer.Option(min=0, help="expense sheets to simulate")]
+_StatementsPerCustomer = Annotated[int, typer.Option(min=0, help="monthly statements per customer")]
+_Seed = Annotated[int, typer.Option(min=0, help="same seed, same bytes")]
+_Rate = Annotated[
+    float | None, typer.Option(min=0.001, help="messages per second (default: no limit)")
+]
+_BadRate = Annotated[float, typer.Option(min=0.0, max=1.0, help="fraction of malformed messages")]
+_FraudRate = Annotated[
+    float, typer.Option(min=0.0, max=1.0, help="fraction of fraudulent expense lines")
+]
+_LabelFraction = Annotated[
+    float, typer.Option(min=0.0, max=1.0, help="fraction of expenses auditors label")
+]
+_DriftAt = Annotated[
+    float | None,
+    typer.Option(min=0.0, max=1.0, help="drift from this fraction of the timeline on"),
+]
+_End = Annotated[
+    str | None,
+    typer.Option(help="'now' or an ISO time the scenario ends by (default: fixed, 2026)"),
+]
+_Out = Annotated[
+    Path | None, typer.Option("--out", help="write files to this directory, not Kafka")
+]
+_Format = Annotated[
+    FileFormat, typer.Option("--format", help="file mode: sheets as jsonl or upload csv")
+]
+_FromFile = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--from-file",
+        help="publish this export (PATH or TOPIC=PATH; repeatable) instead of simulating",
+    ),
+]
+_Bootstrap = Annotated[
+    str | None,
+    typer.Option(help="Kafka bootstrap (default: $RETRAINER_KAFKA_BOOTSTRAP or local)"),
+]
+_TopicPrefix = Annotated[str, typer.Option(help="prepended to every topic name")]
+_Topic = Annotated[
+    list[str] | None,
+    typer.Option("--topic", help="DEFAULT=NAME: publish a topic under NAME (repeatable)"),
+]
+_AsJson = Annotated[bool, typer.Option("--json", help="the summary as JSON on stdout")]
+_Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")]
+
+
+def publish(
+    customers: _Customers = 500,
+    sheets: _Sheets = 200,
+    statements_per_customer: _StatementsPerCustomer = 12,
+    seed: _Seed = 0,
+    rate: _Rate = None,
+    bad_rate: _BadRate = 0.0,
+    fraud_rate: _FraudRate = 0.05,
+    label_fraction: _LabelFraction = 0.3,
+    drift_at: _DriftAt = None,
+    end: _End = None,
+    out: _Out = None,
+    file_format: _Format = FileFormat.JSONL,
+    from_file: _FromFile = None,
+    bootstrap: _Bootstrap = None,
+    topic_prefix: _TopicPrefix = "",
+    topic: _Topic = None,
+    as_json: _AsJson = False,
+    quiet: _Quiet = False,
+) -> None:
+    """Publish simulated upstream events (or exported files) with known ground truth."""
+    from retrainer.simulator.config import ScenarioConfig
+    from retrainer.simulator.errors import SimulatorError
+    from retrainer.simulator.publish import PublishOptions, default_bootstrap, run_publish
+
+    try:
+        _check_sources(from_file or [])
+        scenario = ScenarioConfig.of(
+            seed=seed,
+            customers=customers,
+            statements_per_customer=statements_per_customer,
+            sheets=sheets,
+            fraud_rate=fraud_rate,
+            label_fraction=label_fraction,
+            drift_at=drift_at,
+            bad_rate=bad_rate,
+        )
+        if end is not None:
+            from dataclasses import replace
+
+            scenario = replace(scenario, start=scenario.latest_start(_end_time(end)))
+        options = PublishOptions(
+            scenario=scenario,
+            bootstrap=bootstrap or default_bootstrap(),
+            topic_prefix=topic_prefix,
+            topic_overrides=_overrides(topic or []),
+            rate=rate,
+            out_dir=out,
+            file_format=file_format,
+            from_files=tuple(from_file or ()),
+        )
+        summary = run_publish(options, progress=not quiet and not as_json)
+    except SimulatorError as exc:
+        _err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(code=2) from exc
+    if as_json:
+        sys.stdout.write(json.dumps(summary.as_dict()) + "\n")
+    else:
+        _print_summary(summary.as_dict())
+    if not summary.ok:
+        raise typer.Exit(code=1)
+
+
 def register(app: typer.Typer) -> None:
     """Add the `publish` command to the retrainer CLI."""
-
-    @app.command("publish")
-    def publish(
-        customers: Annotated[int, typer.Option(min=0, help="customers to simulate")] = 500,
-        sheets: Annotated[int, typer.Option(min=0, help="expense sheets to simulate")] = 200,
-        statements_per_customer: Annotated[
-            int, typer.Option(min=0, help="monthly statements per customer")
-        ] = 12,
-        seed: Annotated[int, typer.Option(min=0, help="same seed, same bytes")] = 0,
-        rate: Annotated[
-            float | None, typer.Option(min=0.001, help="messages per second (default: no limit)")
-        ] = None,
-        bad_rate: Annotated[
-            float, typer.Option(min=0.0, max=1.0, help="fraction of malformed messages")
-        ] = 0.0,
-        fraud_rate: Annotated[
-            float, typer.Option(min=0.0, max=1.0, help="fraction of fraudulent expense lines")
-        ] = 0.05,
-        label_fraction: Annotated[
-            float, typer.Option(min=0.0, max=1.0, help="fraction of expenses auditors label")
-        ] = 0.3,
-        drift_at: Annotated[
-            float | None,
-            typer.Option(min=0.0, max=1.0, help="drift from this fraction of the timeline on"),
-        ] = None,
-        end: Annotated[
-            str | None,
-            typer.Option(help="'now' or an ISO time the scenario ends by (default: fixed, 2026)"),
-        ] = None,
-        out: Annotated[
-            Path | None, typer.Option("--out", help="write files to this directory, not Kafka")
-        ] = None,
-        file_format: Annotated[
-            FileFormat, typer.Option("--format", help="file mode: sheets as jsonl or upload csv")
-        ] = FileFormat.JSONL,
-        from_file: Annotated[
-            list[str] | None,
-            typer.Option(
-                "--from-file",
-                help="publish this export (PATH or TOPIC=PATH; repeatable) instead of simulating",
-            ),
-        ] = None,
-        bootstrap: Annotated[
-            str | None,
-            typer.Option(help="Kafka bootstrap (default: $RETRAINER_KAFKA_BOOTSTRAP or local)"),
-        ] = None,
-        topic_prefix: Annotated[str, typer.Option(help="prepended to every topic name")] = "",
-        topic: Annotated[
-            list[str] | None,
-            typer.Option("--topic", help="DEFAULT=NAME: publish a topic under NAME (repeatable)"),
-        ] = None,
-        as_json: Annotated[
-            bool, typer.Option("--json", help="the summary as JSON on stdout")
-        ] = False,
-        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
-    ) -> None:
-        """Publish simulated upstream events (or exported files) with known ground truth."""
-        from retrainer.simulator.config import ScenarioConfig
-        from retrainer.simulator.errors import SimulatorError
-        from retrainer.simulator.publish import PublishOptions, default_bootstrap, run_publish
-
-        try:
-            _check_sources(from_file or [])
-            scenario = ScenarioConfig.of(
-                seed=seed,
-                customers=customers,
-                statements_per_customer=statements_per_customer,
-                sheets=sheets,
-                fraud_rate=fraud_rate,
-                label_fraction=label_fraction,
-                drift_at=drift_at,
-                bad_rate=bad_rate,
-            )
-            if end is not None:
-                from dataclasses import replace
-
-                scenario = replace(scenario, start=scenario.latest_start(_end_time(end)))
-            options = PublishOptions(
-                scenario=scenario,
-                bootstrap=bootstrap or default_bootstrap(),
-                topic_prefix=topic_prefix,
-                topic_overrides=_overrides(topic or []),
-                rate=rate,
-                out_dir=out,
-                file_format=file_format,
-                from_files=tuple(from_file or ()),
-            )
-            summary = run_publish(options, progress=not quiet and not as_json)
-        except SimulatorError as exc:
-            _err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
-            raise typer.Exit(code=2) from exc
-        if as_json:
-            sys.stdout.write(json.dumps(summary.as_dict()) + "\n")
-        else:
-            _print_summary(summary.as_dict())
-        if not summary.ok:
-            raise typer.Exit(code=1)
+    app.command("publish")(publish)
 
 
 def _print_summary(summary: dict[str, object]) -> None:

@@ -149,27 +149,36 @@ def _statement_days(created_us: IntArray, months: int) -> IntArray:
     return np.asarray(days, dtype=np.int64)
 
 
-def generate_customers(
-    config: CustomerConfig,
-    drift: DriftConfig,
-    *,
-    prefix: str,
-    start_us: int,
-    drift_us: int | None,
-    rng: np.random.Generator,
-) -> CustomerData:
-    """`config.customers` customers joining over the onboarding window, with their statements."""
-    n = config.customers
-    published = config.statements_per_customer
-    months = published + config.horizon_months
-    # Whole seconds, as upstream systems stamp them.
-    onboarding_s = config.onboarding_days * 86_400
-    created = np.sort(start_us + rng.integers(0, onboarding_s, size=n) * 1_000_000)
-    joined_after_drift = (
-        np.zeros(n, dtype=np.bool_) if drift_us is None else np.asarray(created >= drift_us)
-    )
+@dataclass(frozen=True)
+class _Profiles:
+    """Who the customers are, one row each, before they become cents and catalog indices."""
 
-    age = np.clip(np.round(18 + rng.gamma(2.2, 10.0, size=n)), 18, 90).astype(np.int64)
+    created_us: IntArray
+    age: IntArray
+    employment: IntArray
+    income: FloatArray
+    product: IntArray
+    limit: FloatArray
+    tenure_months: IntArray
+    region: IntArray
+
+
+@dataclass(frozen=True)
+class _Months:
+    """What every month of the simulation showed (customers × months, beyond the published ones)."""
+
+    balance: FloatArray
+    payment: FloatArray
+    minimum: FloatArray
+    purchases: FloatArray
+    cash: FloatArray
+    days_past_due: IntArray
+    risk: FloatArray
+
+
+def _employment(age: IntArray, rng: np.random.Generator) -> IntArray:
+    """Employment status by catalog weight, made plausible for the customer's age."""
+    n = len(age)
     employment_p = np.array(catalog.EMPLOYMENT_WEIGHTS) / sum(catalog.EMPLOYMENT_WEIGHTS)
     employment = rng.choice(len(catalog.EMPLOYMENT), size=n, p=employment_p).astype(np.int64)
     employed, retired, student = (
@@ -181,6 +190,28 @@ def generate_customers(
     employment[((employment == student) & (age >= 30)) | ((employment == retired) & (age < 55))] = (
         employed
     )
+    return employment
+
+
+def _profiles(
+    config: CustomerConfig,
+    drift: DriftConfig,
+    *,
+    start_us: int,
+    drift_us: int | None,
+    rng: np.random.Generator,
+) -> _Profiles:
+    """Customers joining over the onboarding window: age, work, income, card and region."""
+    n = config.customers
+    # Whole seconds, as upstream systems stamp them.
+    onboarding_s = config.onboarding_days * 86_400
+    created = np.sort(start_us + rng.integers(0, onboarding_s, size=n) * 1_000_000)
+    joined_after_drift = (
+        np.zeros(n, dtype=np.bool_) if drift_us is None else np.asarray(created >= drift_us)
+    )
+
+    age = np.clip(np.round(18 + rng.gamma(2.2, 10.0, size=n)), 18, 90).astype(np.int64)
+    employment = _employment(age, rng)
     median_income = np.array(catalog.EMPLOYMENT_MEDIAN_INCOME)[employment]
     income = median_income * np.exp(0.45 * rng.normal(size=n))
     income = np.where(joined_after_drift, income * drift.income_factor, income)
@@ -188,7 +219,7 @@ def generate_customers(
 
     score = np.log(income) + rng.normal(0.0, 0.3, size=n)
     product = np.where(
-        employment == student,
+        employment == catalog.EMPLOYMENT.index("student"),
         catalog.PRODUCTS.index("student"),
         1 + (score >= np.log(45_000)) + (score >= np.log(90_000)),
     ).astype(np.int64)
@@ -196,37 +227,56 @@ def generate_customers(
     limit = np.maximum(500.0, np.round(income * ratio * np.exp(0.15 * rng.normal(size=n)), -2))
     tenure = np.minimum(np.floor(rng.exponential(40.0, size=n)), (age - 18) * 12).astype(np.int64)
     region = rng.integers(0, len(catalog.REGIONS), size=n).astype(np.int64)
-
-    # The customer's standing risk: partly visible in the profile, partly a hidden trait that
-    # only shows through behaviour on the statements.
-    hidden = rng.normal(size=n)
-    base_risk = (
-        -0.6 * np.log(income / 40_000.0)
-        + np.array(catalog.EMPLOYMENT_RISK)[employment]
-        + np.array(catalog.REGION_RISK)[region]
-        - 0.01 * np.minimum(tenure, 120)
-        + 0.3 * (age < 25)
-        + 0.7 * hidden
+    return _Profiles(
+        created_us=created,
+        age=age,
+        employment=employment,
+        income=income,
+        product=product,
+        limit=limit,
+        tenure_months=tenure,
+        region=region,
     )
 
-    statement_days = _statement_days(created, months)
-    statement_us = statement_days * US_PER_DAY + (
-        rng.integers(2 * 3600, 5 * 3600, size=(n, months)) * 1_000_000
-    )
-    drifted = (
-        np.zeros((n, months), dtype=np.bool_)
-        if drift_us is None
-        else np.asarray(statement_us >= drift_us)
+
+def _base_risk(profiles: _Profiles, rng: np.random.Generator) -> FloatArray:
+    """The customer's standing risk.
+
+    Partly visible in the profile, partly a hidden trait that only shows through behaviour on
+    the statements.
+    """
+    hidden = rng.normal(size=len(profiles.age))
+    return np.asarray(
+        -0.6 * np.log(profiles.income / 40_000.0)
+        + np.array(catalog.EMPLOYMENT_RISK)[profiles.employment]
+        + np.array(catalog.REGION_RISK)[profiles.region]
+        - 0.01 * np.minimum(profiles.tenure_months, 120)
+        + 0.3 * (profiles.age < 25)
+        + 0.7 * hidden,
+        dtype=np.float64,
     )
 
-    shape = (n, months)
-    balance = np.zeros(shape)
-    payment = np.zeros(shape)
-    minimum = np.zeros(shape)
-    purchases = np.zeros(shape)
-    cash = np.zeros(shape)
-    dpd = np.zeros(shape, dtype=np.int64)
-    risk = np.zeros(shape)
+
+def _simulate_months(
+    limit: FloatArray,
+    base_risk: FloatArray,
+    drifted: BoolArray,
+    drift: DriftConfig,
+    rng: np.random.Generator,
+) -> _Months:
+    """Every month's statement figures, one numpy step per month for all customers at once.
+
+    A persistent stress moves each customer's risk, and the risk drives spending, cash advances
+    and missed payments.
+    """
+    n, months = drifted.shape
+    balance = np.zeros((n, months))
+    payment = np.zeros((n, months))
+    minimum = np.zeros((n, months))
+    purchases = np.zeros((n, months))
+    cash = np.zeros((n, months))
+    dpd = np.zeros((n, months), dtype=np.int64)
+    risk = np.zeros((n, months))
     stress = rng.normal(0.0, 0.8, size=n)
     missed_in_row = np.zeros(n, dtype=np.int64)
     previous_balance = limit * _sigmoid(-1.2 + 0.9 * base_risk)
@@ -267,33 +317,75 @@ def generate_customers(
         )
         previous_balance = positive
         previous_minimum = minimum[:, month]
+    return _Months(
+        balance=balance,
+        payment=payment,
+        minimum=minimum,
+        purchases=purchases,
+        cash=cash,
+        days_past_due=dpd,
+        risk=risk,
+    )
 
+
+def _delinquent_ahead(dpd: IntArray, config: CustomerConfig) -> BoolArray:
+    """For each published month: does the customer go delinquent within the horizon after it?"""
+    published = config.statements_per_customer
     delinquent = dpd >= config.delinquent_days_past_due
-    ahead = np.zeros((n, published), dtype=np.bool_)
+    ahead = np.zeros((len(dpd), published), dtype=np.bool_)
     for step in range(1, config.horizon_months + 1):
         ahead |= delinquent[:, step : step + published]
+    return ahead
+
+
+def generate_customers(
+    config: CustomerConfig,
+    drift: DriftConfig,
+    *,
+    prefix: str,
+    start_us: int,
+    drift_us: int | None,
+    rng: np.random.Generator,
+) -> CustomerData:
+    """`config.customers` customers joining over the onboarding window, with their statements."""
+    n = config.customers
+    published = config.statements_per_customer
+    months = published + config.horizon_months
+    profiles = _profiles(config, drift, start_us=start_us, drift_us=drift_us, rng=rng)
+    base_risk = _base_risk(profiles, rng)
+
+    statement_days = _statement_days(profiles.created_us, months)
+    statement_us = statement_days * US_PER_DAY + (
+        rng.integers(2 * 3600, 5 * 3600, size=(n, months)) * 1_000_000
+    )
+    drifted = (
+        np.zeros((n, months), dtype=np.bool_)
+        if drift_us is None
+        else np.asarray(statement_us >= drift_us)
+    )
+    simulated = _simulate_months(profiles.limit, base_risk, drifted, drift, rng)
 
     kept = slice(0, published)
     return CustomerData(
         ids=[f"CUST-{prefix}-{i:06d}" for i in range(n)],
-        created_us=created,
-        age=age,
-        income_cents=_cents(income),
-        limit_cents=_cents(limit),
-        region=region,
-        product=product,
-        tenure_months=tenure,
-        employment=employment,
+        created_us=profiles.created_us,
+        age=profiles.age,
+        income_cents=_cents(profiles.income),
+        limit_cents=_cents(profiles.limit),
+        region=profiles.region,
+        product=profiles.product,
+        tenure_months=profiles.tenure_months,
+        employment=profiles.employment,
         statement_ids=[
             [f"STMT-{prefix}-{i:06d}-{m:02d}" for m in range(published)] for i in range(n)
         ],
         statement_us=statement_us[:, kept],
-        balance_cents=_cents(balance[:, kept]),
-        payment_cents=_cents(payment[:, kept]),
-        minimum_cents=_cents(minimum[:, kept]),
-        purchase_cents=_cents(purchases[:, kept]),
-        cash_cents=_cents(cash[:, kept]),
-        days_past_due=dpd[:, kept],
-        delinquent_ahead=ahead,
-        latent_risk=risk[:, kept],
+        balance_cents=_cents(simulated.balance[:, kept]),
+        payment_cents=_cents(simulated.payment[:, kept]),
+        minimum_cents=_cents(simulated.minimum[:, kept]),
+        purchase_cents=_cents(simulated.purchases[:, kept]),
+        cash_cents=_cents(simulated.cash[:, kept]),
+        days_past_due=simulated.days_past_due[:, kept],
+        delinquent_ahead=_delinquent_ahead(simulated.days_past_due, config),
+        latent_risk=simulated.risk[:, kept],
     )

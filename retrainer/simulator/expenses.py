@@ -170,7 +170,43 @@ class FraudRegime:
     mix: Mapping[FraudKind, float]
 
 
-def _merchant_table() -> tuple[list[str], IntArray, IntArray, int]:
+@dataclass(frozen=True)
+class _MerchantTable:
+    """Every merchant name: each category's merchants in a block, then the personal ones."""
+
+    names: list[str]
+    offsets: IntArray  # per category: where its block starts
+    counts: IntArray  # per category: how many merchants its block holds
+    personal_offset: int
+
+    def pick(self, category: IntArray, u: FloatArray) -> IntArray:
+        """One merchant of each line's category, chosen by the uniform `u`."""
+        chosen = self.offsets[category] + np.floor(u * self.counts[category]).astype(np.int64)
+        return np.asarray(chosen, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class _Sheets:
+    """Who submitted each sheet and when, and which lines each sheet owns."""
+
+    employee: IntArray
+    submitted_us: IntArray
+    line_start: IntArray  # len = sheets + 1, as in ExpenseData.sheet_line_start
+    line_sheet: IntArray  # per line: its sheet
+
+
+@dataclass(frozen=True)
+class _Lines:
+    """What each line bought: columns that fraud and duplicates later rewrite in place."""
+
+    emp: IntArray  # per line: its employee
+    category: IntArray
+    merchant: IntArray
+    cents: IntArray
+    currency: IntArray
+
+
+def _merchant_table() -> _MerchantTable:
     names: list[str] = []
     offsets: list[int] = []
     for category in catalog.CATEGORIES:
@@ -179,11 +215,11 @@ def _merchant_table() -> tuple[list[str], IntArray, IntArray, int]:
     personal_offset = len(names)
     names.extend(catalog.PERSONAL_MERCHANTS)
     counts = [len(c.merchants) for c in catalog.CATEGORIES]
-    return (
-        names,
-        np.array(offsets, dtype=np.int64),
-        np.array(counts, dtype=np.int64),
-        personal_offset,
+    return _MerchantTable(
+        names=names,
+        offsets=np.array(offsets, dtype=np.int64),
+        counts=np.array(counts, dtype=np.int64),
+        personal_offset=personal_offset,
     )
 
 
@@ -197,8 +233,7 @@ def _make_employees(
     config: ExpenseConfig,
     prefix: str,
     rng: np.random.Generator,
-    offsets: IntArray,
-    counts: IntArray,
+    table: _MerchantTable,
 ) -> Employees:
     n = config.employees
     n_cat = len(catalog.CATEGORIES)
@@ -212,7 +247,9 @@ def _make_employees(
     medians = np.array([c.median for c in catalog.CATEGORIES])
     median_amount = medians[None, :] * np.exp(rng.normal(0.0, 0.25, size=(n, n_cat)))
     u = rng.random((n, n_cat, _USUAL_MERCHANTS))
-    usual = offsets[None, :, None] + np.floor(u * counts[None, :, None]).astype(np.int64)
+    usual = table.offsets[None, :, None] + np.floor(u * table.counts[None, :, None]).astype(
+        np.int64
+    )
     workdays = rng.random((n, 5)) < 0.8
     workdays[np.arange(n), rng.integers(0, 5, size=n)] = True
     usual_weekdays = np.concatenate([workdays, np.zeros((n, 2), dtype=np.bool_)], axis=1)
@@ -289,42 +326,37 @@ def _fraud_kinds(
     return kinds
 
 
-def generate_expenses(
-    config: ExpenseConfig,
-    *,
-    prefix: str,
-    start_us: int,
-    span_us: int,
-    regimes: tuple[FraudRegime, ...],
-    rng: np.random.Generator,
-) -> ExpenseData:
-    """Employees, `config.sheets` sheets over the span, fraud per `regimes`, and audit labels."""
-    merchants, offsets, counts, personal_offset = _merchant_table()
-    employees = _make_employees(config, prefix, rng, offsets, counts)
+def _sheets(
+    config: ExpenseConfig, start_us: int, span_us: int, rng: np.random.Generator
+) -> _Sheets:
+    """`config.sheets` sheets of random employees over the span, with their number of lines."""
     n_sheets = config.sheets
     sheet_employee = rng.integers(0, config.employees, size=n_sheets).astype(np.int64)
     submitted = _submission_times(n_sheets, start_us, span_us, rng)
     sizes = _line_counts(n_sheets, config.max_lines, rng)
-    line_start = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    n = int(line_start[-1])
-    line_sheet = np.repeat(np.arange(n_sheets, dtype=np.int64), sizes)
-    emp = sheet_employee[line_sheet]
-    submitted_day = day_of(submitted)[line_sheet]
-    first_year = int(from_us(start_us).year)
-    holiday_days = holidays(first_year - 1, int(from_us(start_us + span_us).year) + 1)
+    return _Sheets(
+        employee=sheet_employee,
+        submitted_us=submitted,
+        line_start=np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
+        line_sheet=np.repeat(np.arange(n_sheets, dtype=np.int64), sizes),
+    )
 
-    # What was bought, where, for how much: the employee's habits plus ordinary noise.
+
+def _purchases(
+    employees: Employees, emp: IntArray, table: _MerchantTable, rng: np.random.Generator
+) -> _Lines:
+    """What was bought, where, for how much: the employee's habits plus ordinary noise."""
+    n = len(emp)
     category = _pick(employees.category_cdf[emp], rng.random(n))
     usual_pick = employees.usual_merchants[emp, category, rng.integers(0, _USUAL_MERCHANTS, n)]
-    any_pick = offsets[category] + np.floor(rng.random(n) * counts[category]).astype(np.int64)
+    any_pick = table.pick(category, rng.random(n))
     merchant = np.where(rng.random(n) < 0.9, usual_pick, any_pick)
     spread = np.array([c.spread for c in catalog.CATEGORIES])[category]
     amount = employees.median_amount[emp, category] * np.exp(spread * rng.normal(size=n))
     whole = np.array([c.whole_units for c in catalog.CATEGORIES])[category]
     amount = np.where(whole, np.round(amount), amount)
     currency = employees.home_currency[emp].copy()
-    travel = np.array([c.travel for c in catalog.CATEGORIES])[category]
-    abroad = travel & (rng.random(n) < 0.08)
+    abroad = _is_travel(category) & (rng.random(n) < 0.08)
     foreign = rng.integers(0, len(catalog.CURRENCIES), size=n)
     abroad &= foreign != currency
     rates = np.array(catalog.UNITS_PER_EUR)
@@ -339,66 +371,84 @@ def generate_expenses(
     cents = np.maximum(100, np.round(amount * 100)).astype(np.int64)
     elsewhere = rng.integers(1, len(catalog.CATEGORIES), size=n)
     cross_category = (category + elsewhere) % len(catalog.CATEGORIES)
-    cross_merchant = offsets[cross_category] + np.floor(
-        rng.random(n) * counts[cross_category]
-    ).astype(np.int64)
+    cross_merchant = table.pick(cross_category, rng.random(n))
     merchant = np.where(rng.random(n) < 0.03, cross_merchant, merchant)
-
-    # Lines are dated in the weeks before submission, on the employee's usual weekdays; a few
-    # trips legitimately run into a weekend, so a weekend date alone is not proof of fraud.
-    period = rng.integers(7, 31, size=n_sheets)[line_sheet]
-    last_day = submitted_day - 1
-    expense_day = _usual_days(last_day, period, employees.usual_weekdays[emp], holiday_days, rng)
-    weekend_trip = travel & (rng.random(n) < 0.05)
-    expense_day = np.where(
-        weekend_trip, last_day - np.floor(rng.random(n) * period).astype(np.int64), expense_day
-    )
-
-    kinds = _fraud_kinds(submitted[line_sheet], regimes, rng)
-    _inject_fraud(
-        kinds,
-        config=config,
-        rng=rng,
+    return _Lines(
         emp=emp,
-        employees=employees,
         category=category,
         merchant=merchant,
         cents=cents,
         currency=currency,
-        expense_day=expense_day,
-        last_day=last_day,
-        period=period,
-        holiday_days=holiday_days,
-        offsets=offsets,
-        counts=counts,
-        personal_offset=personal_offset,
     )
 
+
+def _is_travel(category: IntArray) -> BoolArray:
+    """Whether each line's category is travel, where trips abroad and weekends are ordinary."""
+    return np.asarray(np.array([c.travel for c in catalog.CATEGORIES])[category], dtype=np.bool_)
+
+
+def _expense_days(
+    lines: _Lines,
+    submitted_day: IntArray,
+    period: IntArray,
+    employees: Employees,
+    holiday_days: IntArray,
+    rng: np.random.Generator,
+) -> IntArray:
+    """Lines are dated in the weeks before submission, on the employee's usual weekdays.
+
+    A few trips legitimately run into a weekend, so a weekend date alone is not proof of fraud.
+    """
+    last_day = submitted_day - 1
+    usual_weekdays = employees.usual_weekdays[lines.emp]
+    expense_day = _usual_days(last_day, period, usual_weekdays, holiday_days, rng)
+    weekend_trip = _is_travel(lines.category) & (rng.random(len(last_day)) < 0.05)
+    return np.where(
+        weekend_trip,
+        last_day - np.floor(rng.random(len(last_day)) * period).astype(np.int64),
+        expense_day,
+    )
+
+
+def _descriptions(category: IntArray, rng: np.random.Generator) -> list[str]:
+    """One of the category's usual descriptions per line."""
     descriptions = [c.descriptions for c in catalog.CATEGORIES]
-    desc_pick = rng.integers(0, 1 << 30, size=n)
-    description = [
+    desc_pick = rng.integers(0, 1 << 30, size=len(category))
+    return [
         descriptions[c][int(k) % len(descriptions[c])]
         for c, k in zip(category.tolist(), desc_pick, strict=True)
     ]
+
+
+def _receipts(
+    cents: IntArray,
+    kinds: IntArray,
+    line_start: IntArray,
+    prefix: str,
+    rng: np.random.Generator,
+) -> list[str | None]:
+    """Each line's receipt reference, or None when the receipt went missing."""
+    n = len(cents)
     # Small receipts often go missing; fraudsters always attach one.
     no_receipt = (cents < 2500) & (rng.random(n) < 0.3) & (kinds == LEGIT)
     # One receipt sometimes covers two lines of a sheet (a hotel bill split into room and meals).
     shares_previous = (rng.random(n) < 0.03) & (kinds == LEGIT)
     shares_previous[line_start[:-1]] = False
     receipt_number = np.maximum.accumulate(np.where(shares_previous, 0, np.arange(n)))
-    receipt: list[str | None] = [
+    return [
         None if missing else f"R-{prefix}-{k:07d}"
         for k, missing in zip(receipt_number.tolist(), no_receipt.tolist(), strict=True)
     ]
-    _copy_duplicates(
-        kinds,
-        rng=rng,
-        emp=emp,
-        columns=(cents, currency, category, merchant, expense_day),
-        description=description,
-        receipt=receipt,
-    )
 
+
+def _labels(
+    config: ExpenseConfig, kinds: IntArray, line_submitted_us: IntArray, rng: np.random.Generator
+) -> tuple[IntArray, IntArray, BoolArray]:
+    """Which lines auditors label, when (some while after the sheet) and what they say.
+
+    Returns the labelled lines, their label times and verdicts; a verdict is sometimes wrong.
+    """
+    n = len(kinds)
     labelled = np.flatnonzero(rng.random(n) < config.label_fraction)
     delay_days = np.exp(np.log(config.label_delay_median_days) + 0.9 * rng.normal(size=n))
     longest = MAX_LABEL_DELAY.days * US_PER_DAY
@@ -406,53 +456,102 @@ def generate_expenses(
     delay_us -= delay_us % 1_000_000  # whole seconds, as upstream systems stamp them
     flipped = rng.random(n) < config.label_noise
     label_value = (kinds != LEGIT) ^ flipped
+    return (
+        labelled.astype(np.int64),
+        (line_submitted_us + delay_us)[labelled],
+        np.asarray(label_value[labelled], dtype=np.bool_),
+    )
+
+
+def generate_expenses(
+    config: ExpenseConfig,
+    *,
+    prefix: str,
+    start_us: int,
+    span_us: int,
+    regimes: tuple[FraudRegime, ...],
+    rng: np.random.Generator,
+) -> ExpenseData:
+    """Employees, `config.sheets` sheets over the span, fraud per `regimes`, and audit labels."""
+    table = _merchant_table()
+    employees = _make_employees(config, prefix, rng, table)
+    sheets = _sheets(config, start_us, span_us, rng)
+    line_sheet = sheets.line_sheet
+    line_submitted_us = sheets.submitted_us[line_sheet]
+    first_year = int(from_us(start_us).year)
+    holiday_days = holidays(first_year - 1, int(from_us(start_us + span_us).year) + 1)
+
+    lines = _purchases(employees, sheets.employee[line_sheet], table, rng)
+    period = rng.integers(7, 31, size=config.sheets)[line_sheet]
+    submitted_day = day_of(sheets.submitted_us)[line_sheet]
+    expense_day = _expense_days(lines, submitted_day, period, employees, holiday_days, rng)
+
+    kinds = _fraud_kinds(line_submitted_us, regimes, rng)
+    _inject_fraud(
+        kinds,
+        lines,
+        expense_day,
+        config=config,
+        rng=rng,
+        employees=employees,
+        last_day=submitted_day - 1,
+        period=period,
+        holiday_days=holiday_days,
+        table=table,
+    )
+    description = _descriptions(lines.category, rng)
+    receipt = _receipts(lines.cents, kinds, sheets.line_start, prefix, rng)
+    _copy_duplicates(
+        kinds,
+        rng=rng,
+        emp=lines.emp,
+        columns=(lines.cents, lines.currency, lines.category, lines.merchant, expense_day),
+        description=description,
+        receipt=receipt,
+    )
+    label_line, label_us, label_is_fraud = _labels(config, kinds, line_submitted_us, rng)
 
     return ExpenseData(
         employees=employees,
-        merchants=merchants,
-        sheet_ids=[f"SHEET-{prefix}-{i:06d}" for i in range(n_sheets)],
-        sheet_employee=sheet_employee,
-        sheet_submitted_us=submitted,
-        sheet_line_start=line_start,
-        expense_ids=[f"EXP-{prefix}-{i:07d}" for i in range(n)],
+        merchants=table.names,
+        sheet_ids=[f"SHEET-{prefix}-{i:06d}" for i in range(config.sheets)],
+        sheet_employee=sheets.employee,
+        sheet_submitted_us=sheets.submitted_us,
+        sheet_line_start=sheets.line_start,
+        expense_ids=[f"EXP-{prefix}-{i:07d}" for i in range(len(line_sheet))],
         line_sheet=line_sheet,
-        amount_cents=cents,
-        currency=currency.astype(np.int64),
-        category=category,
-        merchant=merchant.astype(np.int64),
+        amount_cents=lines.cents,
+        currency=lines.currency.astype(np.int64),
+        category=lines.category,
+        merchant=lines.merchant.astype(np.int64),
         expense_day=expense_day,
         description=description,
         receipt_ref=receipt,
         fraud_kind=kinds,
-        label_line=labelled.astype(np.int64),
-        label_us=(submitted[line_sheet] + delay_us)[labelled],
-        label_is_fraud=np.asarray(label_value[labelled], dtype=np.bool_),
+        label_line=label_line,
+        label_us=label_us,
+        label_is_fraud=label_is_fraud,
     )
 
 
 def _inject_fraud(
     kinds: IntArray,
+    lines: _Lines,
+    expense_day: IntArray,
     *,
     config: ExpenseConfig,
     rng: np.random.Generator,
-    emp: IntArray,
     employees: Employees,
-    category: IntArray,
-    merchant: IntArray,
-    cents: IntArray,
-    currency: IntArray,
-    expense_day: IntArray,
     last_day: IntArray,
     period: IntArray,
     holiday_days: IntArray,
-    offsets: IntArray,
-    counts: IntArray,
-    personal_offset: int,
+    table: _MerchantTable,
 ) -> None:
     """Rewrite the lines chosen as fraud in place, each in the way its kind departs from habit."""
+    emp, category, merchant, cents = lines.emp, lines.category, lines.merchant, lines.cents
     fraud = kinds != LEGIT
     # Fraud is claimed in the employee's own currency: that is where the limit and habits live.
-    currency[fraud] = employees.home_currency[emp[fraud]]
+    lines.currency[fraud] = employees.home_currency[emp[fraud]]
 
     under = np.flatnonzero(kinds == FRAUD_KINDS.index(FraudKind.JUST_UNDER_LIMIT))
     limit_cents = round(config.approval_limit * 100)
@@ -476,12 +575,10 @@ def _inject_fraud(
     other_category = (
         category[mismatch] + rng.integers(1, len(catalog.CATEGORIES), len(mismatch))
     ) % len(catalog.CATEGORIES)
-    other_merchant = offsets[other_category] + np.floor(
-        rng.random(len(mismatch)) * counts[other_category]
-    ).astype(np.int64)
+    other_merchant = table.pick(other_category, rng.random(len(mismatch)))
     merchant[mismatch] = np.where(
         personal,
-        personal_offset + rng.integers(0, n_personal, len(mismatch)),
+        table.personal_offset + rng.integers(0, n_personal, len(mismatch)),
         other_merchant,
     )
 
