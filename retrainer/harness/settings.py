@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
+from edge.kafka import KafkaSettings
 from retrainer.harness.scope import TOPICS, Scope
 from streams.settings import StreamsSettings, TopicNames
 
@@ -45,5 +46,10 @@ def streams_settings(scope: Scope, **values: Any) -> StreamsSettings:
         "app_id": scope.app_id,
         "topic_names": topic_names(scope.prefix),
     }
+    # The run's own Kafka connection settings (a SASL listener, say) hold in-process too.
+    for variable, value in scope.settings.items():
+        name = variable.removeprefix("RETRAINER_").lower()
+        if name in KafkaSettings.model_fields:
+            fields[name] = value
     fields.update(values)
     return ExplicitStreamsSettings(**fields)
