@@ -32,7 +32,7 @@ def policy_changelog(settings: StreamsSettings) -> str:
 
 def ensure_topics(settings: StreamsSettings) -> list[str]:
     """Create the worker's topics that do not exist yet; returns the names created."""
-    topics = settings.topics()
+    topics = settings.topics
     partitions = settings.partitions
     wanted = {
         name: NewTopic(name, num_partitions=partitions, replication_factor=1)
