@@ -168,7 +168,7 @@ def _migrate(dsn: str, setting: str) -> list[str]:
     """Apply pending migrations to `dsn`; a failure is one line naming `setting`."""
     import asyncio
 
-    from retrainer.migrate import MigrationError, migrate
+    from edge.migrations import MigrationError, migrate
 
     try:
         applied = asyncio.run(migrate(dsn))

@@ -32,7 +32,7 @@ def policy_changelog(settings: StreamsSettings) -> str:
 
 def ensure_topics(settings: StreamsSettings) -> list[str]:
     """Create the worker's topics that do not exist yet; returns the names created."""
-    topics = settings.topics()
+    topics = settings.topics
     partitions = settings.partitions
     wanted = {
         name: NewTopic(name, num_partitions=partitions, replication_factor=1)
@@ -100,26 +100,13 @@ class SchemaBehind(Exception):
 def check_schema(database_url: str) -> None:
     """Refuse to start on a database whose schema is older than this code."""
     import asyncio
-    from pathlib import Path
 
     import asyncpg
 
-    import schemas
-
-    folder = Path(schemas.__file__).resolve().parent / "migrations"
-    wanted = {int(path.name[:4]) for path in folder.glob("[0-9][0-9][0-9][0-9]_*.sql")}
-
-    async def applied() -> set[int]:
-        conn = await asyncpg.connect(database_url, timeout=15)
-        try:
-            if not await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL"):
-                return set()
-            return {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
-        finally:
-            await conn.close()
+    from edge.migrations import pending
 
     try:
-        missing = sorted(wanted - asyncio.run(applied()))
+        missing = [m.version for m in asyncio.run(pending(database_url))]
     except (OSError, asyncpg.PostgresError) as exc:
         raise SchemaBehind(f"cannot reach PostgreSQL: {exc}") from exc
     if missing:

@@ -171,7 +171,7 @@ async def _scheduled(days: int, force: bool, families: list[ModelFamily]) -> Non
                     force=force,
                 )
                 producer.enqueue(
-                    settings.topics().policy_signals, [(family.value.encode(), signal.encode())]
+                    settings.topics.policy_signals, [(family.value.encode(), signal.encode())]
                 )
             typer.echo(
                 json.dumps(

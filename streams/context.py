@@ -14,6 +14,7 @@ import asyncpg
 
 from edge.kafka import KafkaConnection
 from edge.producer import DeliveringProducer
+from edge.settings import TopicNames
 from schemas.base import ModelFamily
 from schemas.codec import Codec
 from schemas.dead_letter import DeadLettered
@@ -22,7 +23,7 @@ from streams.health import Reachability
 from streams.models import ModelFollower, ModelHolder, ModelLoader
 from streams.policy import PolicyConfig
 from streams.scorers import Scorer
-from streams.settings import StreamsSettings, TopicNames
+from streams.settings import StreamsSettings
 from streams.signals import PolicySignal, SignalKind
 
 
@@ -118,7 +119,7 @@ def build_context(settings: StreamsSettings) -> WorkerContext:
             max_string_length=settings.max_string_length,
         )
     )
-    topics = settings.topics()
+    topics = settings.topics
     database = Database(settings)
     holder = ModelHolder()
     loader = ModelLoader(holder, database.pool)

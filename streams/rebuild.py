@@ -187,7 +187,7 @@ def position_signals(settings: StreamsSettings, admin: AdminClient) -> int:
 
 
 def _position_signals(settings: StreamsSettings, admin: AdminClient) -> int:
-    topic = settings.topics().policy_signals
+    topic = settings.topics.policy_signals
     metadata = admin.list_topics(topic, timeout=15).topics.get(topic)
     if metadata is None or metadata.error is not None:
         return 0  # the worker creates it and starts at its (empty) beginning

@@ -214,7 +214,7 @@ ProgressCallback = Callable[[int, int, int], None]
 def resolve_topics(settings: StreamsSettings, wanted: Iterable[str]) -> dict[str, str]:
     """Logical name → configured topic for the upstream topics asked for (default or configured
     names both accepted)."""
-    upstream = settings.topics().upstream()
+    upstream = settings.topics.upstream()
     by_configured = {name: logical for logical, name in upstream.items()}
     chosen: dict[str, str] = {}
     for name in wanted:
@@ -352,7 +352,7 @@ def send_signals(settings: StreamsSettings, signals: Sequence[PolicySignal]) -> 
         return
     # Family-keyed signals land on the worker's partitions for them (SIGNAL_PARTITIONER).
     producer = DeliveringProducer(settings.kafka, partitioner=SIGNAL_PARTITIONER)
-    topic = settings.topics().policy_signals
+    topic = settings.topics.policy_signals
     try:
         producer.deliver(topic, [(s.family.value.encode(), s.encode()) for s in signals])
     except DeliveryFailed as exc:
@@ -368,7 +368,7 @@ class _DeadLetterSender:
     """Produces dead letters in the background; `close` accounts for every delivery."""
 
     def __init__(self, settings: StreamsSettings, codec: Codec) -> None:
-        self._topic = settings.topics().dead_letter
+        self._topic = settings.topics.dead_letter
         self._codec = codec
         self._producer = DeliveringProducer(
             settings.kafka,

@@ -5,52 +5,17 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
 
-from edge.kafka import KafkaSettings
+from edge.settings import SharedSettings
 from streams.policy import PolicyConfig
-
-
-class TopicNames(BaseSettings):
-    """Topic names; each can be renamed with `RETRAINER_TOPIC_<NAME>`."""
-
-    model_config = SettingsConfigDict(env_prefix="RETRAINER_TOPIC_", frozen=True, extra="ignore")
-
-    expense_sheet: str = "expense-sheet"
-    customer_created: str = "customer-created"
-    customer_activity: str = "customer-activity"
-    expense_label: str = "expense-label"
-    retrain_requested: str = "retrain-requested"
-    model_updated: str = "model-updated"
-    training_outcome: str = "training-outcome"
-    expense_scored: str = "expense-scored"
-    customer_scored: str = "customer-scored"
-    dead_letter: str = "dead-letter"
-    # Internal: what the ingest agents tell the policy agent (keyed by family).
-    policy_signals: str = "retrainer-policy-signals"
-
-    def upstream(self) -> dict[str, str]:
-        """Default topic name → configured name, for the four upstream topics."""
-        return {
-            "expense-sheet": self.expense_sheet,
-            "customer-created": self.customer_created,
-            "customer-activity": self.customer_activity,
-            "expense-label": self.expense_label,
-        }
-
 
 MIN_API_TOKEN_LENGTH = 16
 """Shortest RETRAINER_API_TOKEN a worker starts with: a short token can be guessed."""
 
 
-class StreamsSettings(KafkaSettings):
+class StreamsSettings(SharedSettings):
     """Everything the worker needs to know, read once at start (`kafka` connects its clients)."""
-
-    # hide_input_in_errors: a refused setting is named, never echoed (it may be a secret).
-    model_config = SettingsConfigDict(
-        env_prefix="RETRAINER_", frozen=True, extra="ignore", hide_input_in_errors=True
-    )
 
     database_url: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:15432/retrainer")
     app_id: str = "retrainer-worker"
@@ -79,28 +44,23 @@ class StreamsSettings(KafkaSettings):
 
     score_context_lines: int = Field(default=20_000, ge=0, description="expense history kept")
     score_context_refresh_s: float = 30.0
-    approval_limit: float = 500.0
     analysis_wait_s: float = Field(default=120.0, ge=0, description="analyze waits for training")
 
-    new_sheets_threshold: int = 10
-    new_customers_threshold: int = 50
-    anomaly_rate_low: float = 0.05
-    anomaly_rate_high: float = 0.30
-    anomaly_min_sample: int = 200
-    anomaly_window_days: int = 30
-    interval_hours: float = 24.0
-    request_timeout_s: float = 900.0
-    cooldown_s: float = 600.0
+    new_sheets_threshold: int = Field(default=10, ge=1)
+    anomaly_rate_low: float = Field(default=0.05, ge=0, le=1)
+    anomaly_rate_high: float = Field(default=0.30, ge=0, le=1)
+    anomaly_min_sample: int = Field(default=200, ge=1)
+    anomaly_window_days: int = Field(default=30, ge=1)
+    interval_hours: float = Field(default=24.0, gt=0)
+    request_timeout_s: float = Field(default=900.0, gt=0)
+    cooldown_s: float = Field(default=600.0, ge=0)
     min_training_interval_s: float = Field(
         default=600.0,
         ge=0,
         description="automatic trainings of a family start at least this long after its last one",
     )
-    min_expenses: int = 50
-    min_sheets: int = 2
-    min_lines_per_sheet: int = 5
-    min_customers: int = 50
-    min_statements: int = 100
+    min_customers: int = Field(default=50, ge=0)
+    min_statements: int = Field(default=100, ge=0)
 
     max_amount: Decimal = Decimal(1_000_000)
     max_string_length: int = 2000
@@ -110,6 +70,15 @@ class StreamsSettings(KafkaSettings):
     def upstream_group_id(self) -> str:
         """The consumer group that stores and scores the upstream topics (Faust's is app_id)."""
         return f"{self.app_id}-upstream"
+
+    @model_validator(mode="after")
+    def _band_is_a_band(self) -> StreamsSettings:
+        if self.anomaly_rate_low >= self.anomaly_rate_high:
+            raise ValueError(
+                "RETRAINER_ANOMALY_RATE_LOW must be below RETRAINER_ANOMALY_RATE_HIGH "
+                f"({self.anomaly_rate_low} >= {self.anomaly_rate_high})"
+            )
+        return self
 
     @field_validator("api_token")
     @classmethod
@@ -130,9 +99,6 @@ class StreamsSettings(KafkaSettings):
                 "HTTP header)"
             )
         return SecretStr(value)
-
-    def topics(self) -> TopicNames:
-        return TopicNames()
 
     def policy(self) -> PolicyConfig:
         return PolicyConfig(

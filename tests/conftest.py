@@ -84,7 +84,7 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
 @pytest.fixture(scope="session")
 def migrated_database_url(database_url: str) -> str:
     """The session's private database with every migration applied."""
-    from retrainer.migrate import migrate
+    from edge.migrations import migrate
 
     asyncio.run(migrate(database_url))
     return database_url

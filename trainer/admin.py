@@ -127,7 +127,7 @@ async def _change_champion(
     settings: TrainerSettings, change: RegistryChange, publisher: Publisher | None
 ) -> registry.ChampionChange:
     """Run a registry change and announce its champion as one step (see the module's doc)."""
-    topic = settings.topic_model_updated
+    topic = settings.topics.model_updated
     own = publisher is None
     from trainer.bootstrap import codec_for
 
@@ -244,9 +244,9 @@ async def check(
         result = await app.trainer.handle(request, progress)
         announced, error = False, None
         try:
-            messages = [Outgoing(settings.topic_training_outcome, result.outcome)]
+            messages = [Outgoing(settings.topics.training_outcome, result.outcome)]
             if result.model_updated is not None:
-                messages.insert(0, Outgoing(settings.topic_model_updated, result.model_updated))
+                messages.insert(0, Outgoing(settings.topics.model_updated, result.model_updated))
             await app.publisher.send(messages)
             announced = result.model_updated is not None
         except (TrainerError, KafkaException, BufferError) as exc:

@@ -30,10 +30,10 @@ def codec_for(settings: TrainerSettings) -> Codec:
     """A codec that knows the trainer's topics under their configured names."""
     return Codec(
         topics={
-            settings.topic_retrain_requested: RetrainRequested,
-            settings.topic_model_updated: ModelUpdated,
-            settings.topic_training_outcome: TrainingOutcome,
-            settings.topic_dead_letter: DeadLettered,
+            settings.topics.retrain_requested: RetrainRequested,
+            settings.topics.model_updated: ModelUpdated,
+            settings.topics.training_outcome: TrainingOutcome,
+            settings.topics.dead_letter: DeadLettered,
         }
     )
 

@@ -76,8 +76,8 @@ def trainer() -> None:
 
     configure(logs)
     err.print(
-        f"trainer: {settings.topic_retrain_requested} → {settings.topic_model_updated}, "
-        f"{settings.topic_training_outcome} · group {settings.trainer_group_id} · "
+        f"trainer: {settings.topics.retrain_requested} → {settings.topics.model_updated}, "
+        f"{settings.topics.training_outcome} · group {settings.trainer_group_id} · "
         f"metrics on :{settings.trainer_metrics_port}",
         soft_wrap=True,
     )
@@ -169,7 +169,7 @@ def _print_check(report: CheckReport, settings: TrainerSettings, days: int | Non
     if outcome.version:
         out.print(f"  Version: {outcome.version}")
     if report.announced:
-        out.print(f"  Announced on {settings.topic_model_updated}")
+        out.print(f"  Announced on {settings.topics.model_updated}")
     if report.announce_error:
         out.print(f"  [yellow]Not announced on Kafka:[/] {report.announce_error}")
     out.print(f"  Duration: {outcome.duration_seconds:.2f} s")

@@ -47,8 +47,8 @@ def outgoing(settings: TrainerSettings, result: Result) -> list[Outgoing]:
     """What a result publishes: the promotion first, so the outcome's readers can rely on it."""
     messages: list[Outgoing] = []
     if result.model_updated is not None:
-        messages.append(Outgoing(settings.topic_model_updated, result.model_updated))
-    messages.append(Outgoing(settings.topic_training_outcome, result.outcome))
+        messages.append(Outgoing(settings.topics.model_updated, result.model_updated))
+    messages.append(Outgoing(settings.topics.training_outcome, result.outcome))
     return messages
 
 
@@ -96,10 +96,10 @@ class RequestConsumer:
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set; the current request is finished first."""
         consumer = self._consumer()
-        consumer.subscribe([self._settings.topic_retrain_requested])
+        consumer.subscribe([self._settings.topics.retrain_requested])
         log.info(
             "trainer consuming %s as group %s",
-            self._settings.topic_retrain_requested,
+            self._settings.topics.retrain_requested,
             self._settings.trainer_group_id,
         )
         try:
@@ -170,7 +170,7 @@ class RequestConsumer:
         """Seek back to `message`, so the next poll brings it again (after a pause)."""
         await asyncio.sleep(self._settings.retry_base_delay_s)
         partition = TopicPartition(
-            message.topic() or self._settings.topic_retrain_requested,
+            message.topic() or self._settings.topics.retrain_requested,
             message.partition() or 0,
             message.offset() or 0,
         )
@@ -199,7 +199,7 @@ class RequestConsumer:
         self, message: Message, stage: str, reason: str, error: str, *, bare: bool = False
     ) -> DeadLettered:
         raw = RawMessage(
-            message.topic() or self._settings.topic_retrain_requested,
+            message.topic() or self._settings.topics.retrain_requested,
             message.partition() or 0,
             message.offset() or 0,
             message.key(),
@@ -216,7 +216,7 @@ class RequestConsumer:
         the original bytes (size, sha256 and offset still find them). When Kafka is unavailable
         the message is rewound and set aside later: never committed without its letter.
         """
-        topic = self._settings.topic_dead_letter
+        topic = self._settings.topics.dead_letter
         letter = self._letter(message, stage, reason, error)
         try:
             try:

@@ -3,34 +3,24 @@
 from __future__ import annotations
 
 from pydantic import Field, SecretStr
-from pydantic_settings import SettingsConfigDict
 
-from edge.kafka import KafkaSettings
+from edge.settings import SharedSettings
 
 
-class TrainerSettings(KafkaSettings):
+class TrainerSettings(SharedSettings):
     """Everything the trainer service is told from outside; built once, in the bootstrap.
 
     The Kafka connection (`kafka`, from `RETRAINER_KAFKA_*`) comes from KafkaSettings."""
-
-    model_config = SettingsConfigDict(env_prefix="RETRAINER_", frozen=True, extra="ignore")
 
     # Connections
     database_url: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:15432/retrainer")
 
     # Topics and consumer group
-    topic_retrain_requested: str = "retrain-requested"
-    topic_model_updated: str = "model-updated"
-    topic_training_outcome: str = "training-outcome"
-    topic_dead_letter: str = "dead-letter"
     trainer_group_id: str = "retrainer-trainer"
     trainer_metrics_port: int = Field(default=6067, ge=0, le=65535)
     """HTTP port of /metrics; 0 = do not serve metrics."""
 
     # Minimum data (the seeds' gate before training); a forced request bypasses these
-    min_expenses: int = Field(default=50, ge=0)
-    min_sheets: int = Field(default=2, ge=0)
-    min_lines_per_sheet: int = Field(default=5, ge=1)
     min_labelled_expenses: int = Field(default=50, ge=2)
     """The RandomForest is trained only with this many labels (both classes present)."""
     min_fraud_labels: int = Field(default=5, ge=1)
@@ -41,11 +31,8 @@ class TrainerSettings(KafkaSettings):
     # Data and evaluation
     max_customers: int = Field(default=200, ge=0)
     """Delinquency training set cap: new customers first, then existing ones; 0 = all."""
-    new_customers_threshold: int = Field(default=50, ge=1)
-    """What `retrainer check` compares new customers with (the pre-delinquency engine's 50)."""
     delinquency_horizon_days: int = Field(default=92, ge=1)
     delinquent_days_past_due: int = Field(default=30, ge=1)
-    approval_limit: float = Field(default=500.0, gt=0)
     holdout_fraction: float = Field(default=0.2, gt=0, lt=1)
     decision_threshold: float = Field(default=0.5, gt=0, lt=1)
     point_in_time_ingestion: bool = True

@@ -16,7 +16,7 @@ async def create_database(admin_dsn: str, name: str, migrated: bool = True) -> s
     `migrated` is false); returns its address."""
     import asyncpg
 
-    from retrainer.migrate import migrate
+    from edge.migrations import migrate
 
     conn = await asyncpg.connect(admin_dsn, timeout=15)
     try:

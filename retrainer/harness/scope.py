@@ -38,7 +38,7 @@ def topic_env(prefix: str | None = None, /, **renamed: str) -> dict[str, str]:
     if unknown:
         raise ValueError(f"no such topic: {', '.join(sorted(unknown))}")
     names.update(renamed)
-    return {f"RETRAINER_TOPIC_{key.upper()}": value for key, value in names.items()}
+    return {f"RETRAINER_TOPICS__{key.upper()}": value for key, value in names.items()}
 
 
 def free_port() -> int:

@@ -8,14 +8,13 @@ from typing import Any
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from edge.kafka import KafkaSettings
+from edge.settings import TopicNames
 from retrainer.harness.scope import TOPICS, Scope
-from streams.settings import StreamsSettings, TopicNames
+from streams.settings import StreamsSettings
 
 
 class ExplicitStreamsSettings(StreamsSettings):
-    """StreamsSettings that read nothing but their arguments, with their topic names given."""
-
-    topic_names: TopicNames
+    """StreamsSettings that read nothing but their arguments."""
 
     @classmethod
     def settings_customise_sources(
@@ -27,9 +26,6 @@ class ExplicitStreamsSettings(StreamsSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings,)
-
-    def topics(self) -> TopicNames:
-        return self.topic_names
 
 
 def topic_names(prefix: str) -> TopicNames:
@@ -44,7 +40,7 @@ def streams_settings(scope: Scope, **values: Any) -> StreamsSettings:
         "kafka_bootstrap": scope.bootstrap,
         "database_url": scope.database_url,
         "app_id": scope.app_id,
-        "topic_names": topic_names(scope.prefix),
+        "topics": topic_names(scope.prefix),
     }
     # The run's own Kafka connection settings (a SASL listener, say) hold in-process too.
     for variable, value in scope.settings.items():

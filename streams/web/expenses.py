@@ -149,7 +149,7 @@ class ExpensesUpload(ApiView):
                 where = "" if uploaded is None else f"CSV line {uploaded.line_of(exc.field)}: "
                 raise ApiError(422, exc.reason.value, where + exc.detail, exc.field) from exc
         await ctx.publish(
-            ctx.settings.topics().expense_sheet,
+            ctx.settings.topics.expense_sheet,
             [(ctx.codec.key_of(s), ctx.codec.encode(s)) for s in sheets],
         )
         status = await training_status(ctx, [s.sheet_id for s in sheets])

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import asyncpg
 import pandas as pd
 
-from retrainer.migrate import migrate
+from edge.migrations import migrate
 from schemas.base import ModelFamily
 from schemas.retrain_requested import RetrainReason, RetrainRequested
 from schemas.training_outcome import OutcomeStatus

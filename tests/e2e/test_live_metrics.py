@@ -15,13 +15,13 @@ import asyncpg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from edge.settings import TopicNames
 from schemas.base import ModelFamily
 from schemas.errors import RejectReason
 from schemas.model_updated import ModelUpdated
 from schemas.retrain_requested import RetrainReason
 from schemas.training_outcome import OutcomeStatus
 from streams.policy import Action
-from streams.settings import TopicNames
 from tests.e2e.conftest import require_program
 from tests.factories import ROOT, publish, sheet, wait_until
 from tests.integration.model_versions import add_version

@@ -76,7 +76,7 @@ def test_the_services_environment_and_the_in_process_settings_name_the_same_topi
 ) -> None:
     scope = Scope(stack.bootstrap, stack.dsn, new_prefix(), tmp_path, "a-token-long-enough")
     env = scope.env()
-    topics = streams_settings(scope).topics()
+    topics = streams_settings(scope).topics
     for name in TOPICS:
         key = name.replace("-", "_")
         assert getattr(topics, key) == scope.topic(name)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import asyncpg
 import pytest
 
-from retrainer.migrate import MigrationError, discover, migrate
+from edge.migrations import MigrationError, discover, migrate, pending
 from tests.conftest import Stack
 
 SEED_COLUMNS = {
@@ -105,3 +106,17 @@ def test_badly_named_files_are_refused(tmp_path: Path) -> None:
     (tmp_path / "first.sql").write_text("SELECT 1;")
     with pytest.raises(MigrationError, match="NNNN_snake_name"):
         discover(tmp_path)
+
+
+async def test_pending_lists_what_the_worker_start_refuses_until_migrated(
+    empty_database: str,
+) -> None:
+    from streams.bootstrap import SchemaBehind, check_schema
+
+    every = [m.version for m in discover()]
+    assert [m.version for m in await pending(empty_database)] == every
+    with pytest.raises(SchemaBehind, match="retrainer db migrate"):
+        await asyncio.to_thread(check_schema, empty_database)
+    await migrate(empty_database)
+    assert await pending(empty_database) == []
+    await asyncio.to_thread(check_schema, empty_database)

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge.dead_letters import RawMessage
-from retrainer.migrate import migrate
+from edge.migrations import migrate
 from schemas import (
     CustomerActivityRecorded,
     CustomerCreated,

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from edge.settings import TopicNames
 from retrainer.harness import TOPICS, Scope, Service, ServiceError, Services, topic_env
 from retrainer.harness.settings import streams_settings
-from streams.settings import StreamsSettings, TopicNames
+from streams.settings import StreamsSettings
 from tests.factories import wait_until
 from trainer.settings import TrainerSettings
 
@@ -38,12 +39,12 @@ def test_topic_env_renames_every_topic_for_the_worker_and_the_trainer(
 ) -> None:
     for name, value in topic_env("run1").items():
         monkeypatch.setenv(name, value)
-    worker = StreamsSettings().topics()
+    worker = StreamsSettings().topics
     assert {key: getattr(worker, key) for key in TopicNames.model_fields} == {
         name.replace("-", "_"): f"run1-{name}" for name in TOPICS
     }
     trainer = TrainerSettings()
-    assert (trainer.topic_retrain_requested, trainer.topic_dead_letter) == (
+    assert (trainer.topics.retrain_requested, trainer.topics.dead_letter) == (
         "run1-retrain-requested",
         "run1-dead-letter",
     )
@@ -56,7 +57,7 @@ def test_topic_env_renames_single_topics_and_refuses_unknown_ones(
     for name, value in only.items():
         monkeypatch.setenv(name, value)
     assert len(only) == 1
-    assert TrainerSettings().topic_model_updated == "announcements"
+    assert TrainerSettings().topics.model_updated == "announcements"
     both = topic_env("p", dead_letter="dlq").values()
     assert sorted(both) == sorted(
         ["dlq", *(f"p-{name}" for name in TOPICS if name != "dead-letter")]
@@ -87,10 +88,10 @@ def test_in_process_settings_read_nothing_from_the_environment(
     settings = streams_settings(scope(tmp_path), partitions=2)
     assert settings.partitions == 2
     assert settings.app_id == "run1-worker"
-    assert settings.topics().expense_sheet == "run1-expense-sheet"
+    assert settings.topics.expense_sheet == "run1-expense-sheet"
     assert settings.database_url.get_secret_value().endswith("/run")
     # A copy (replay and rebuild make them) keeps the run's topics.
-    assert settings.model_copy(update={"partitions": 1}).topics().dead_letter == "run1-dead-letter"
+    assert settings.model_copy(update={"partitions": 1}).topics.dead_letter == "run1-dead-letter"
 
 
 def _child(services: Services, tmp_path: Path, ignore_term: bool) -> Service:

@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from retrainer.migrate import migrate
+from edge.migrations import migrate
 from schemas.retrain_requested import RetrainReason, RetrainRequested
 from tests.conftest import Stack
 from tests.factories import API_TOKEN, CODEC, customer, publish, statement, wait_until

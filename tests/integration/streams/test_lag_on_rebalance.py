@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from confluent_kafka.admin import AdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from edge.settings import TopicNames
 from schemas.base import Event
-from streams.settings import TopicNames
 from tests.factories import customer, label, publish, sheet, statement, wait_until
 from tests.integration.streams.conftest import Workers
 

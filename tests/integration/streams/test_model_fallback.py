@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 
+from edge.settings import TopicNames
 from schemas.base import ModelFamily
 from schemas.expense_scored import ExpenseScored
 from tests.factories import CODEC, publish, sheet, wait_until
@@ -51,7 +52,9 @@ def test_a_cold_start_with_a_tampered_champion_scores_with_the_newest_version_th
     settings = TrainerSettings(
         kafka_bootstrap=workers.stack.bootstrap,
         database_url=dsn,  # type: ignore[arg-type]
-        topic_model_updated=workers.topic("model-updated"),
+        topics=TopicNames(
+            model_updated=workers.topic("model-updated"),
+        ),
         trainer_metrics_port=0,
     )
 

@@ -21,6 +21,7 @@ import asyncpg
 import pandas as pd
 import pytest
 
+from edge.settings import TopicNames
 from retrainer.harness import topic_env
 from schemas.base import ModelFamily
 from schemas.training_outcome import OutcomeStatus
@@ -60,10 +61,12 @@ def _settings(stack: Stack, url: str, make_topic: TopicFactory) -> TrainerSettin
     return TrainerSettings(
         kafka_bootstrap=stack.bootstrap,
         database_url=url,  # type: ignore[arg-type]
-        topic_retrain_requested=make_topic("retrain", partitions=1),
-        topic_model_updated=make_topic("model-updated", partitions=1),
-        topic_training_outcome=make_topic("outcome", partitions=1),
-        topic_dead_letter=make_topic("dead-letter", partitions=1),
+        topics=TopicNames(
+            retrain_requested=make_topic("retrain", partitions=1),
+            model_updated=make_topic("model-updated", partitions=1),
+            training_outcome=make_topic("outcome", partitions=1),
+            dead_letter=make_topic("dead-letter", partitions=1),
+        ),
         trainer_group_id=f"trainer-{uuid.uuid4().hex[:8]}",
         trainer_metrics_port=0,
         retry_attempts=2,
@@ -78,8 +81,8 @@ def _check(settings: TrainerSettings) -> str:
             "RETRAINER_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
             "RETRAINER_DATABASE_URL": settings.dsn,
             **topic_env(
-                model_updated=settings.topic_model_updated,
-                training_outcome=settings.topic_training_outcome,
+                model_updated=settings.topics.model_updated,
+                training_outcome=settings.topics.training_outcome,
             ),
             "COLUMNS": "400",
         }

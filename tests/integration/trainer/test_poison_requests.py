@@ -21,6 +21,7 @@ import asyncpg
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
+from edge.settings import TopicNames
 from retrainer.harness import topic_env
 from schemas.base import ModelFamily
 from schemas.codec import Codec
@@ -49,10 +50,10 @@ def trainer_env(settings: TrainerSettings) -> dict[str, str]:
     env["RETRAINER_TRAINER_GROUP_ID"] = settings.trainer_group_id
     env.update(
         topic_env(
-            retrain_requested=settings.topic_retrain_requested,
-            model_updated=settings.topic_model_updated,
-            training_outcome=settings.topic_training_outcome,
-            dead_letter=settings.topic_dead_letter,
+            retrain_requested=settings.topics.retrain_requested,
+            model_updated=settings.topics.model_updated,
+            training_outcome=settings.topics.training_outcome,
+            dead_letter=settings.topics.dead_letter,
         )
     )
     env["RETRAINER_DATABASE_URL"] = settings.dsn
@@ -105,10 +106,12 @@ def settings(stack: Stack, make_topic: TopicFactory, fresh_database_url: str) ->
     return TrainerSettings(
         kafka_bootstrap=stack.bootstrap,
         database_url=fresh_database_url,  # type: ignore[arg-type]
-        topic_retrain_requested=make_topic("retrain", partitions=1, config=BIG_TOPIC),
-        topic_model_updated=make_topic("model-updated", partitions=1),
-        topic_training_outcome=make_topic("outcome", partitions=1),
-        topic_dead_letter=make_topic("dead-letter", partitions=1),
+        topics=TopicNames(
+            retrain_requested=make_topic("retrain", partitions=1, config=BIG_TOPIC),
+            model_updated=make_topic("model-updated", partitions=1),
+            training_outcome=make_topic("outcome", partitions=1),
+            dead_letter=make_topic("dead-letter", partitions=1),
+        ),
         trainer_group_id=f"trainer-{uuid.uuid4().hex[:8]}",
     )
 
@@ -209,18 +212,18 @@ async def test_a_burst_of_bad_requests_goes_to_dead_letter_and_the_trainer_goes_
     expected[b"bad-reuse"] = "request_id_reused"
     originals = {key[:KEPT_KEY_BYTES]: value or b"" for key, value in messages}
 
-    send(settings.kafka_bootstrap, settings.topic_retrain_requested, messages)
+    send(settings.kafka_bootstrap, settings.topics.retrain_requested, messages)
     trainer.start()
     read_until(
         settings.kafka_bootstrap,
-        settings.topic_training_outcome,
+        settings.topics.training_outcome,
         trainer.while_alive(answered(last.request_id)),
         timeout=120,
     )
     found = letters(
         read_until(
             settings.kafka_bootstrap,
-            settings.topic_dead_letter,
+            settings.topics.dead_letter,
             trainer.while_alive(lambda values: len(values) >= len(expected)),
             timeout=60,
         )
@@ -232,7 +235,7 @@ async def test_a_burst_of_bad_requests_goes_to_dead_letter_and_the_trainer_goes_
     assert len(found) == len(expected)
     for key, letter in by_key.items():
         original = originals[key]
-        assert letter.source_topic == settings.topic_retrain_requested
+        assert letter.source_topic == settings.topics.retrain_requested
         assert letter.value_size == len(original)
         assert letter.value_sha256 == hashlib.sha256(original).hexdigest()
         kept = base64.b64decode(letter.value_b64)
@@ -253,14 +256,14 @@ async def test_a_burst_of_bad_requests_goes_to_dead_letter_and_the_trainer_goes_
     sentinel = request(ModelFamily.EXPENSE_FRAUD, datetime.now(UTC))
     send(
         settings.kafka_bootstrap,
-        settings.topic_retrain_requested,
+        settings.topics.retrain_requested,
         [(CODEC.key_of(sentinel), CODEC.encode(sentinel))],
     )
     trainer.start()
     outcomes = answers(
         read_until(
             settings.kafka_bootstrap,
-            settings.topic_training_outcome,
+            settings.topics.training_outcome,
             trainer.while_alive(answered(sentinel.request_id)),
             timeout=120,
         )
@@ -275,7 +278,7 @@ async def test_a_burst_of_bad_requests_goes_to_dead_letter_and_the_trainer_goes_
         OutcomeStatus.SKIPPED
     ]
     assert len(outcomes) == 4, outcomes
-    assert len(read_all(settings.kafka_bootstrap, settings.topic_dead_letter)) == len(expected)
+    assert len(read_all(settings.kafka_bootstrap, settings.topics.dead_letter)) == len(expected)
 
     conn = await asyncpg.connect(fresh_database_url)
     try:
@@ -303,13 +306,15 @@ async def test_letters_and_outcomes_that_kafka_refuses_do_not_stop_the_trainer(
     settings = TrainerSettings(
         kafka_bootstrap=stack.bootstrap,
         database_url=fresh_database_url,  # type: ignore[arg-type]
-        topic_retrain_requested=make_topic("retrain", partitions=1),
-        topic_model_updated=make_topic("model-updated", partitions=1),
-        topic_training_outcome=make_topic(
-            "outcome-tiny", partitions=1, config={"max.message.bytes": "200"}
-        ),
-        topic_dead_letter=make_topic(
-            "dead-letter-small", partitions=1, config={"max.message.bytes": "4096"}
+        topics=TopicNames(
+            retrain_requested=make_topic("retrain", partitions=1),
+            model_updated=make_topic("model-updated", partitions=1),
+            training_outcome=make_topic(
+                "outcome-tiny", partitions=1, config={"max.message.bytes": "200"}
+            ),
+            dead_letter=make_topic(
+                "dead-letter-small", partitions=1, config={"max.message.bytes": "4096"}
+            ),
         ),
         trainer_group_id=f"trainer-{uuid.uuid4().hex[:8]}",
     )
@@ -319,7 +324,7 @@ async def test_letters_and_outcomes_that_kafka_refuses_do_not_stop_the_trainer(
     valid = [request(family, datetime.now(UTC)) for family in ModelFamily]
     send(
         settings.kafka_bootstrap,
-        settings.topic_retrain_requested,
+        settings.topics.retrain_requested,
         [(b"bad-100kb", big), *((CODEC.key_of(r), CODEC.encode(r)) for r in valid)],
     )
     trainer.start()
@@ -327,7 +332,7 @@ async def test_letters_and_outcomes_that_kafka_refuses_do_not_stop_the_trainer(
         found = letters(
             read_until(
                 settings.kafka_bootstrap,
-                settings.topic_dead_letter,
+                settings.topics.dead_letter,
                 trainer.while_alive(lambda values: len(values) >= 3),
                 timeout=120,
             )
@@ -369,7 +374,7 @@ class OutageOnDeadLetters(Publisher):
 
     async def send(self, messages: Sequence[Outgoing]) -> None:
         if self.refused < self.failures and any(
-            m.topic == self._settings.topic_dead_letter for m in messages
+            m.topic == self._settings.topics.dead_letter for m in messages
         ):
             self.refused += 1
             raise DependencyUnavailable("publishing to Kafka failed after 2 attempts (outage)")
@@ -382,10 +387,12 @@ async def test_a_dead_letter_that_cannot_be_published_yet_is_retried_not_dropped
     settings = TrainerSettings(
         kafka_bootstrap=stack.bootstrap,
         database_url=fresh_database_url,  # type: ignore[arg-type]
-        topic_retrain_requested=make_topic("retrain", partitions=1),
-        topic_model_updated=make_topic("model-updated", partitions=1),
-        topic_training_outcome=make_topic("outcome", partitions=1),
-        topic_dead_letter=make_topic("dead-letter", partitions=1),
+        topics=TopicNames(
+            retrain_requested=make_topic("retrain", partitions=1),
+            model_updated=make_topic("model-updated", partitions=1),
+            training_outcome=make_topic("outcome", partitions=1),
+            dead_letter=make_topic("dead-letter", partitions=1),
+        ),
         trainer_group_id=f"trainer-{uuid.uuid4().hex[:8]}",
         trainer_metrics_port=0,
         retry_base_delay_s=0.05,
@@ -396,7 +403,7 @@ async def test_a_dead_letter_that_cannot_be_published_yet_is_retried_not_dropped
     valid = request(ModelFamily.DELINQUENCY, datetime.now(UTC))
     send(
         settings.kafka_bootstrap,
-        settings.topic_retrain_requested,
+        settings.topics.retrain_requested,
         [(b"bad", b"{oops"), (CODEC.key_of(valid), CODEC.encode(valid))],
     )
     stop = asyncio.Event()
@@ -406,7 +413,7 @@ async def test_a_dead_letter_that_cannot_be_published_yet_is_retried_not_dropped
             await asyncio.to_thread(
                 read_until,
                 settings.kafka_bootstrap,
-                settings.topic_training_outcome,
+                settings.topics.training_outcome,
                 answered(valid.request_id),
             )
         )
@@ -418,7 +425,7 @@ async def test_a_dead_letter_that_cannot_be_published_yet_is_retried_not_dropped
         await app.close()
     assert publisher.refused == 3
     assert [o.request_id for o in outcomes] == [valid.request_id]
-    found = letters(read_all(settings.kafka_bootstrap, settings.topic_dead_letter))
+    found = letters(read_all(settings.kafka_bootstrap, settings.topics.dead_letter))
     assert [(letter.partition_key(), letter.reason) for letter in found] == [
         (b"bad", "invalid_json")
     ]

@@ -11,7 +11,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from retrainer.migrate import MIGRATIONS, migrate
+from edge.migrations import MIGRATIONS, migrate
 from schemas.base import ModelFamily
 from schemas.training_outcome import OutcomeStatus
 from tests.conftest import Stack

@@ -20,6 +20,7 @@ import asyncpg
 import pytest
 from pydantic import SecretStr
 
+from edge.settings import TopicNames
 from retrainer.harness import topic_env
 from schemas.base import ModelFamily
 from schemas.model_updated import ModelUpdated
@@ -56,7 +57,7 @@ class Registry:
         return [
             codec.decode_as(ModelUpdated, value).version
             for _, value in read_all(
-                self.settings.kafka_bootstrap, self.settings.topic_model_updated
+                self.settings.kafka_bootstrap, self.settings.topics.model_updated
             )
         ]
 
@@ -67,7 +68,7 @@ class Registry:
             {
                 "RETRAINER_KAFKA_BOOTSTRAP": self.settings.kafka_bootstrap,
                 "RETRAINER_DATABASE_URL": self.dsn,
-                **topic_env(model_updated=self.settings.topic_model_updated),
+                **topic_env(model_updated=self.settings.topics.model_updated),
                 "RETRAINER_RETRY_ATTEMPTS": "1",
                 "RETRAINER_PUBLISH_TIMEOUT_S": "2",
                 "COLUMNS": "80",
@@ -89,7 +90,9 @@ async def two_champions(stack: Stack, dsn: str, make_topic: TopicFactory) -> Reg
     settings = TrainerSettings(
         kafka_bootstrap=stack.bootstrap,
         database_url=dsn,  # type: ignore[arg-type]
-        topic_model_updated=make_topic("model-updated", partitions=1),
+        topics=TopicNames(
+            model_updated=make_topic("model-updated", partitions=1),
+        ),
         trainer_metrics_port=0,
         retry_attempts=1,
         publish_timeout_s=2,

@@ -13,6 +13,7 @@ import pytest
 import xgboost as xgb
 from sklearn.metrics import roc_auc_score
 
+from edge.settings import TopicNames
 from retrainer.simulator.signal import delinquency_dataset
 from retrainer.simulator.world import World
 from schemas.base import Event, ModelFamily
@@ -53,10 +54,12 @@ def settings_for(
     return TrainerSettings(
         kafka_bootstrap=stack.bootstrap,
         database_url=url,  # type: ignore[arg-type]
-        topic_retrain_requested=make_topic("retrain", partitions=1),
-        topic_model_updated=make_topic("model-updated", partitions=1),
-        topic_training_outcome=make_topic("outcome", partitions=1),
-        topic_dead_letter=make_topic("dead-letter", partitions=1),
+        topics=TopicNames(
+            retrain_requested=make_topic("retrain", partitions=1),
+            model_updated=make_topic("model-updated", partitions=1),
+            training_outcome=make_topic("outcome", partitions=1),
+            dead_letter=make_topic("dead-letter", partitions=1),
+        ),
         trainer_group_id=f"trainer-{uuid.uuid4().hex[:8]}",
         trainer_metrics_port=0,
         retry_attempts=2,
@@ -114,10 +117,10 @@ async def test_delinquency_promote_redeliver_reject_rollback(
     first = request(ModelFamily.DELINQUENCY, cutoff, text="New customers: 1000")
 
     async with running(app):
-        produce(settings.kafka_bootstrap, settings.topic_retrain_requested, app.codec, first)
+        produce(settings.kafka_bootstrap, settings.topics.retrain_requested, app.codec, first)
         outcomes = await read_events(
             settings.kafka_bootstrap,
-            settings.topic_training_outcome,
+            settings.topics.training_outcome,
             app.codec,
             TrainingOutcome,
             outcome_for(first.request_id),
@@ -128,7 +131,7 @@ async def test_delinquency_promote_redeliver_reject_rollback(
         assert outcome.version is not None
         updates = await read_events(
             settings.kafka_bootstrap,
-            settings.topic_model_updated,
+            settings.topics.model_updated,
             app.codec,
             ModelUpdated,
             lambda events: any(getattr(e, "version", None) == outcome.version for e in events),
@@ -166,10 +169,10 @@ async def test_delinquency_promote_redeliver_reject_rollback(
             await conn.close()
 
         # The same request again (a redelivery): answered from the log, not trained again.
-        produce(settings.kafka_bootstrap, settings.topic_retrain_requested, app.codec, first)
+        produce(settings.kafka_bootstrap, settings.topics.retrain_requested, app.codec, first)
         await read_events(
             settings.kafka_bootstrap,
-            settings.topic_training_outcome,
+            settings.topics.training_outcome,
             app.codec,
             TrainingOutcome,
             outcome_for(first.request_id, count=2),
@@ -184,7 +187,9 @@ async def test_delinquency_promote_redeliver_reject_rollback(
     # A worse challenger (labels shuffled) is rejected and kept as such.
     worse_settings = settings.model_copy(
         update={
-            "topic_retrain_requested": make_topic("retrain-worse", partitions=1),
+            "topics": settings.topics.model_copy(
+                update={"retrain_requested": make_topic("retrain-worse", partitions=1)}
+            ),
             "trainer_group_id": f"trainer-worse-{uuid.uuid4().hex[:8]}",
         }
     )
@@ -193,14 +198,14 @@ async def test_delinquency_promote_redeliver_reject_rollback(
     async with running(worse_app):
         produce(
             worse_settings.kafka_bootstrap,
-            worse_settings.topic_retrain_requested,
+            worse_settings.topics.retrain_requested,
             worse_app.codec,
             worse,
         )
         rejected = (
             await read_events(
                 settings.kafka_bootstrap,
-                settings.topic_training_outcome,
+                settings.topics.training_outcome,
                 app.codec,
                 TrainingOutcome,
                 outcome_for(worse.request_id),
@@ -216,7 +221,9 @@ async def test_delinquency_promote_redeliver_reject_rollback(
     # A forced newer champion, then a rollback brings the first one back and announces it.
     forced_settings = settings.model_copy(
         update={
-            "topic_retrain_requested": make_topic("retrain-forced", partitions=1),
+            "topics": settings.topics.model_copy(
+                update={"retrain_requested": make_topic("retrain-forced", partitions=1)}
+            ),
             "trainer_group_id": f"trainer-forced-{uuid.uuid4().hex[:8]}",
         }
     )
@@ -224,12 +231,12 @@ async def test_delinquency_promote_redeliver_reject_rollback(
     forced = request(ModelFamily.DELINQUENCY, cutoff, force=True)
     async with running(forced_app):
         produce(
-            settings.kafka_bootstrap, forced_settings.topic_retrain_requested, app.codec, forced
+            settings.kafka_bootstrap, forced_settings.topics.retrain_requested, app.codec, forced
         )
         second = (
             await read_events(
                 settings.kafka_bootstrap,
-                settings.topic_training_outcome,
+                settings.topics.training_outcome,
                 app.codec,
                 TrainingOutcome,
                 outcome_for(forced.request_id),
@@ -245,7 +252,7 @@ async def test_delinquency_promote_redeliver_reject_rollback(
     await _verify_registry(url, restored.version)
     announced = await read_events(
         settings.kafka_bootstrap,
-        settings.topic_model_updated,
+        settings.topics.model_updated,
         app.codec,
         ModelUpdated,
         lambda events: len(events) >= 4,
@@ -273,7 +280,7 @@ async def test_expense_fraud_request_is_promoted(
     async with running(app):
         produce(
             settings.kafka_bootstrap,
-            settings.topic_retrain_requested,
+            settings.topics.retrain_requested,
             app.codec,
             fraud,
             raw=b"{oops",
@@ -281,7 +288,7 @@ async def test_expense_fraud_request_is_promoted(
         outcome = (
             await read_events(
                 settings.kafka_bootstrap,
-                settings.topic_training_outcome,
+                settings.topics.training_outcome,
                 app.codec,
                 TrainingOutcome,
                 outcome_for(fraud.request_id),
@@ -292,14 +299,14 @@ async def test_expense_fraud_request_is_promoted(
         assert outcome.version is not None
         await read_events(
             settings.kafka_bootstrap,
-            settings.topic_model_updated,
+            settings.topics.model_updated,
             app.codec,
             ModelUpdated,
             lambda events: any(getattr(e, "version", None) == outcome.version for e in events),
         )
         letters = await read_events(
             settings.kafka_bootstrap,
-            settings.topic_dead_letter,
+            settings.topics.dead_letter,
             app.codec,
             DeadLettered,
             lambda events: len(events) >= 1,

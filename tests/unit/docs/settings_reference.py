@@ -16,16 +16,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings
 
 from edge.logs import LogSettings
+from edge.settings import TopicNames
 from retrainer.stack.settings import StackSettings
-from streams.settings import StreamsSettings, TopicNames
+from streams.settings import StreamsSettings
 from trainer.settings import TrainerSettings
 
-SECTIONS: dict[str, type[BaseSettings]] = {
+SECTIONS: dict[str, type[BaseModel]] = {
     "Stack settings": StackSettings,
     "Worker settings": StreamsSettings,
     "Topic names": TopicNames,
@@ -34,7 +34,7 @@ SECTIONS: dict[str, type[BaseSettings]] = {
 }
 """Heading in docs/configuration.md → the settings class whose variables that section lists."""
 
-FACTORY_DEFAULTS: dict[tuple[type[BaseSettings], str], str] = {
+FACTORY_DEFAULTS: dict[tuple[type[BaseModel], str], str] = {
     (StackSettings, "home"): "~/.cache/retrainer"
 }
 """Defaults computed at run time, as people read them."""
@@ -44,7 +44,7 @@ FACTORY_DEFAULTS: dict[tuple[type[BaseSettings], str], str] = {
 class Setting:
     """One environment variable of one settings class."""
 
-    owner: type[BaseSettings]
+    owner: type[BaseModel]
     name: str
     variable: str
     default: str
@@ -52,7 +52,7 @@ class Setting:
     help: str
 
 
-def default_text(owner: type[BaseSettings], name: str, field: FieldInfo) -> str:
+def default_text(owner: type[BaseModel], name: str, field: FieldInfo) -> str:
     if (owner, name) in FACTORY_DEFAULTS:
         return FACTORY_DEFAULTS[(owner, name)]
     value: Any = field.get_default(call_default_factory=True)
@@ -86,8 +86,12 @@ def attribute_docs(owner: type) -> dict[str, str]:
     return docs
 
 
-def settings_of(owner: type[BaseSettings]) -> list[Setting]:
-    prefix = str(owner.model_config.get("env_prefix", ""))
+NESTED_PREFIXES: dict[type[BaseModel], str] = {TopicNames: "RETRAINER_TOPICS__"}
+"""Models read as one nested settings field: their variables' prefix."""
+
+
+def settings_of(owner: type[BaseModel]) -> list[Setting]:
+    prefix = NESTED_PREFIXES.get(owner) or str(owner.model_config.get("env_prefix", ""))
     docs = attribute_docs(owner)
     return [
         Setting(
@@ -98,6 +102,8 @@ def settings_of(owner: type[BaseSettings]) -> list[Setting]:
             help=field.description or docs.get(name, ""),
         )
         for name, field in owner.model_fields.items()
+        # A nested model has a section of its own (NESTED_PREFIXES).
+        if field.annotation not in NESTED_PREFIXES
     ]
 
 

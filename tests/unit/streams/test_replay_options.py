@@ -46,7 +46,7 @@ def test_options_refuse_an_empty_range_and_a_group_commit_after_a_start_time() -
 
 
 def test_topics_are_named_by_default_or_configured_name(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RETRAINER_TOPIC_EXPENSE_SHEET", "prod-sheets")
+    monkeypatch.setenv("RETRAINER_TOPICS__EXPENSE_SHEET", "prod-sheets")
     settings = StreamsSettings()
     assert resolve_topics(settings, []) == {
         "expense-sheet": "prod-sheets",

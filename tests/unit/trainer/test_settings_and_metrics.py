@@ -18,10 +18,10 @@ def test_defaults_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert defaults.max_customers == 200
     monkeypatch.setenv("RETRAINER_DATABASE_URL", "postgresql://u:secret@db/x")
     monkeypatch.setenv("RETRAINER_MAX_CUSTOMERS", "0")
-    monkeypatch.setenv("RETRAINER_TOPIC_RETRAIN_REQUESTED", "rr")
+    monkeypatch.setenv("RETRAINER_TOPICS__RETRAIN_REQUESTED", "rr")
     settings = TrainerSettings()
     assert settings.max_customers == 0
-    assert settings.topic_retrain_requested == "rr"
+    assert settings.topics.retrain_requested == "rr"
     assert "secret" not in repr(settings)
     assert settings.dsn.endswith("@db/x")
     with pytest.raises(ValidationError):
@@ -61,3 +61,37 @@ def test_metric_names_follow_the_rule() -> None:
         "python_info",
     ):
         assert expected in names
+
+
+def test_a_topic_renamed_the_old_way_is_refused_with_the_new_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RETRAINER_TOPIC_MODEL_UPDATED", "mu")
+    with pytest.raises(ValidationError, match="RETRAINER_TOPICS__MODEL_UPDATED"):
+        TrainerSettings()
+
+
+def test_worker_and_trainer_read_the_topics_and_minimum_data_alike(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from streams.settings import StreamsSettings
+
+    monkeypatch.setenv("RETRAINER_TOPICS__DEAD_LETTER", "dl")
+    monkeypatch.setenv("RETRAINER_MIN_SHEETS", "7")
+    worker, trainer = StreamsSettings(), TrainerSettings()
+    assert worker.topics == trainer.topics
+    assert worker.topics.dead_letter == "dl"
+    assert worker.min_sheets == trainer.min_sheets == 7
+    monkeypatch.setenv("RETRAINER_MIN_LINES_PER_SHEET", "0")
+    for settings_class in (StreamsSettings, TrainerSettings):
+        with pytest.raises(ValidationError, match="min_lines_per_sheet"):
+            settings_class()
+
+
+def test_an_anomaly_band_upside_down_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from streams.settings import StreamsSettings
+
+    monkeypatch.setenv("RETRAINER_ANOMALY_RATE_LOW", "0.5")
+    monkeypatch.setenv("RETRAINER_ANOMALY_RATE_HIGH", "0.3")
+    with pytest.raises(ValidationError, match="RETRAINER_ANOMALY_RATE_LOW must be below"):
+        StreamsSettings()

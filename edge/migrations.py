@@ -1,4 +1,5 @@
-"""Apply the versioned SQL migrations in schemas/migrations, in order, each exactly once."""
+"""The versioned SQL migrations in schemas/migrations: applied in order, each exactly once, by
+`retrainer db migrate`; the services check at start that none is pending."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from pathlib import Path
 
 import asyncpg
 
-MIGRATIONS = Path(__file__).resolve().parents[1] / "schemas" / "migrations"
+import schemas
+
+MIGRATIONS = Path(schemas.__file__).resolve().parent / "migrations"
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 # Any constant works; it only has to be the same for every process that migrates.
 _LOCK_KEY = 0x7265747261696E  # "retrain"
@@ -85,3 +88,17 @@ async def migrate(dsn: str, folder: Path = MIGRATIONS) -> list[Migration]:
             await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
     finally:
         await conn.close()
+
+
+async def pending(dsn: str, folder: Path = MIGRATIONS) -> list[Migration]:
+    """The migrations this code has that the database has not applied (all of them on an empty
+    database); the database is only read."""
+    migrations = discover(folder)
+    conn = await asyncpg.connect(dsn, timeout=15)
+    try:
+        if not await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL"):
+            return migrations
+        applied = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+    finally:
+        await conn.close()
+    return [migration for migration in migrations if migration.version not in applied]

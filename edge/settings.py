@@ -1,0 +1,84 @@
+"""Settings both services read the same way: topic names (one nested field) and the minimum data
+a training needs, each defined once with one set of bounds."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from edge.kafka import KafkaSettings
+
+
+class TopicNames(BaseModel):
+    """Topic names; each can be renamed with `RETRAINER_TOPICS__<NAME>`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    expense_sheet: str = Field(default="expense-sheet", min_length=1)
+    customer_created: str = Field(default="customer-created", min_length=1)
+    customer_activity: str = Field(default="customer-activity", min_length=1)
+    expense_label: str = Field(default="expense-label", min_length=1)
+    retrain_requested: str = Field(default="retrain-requested", min_length=1)
+    model_updated: str = Field(default="model-updated", min_length=1)
+    training_outcome: str = Field(default="training-outcome", min_length=1)
+    expense_scored: str = Field(default="expense-scored", min_length=1)
+    customer_scored: str = Field(default="customer-scored", min_length=1)
+    dead_letter: str = Field(default="dead-letter", min_length=1)
+    # Internal: what the ingest agents tell the policy agent (keyed by family).
+    policy_signals: str = Field(default="retrainer-policy-signals", min_length=1)
+
+    def upstream(self) -> dict[str, str]:
+        """Default topic name → configured name, for the four upstream topics."""
+        return {
+            "expense-sheet": self.expense_sheet,
+            "customer-created": self.customer_created,
+            "customer-activity": self.customer_activity,
+            "expense-label": self.expense_label,
+        }
+
+    @classmethod
+    def prefixed(cls, prefix: str) -> TopicNames:
+        """Every topic renamed `<prefix><default name>` (a private set of topics)."""
+        return cls(
+            **{name: prefix + str(field.default) for name, field in cls.model_fields.items()}
+        )
+
+
+RENAMED_PREFIX = "RETRAINER_TOPIC_"
+"""How topics were renamed before the nested field: refused with the new name, not ignored."""
+
+
+class SharedSettings(KafkaSettings):
+    """What worker and trainer both read: the Kafka connection, the topics, the minimum data."""
+
+    # hide_input_in_errors: a refused setting is named, never echoed (it may be a secret).
+    model_config = SettingsConfigDict(
+        env_prefix="RETRAINER_",
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="ignore",
+        hide_input_in_errors=True,
+    )
+
+    topics: TopicNames = TopicNames()
+
+    # Minimum data (the earlier systems' gate before training); a forced request bypasses it.
+    min_expenses: int = Field(default=50, ge=0)
+    min_sheets: int = Field(default=2, ge=0)
+    min_lines_per_sheet: int = Field(default=5, ge=1)
+    new_customers_threshold: int = Field(default=50, ge=1)
+    """New customers since the cutoff that call for a delinquency retraining."""
+    approval_limit: float = Field(default=500.0, gt=0)
+    """Expenses above this amount need approval (an expense-fraud feature)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_old_topic_variables(cls, data: Any) -> Any:
+        old = sorted(k for k in os.environ if k.startswith(RENAMED_PREFIX))
+        if old:
+            new = [f"RETRAINER_TOPICS__{k.removeprefix(RENAMED_PREFIX)}" for k in old]
+            raise ValueError(f"{', '.join(old)} renamed: set {', '.join(new)} instead")
+        return data
