@@ -93,7 +93,7 @@ async def family_status(
     """The family's counters and the policy's verdict now, with its `recent` latest retrainings."""
     async with pool.acquire() as conn:
         current = PolicyState.from_json(family, await policy_state.stored_state(conn, family))
-        state = current.state
+        state = current.family_state
         counters = await read_counters(conn, family, state.cutoff, state.model_version, policy)
         history = await analysis_store.recent_retrainings(conn, family, recent)
     decision = decide(family, counters, state, policy, datetime.now(UTC))
