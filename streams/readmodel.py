@@ -18,7 +18,7 @@ from schemas.base import ModelFamily
 from schemas.bundles import RANDOM_FOREST
 from schemas.features import EXPENSE_COLUMNS
 from streams.policy import Action, Counters, PolicyConfig, decide
-from streams.scoring import ExpenseContext, LoadedModel, score
+from streams.scoring_frames import ExpenseContext, LoadedModel, score
 from streams.services.policy import PolicyState, manual_request_id
 from streams.store import analysis as analysis_store
 from streams.store import policy_state
@@ -218,7 +218,7 @@ async def analyse(
     async with pool.acquire() as conn:
         rows = await sheet_store.lines_of_sheets(conn, sheet_ids)
         if context.lines.empty:
-            await context.refresh(conn)
+            context.replace(await sheet_store.newest_lines(conn, context.max_lines))
     lines = pd.DataFrame([tuple(r) for r in rows], columns=list(EXPENSE_COLUMNS))
     verdicts = _analysed(lines, model, context, approval_limit)
     results = [

@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from edge.kafka import KafkaSettings
+from schemas.limits import CodecLimits
 from streams.policy import PolicyConfig
 
 
@@ -133,6 +134,15 @@ class StreamsSettings(KafkaSettings):
 
     def topics(self) -> TopicNames:
         return TopicNames()
+
+    def codec_limits(self) -> CodecLimits:
+        """The worker's codec limits; replay and rescore use them too, so they accept exactly
+        what the worker accepts."""
+        return CodecLimits(
+            max_payload_bytes=self.max_payload_bytes,
+            max_amount=self.max_amount,
+            max_string_length=self.max_string_length,
+        )
 
     def policy(self) -> PolicyConfig:
         return PolicyConfig(

@@ -32,8 +32,8 @@ from schemas.customer_activity import CustomerActivityRecorded
 from schemas.dead_letter import DeadLettered
 from schemas.expense_sheet import ExpenseSheetSubmitted
 from streams import metrics
-from streams.scorers import ScoredBatch, Scorer
 from streams.services.ingest import IngestHandler
+from streams.services.scoring import ScoredBatch, Scorer
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from streams.readmodel import (
     next_manual_request,
     upload_training_status,
 )
-from streams.scoring import ExpenseContext
+from streams.scoring_frames import ExpenseContext
 from streams.services.policy import PolicyState, PolicyStep, manual_request_id
 from streams.store import analysis as analysis_store
 from streams.store import policy_state

@@ -1,4 +1,6 @@
-"""The scoring service: micro-batches in, scores out, with the model the holder has now."""
+"""The scoring service: micro-batches in, scores out, with the model the holder has now.
+
+Knows neither Faust nor aiohttp: the upstream consumer (streams.upstream) hands it batches."""
 
 from __future__ import annotations
 
@@ -18,20 +20,25 @@ from schemas.expense_scored import ExpenseScored
 from schemas.expense_sheet import ExpenseSheetSubmitted
 from streams import metrics
 from streams.models import ModelHolder
-from streams.scoring import (
+from streams.scoring_frames import (
     ExpenseContext,
     LoadedModel,
     activity_frame,
     agreement,
-    already_scored,
     customer_scores,
     expense_frame,
     expense_scores,
     score,
     statement_features,
+)
+from streams.store.scores import (
+    already_scored,
+    customer_profiles,
+    other_statements,
     store_customer_scores,
     store_expense_scores,
 )
+from streams.store.sheets import newest_lines
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +83,7 @@ class Scorer:
         async with pool.acquire() as conn:
             done = await already_scored(conn, family, list(lines["expense_id"]))
             if time.monotonic() - self._context_loaded > self.context_refresh_s:
-                await self.context.refresh(conn)
+                self.context.replace(await newest_lines(conn, self.context.max_lines))
                 self._context_loaded = time.monotonic()
         todo = lines[~lines["expense_id"].isin(done)].reset_index(drop=True)
         if todo.empty:
@@ -114,7 +121,10 @@ class Scorer:
             began = time.perf_counter()
             scores = None
             if model is not None:
-                features = await statement_features(conn, todo)
+                customers = sorted(set(todo["customer_id"]))
+                history = await other_statements(conn, customers, list(todo["statement_id"]))
+                profiles = await customer_profiles(conn, customers)
+                features = statement_features(todo, history, profiles)
                 scores = score(model, features)
                 self._shadow(family, model, features, scores)
         scored = customer_scores(todo, model, scores)
