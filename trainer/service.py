@@ -44,7 +44,8 @@ from trainer.settings import TrainerSettings
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 FitFunction = Callable[[TrainingSet, TrainerSettings], ModelBundle]
-Progress = Callable[[str], None]
+ReportStage = Callable[[str], None]
+"""Told each stage of a training as it starts (the CLI shows it beside a spinner)."""
 GATE_ATTEMPTS = 3
 SUPERVISED_ROLES = frozenset({CLASSIFIER, RANDOM_FOREST})
 """Bundle roles learnt from labels; a bundle without one is judged as a detector."""
@@ -154,7 +155,9 @@ class Trainer:
 
         admission.check_identity(await self._db("binding the request id", bind), identity)
 
-    async def handle(self, request: RetrainRequested, progress: Progress | None = None) -> Result:
+    async def handle(
+        self, request: RetrainRequested, progress: ReportStage | None = None
+    ) -> Result:
         """Train, evaluate, gate and record `request`; a request already finished is replayed.
 
         Raises RequestRefused for a request the trainer will not act on (see `admit`).
@@ -267,7 +270,7 @@ class Trainer:
         scored = await self._off_loop(lambda: families.evaluate(bundle, data))
         return version, scored, ""
 
-    async def _train(self, request: RetrainRequested, began: float, report: Progress) -> Result:
+    async def _train(self, request: RetrainRequested, began: float, report: ReportStage) -> Result:
         settings, family = self._settings, request.family
         trained_at = self._clock()
         report("loading data")
