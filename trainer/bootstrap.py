@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,8 +21,6 @@ from trainer.retry import retrying
 from trainer.runner import RequestConsumer
 from trainer.service import FitFunction, Trainer
 from trainer.settings import TrainerSettings
-
-log = logging.getLogger(__name__)
 
 
 def trainer_codec(settings: TrainerSettings) -> Codec:

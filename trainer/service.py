@@ -71,10 +71,7 @@ class TrainingDetail:
     training_set: TrainingSet
     selection: CustomerSelection | None
     metrics: Mapping[str, float]
-    champion_metrics: Mapping[str, float] | None
     decision: gate.GateDecision
-    rows_loaded: int
-    load_seconds: float
     fit_seconds: float
 
 
@@ -327,10 +324,7 @@ class Trainer:
                 training_set=data,
                 selection=prepared.selection,
                 metrics=scored,
-                champion_metrics=champion_metrics,
                 decision=decision,
-                rows_loaded=prepared.rows,
-                load_seconds=prepared.seconds,
                 fit_seconds=fit_seconds,
             )
             return Result(result.outcome, result.model_updated, result.replayed, detail)

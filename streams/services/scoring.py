@@ -4,7 +4,6 @@ Knows neither Faust nor aiohttp: the upstream consumer (streams.upstream) hands 
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -40,17 +39,12 @@ from streams.store.scores import (
 )
 from streams.store.sheets import newest_lines
 
-log = logging.getLogger(__name__)
-
 
 @dataclass(frozen=True)
 class ScoredBatch:
-    """What one scoring batch did."""
+    """What one scoring batch did: how many events it scored, and with which version."""
 
-    family: ModelFamily
     scored: int
-    skipped: int
-    flagged: int
     model_version: str | None
 
 
@@ -87,7 +81,7 @@ class Scorer:
                 self._context_loaded = time.monotonic()
         todo = lines[~lines["expense_id"].isin(done)].reset_index(drop=True)
         if todo.empty:
-            return ScoredBatch(family, 0, len(lines), 0, None)
+            return ScoredBatch(0, None)
         # One reference for the whole batch: a swap lands between batches, never inside one.
         model = self.holder.current(family)
         began = time.perf_counter()
@@ -102,7 +96,7 @@ class Scorer:
         await emit(scored)
         async with pool.acquire() as conn:
             await store_expense_scores(conn, scored)
-        return self._account(family, model, scored, len(done))
+        return self._account(family, model, scored)
 
     async def score_statements(
         self,
@@ -117,7 +111,7 @@ class Scorer:
             done = await already_scored(conn, family, list(batch["statement_id"]))
             todo = batch[~batch["statement_id"].isin(done)].reset_index(drop=True)
             if todo.empty:
-                return ScoredBatch(family, 0, len(batch), 0, None)
+                return ScoredBatch(0, None)
             began = time.perf_counter()
             scores = None
             if model is not None:
@@ -132,7 +126,7 @@ class Scorer:
         await emit(scored)
         async with pool.acquire() as conn:
             await store_customer_scores(conn, scored)
-        return self._account(family, model, scored, len(done))
+        return self._account(family, model, scored)
 
     def _shadow(
         self, family: ModelFamily, model: LoadedModel, features: pd.DataFrame, scores: Scores
@@ -151,10 +145,9 @@ class Scorer:
         family: ModelFamily,
         model: LoadedModel | None,
         scored: Sequence[ExpenseScored] | Sequence[CustomerScored],
-        skipped: int,
     ) -> ScoredBatch:
         version = model.version if model is not None else None
         flagged = sum(1 for s in scored if s.is_flagged)
         metrics.EVENTS_SCORED.labels(family.value).inc(len(scored))
         metrics.EVENTS_FLAGGED.labels(family.value).inc(flagged)
-        return ScoredBatch(family, len(scored), skipped, flagged, version)
+        return ScoredBatch(len(scored), version)
