@@ -10,7 +10,6 @@ import pytest
 
 from schemas.base import ModelFamily
 from schemas.retrain_requested import RetrainReason
-from streams import sink
 from streams.policy import Action, Counters, Decision, FamilyState, InFlight, PolicyConfig
 from streams.readmodel import (
     analyse,
@@ -22,7 +21,7 @@ from streams.readmodel import (
 from streams.scoring_frames import ExpenseContext
 from streams.services.policy import PolicyState, PolicyStep, manual_request_id
 from streams.store import analysis as analysis_store
-from streams.store import policy_state
+from streams.store import policy_state, sink
 from tests.factories import START, sheet
 
 FRAUD = ModelFamily.EXPENSE_FRAUD

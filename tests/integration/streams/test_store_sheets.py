@@ -9,8 +9,8 @@ import asyncpg
 import pytest
 
 from schemas.features import EXPENSE_COLUMNS
-from streams import sink
 from streams.store import sheets as store
+from streams.store import sink
 from tests.factories import START, sheet
 
 
