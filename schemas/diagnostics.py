@@ -55,12 +55,11 @@ def mask_secrets(text: str, dsn: str | None) -> str:
 
 @dataclass(frozen=True)
 class Where:
-    """The parts of a DSN a message may show: host, port, database, user (never the password)."""
+    """The parts of a DSN a message may show: host, port and database (never the password)."""
 
     host: str
     port: int
     database: str
-    user: str
 
     @property
     def address(self) -> str:
@@ -68,7 +67,7 @@ class Where:
 
 
 def where(dsn: str) -> Where | None:
-    """Host, port, database and user of a postgresql:// URL; None when it is not one."""
+    """Host, port and database of a postgresql:// URL; None when it is not one."""
     try:
         parts = urlsplit(dsn)
         port = parts.port or 5432
@@ -76,8 +75,9 @@ def where(dsn: str) -> Where | None:
         return None
     if parts.scheme not in ("postgresql", "postgres"):
         return None
+    # Without a database in the URL, PostgreSQL connects to the one named like the user.
     user = unquote(parts.username or "") or "(the login user)"
-    return Where(parts.hostname or "localhost", port, parts.path.lstrip("/") or user, user)
+    return Where(parts.hostname or "localhost", port, parts.path.lstrip("/") or user)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import faust
 
-from streams.agents import forwarders, health, ingest, policy, scoring
+from streams.agents import forwarders, health, ingest, models, policy
 from streams.context import WorkerContext, build_context
 from streams.faust_kafka import broker_credentials
 from streams.settings import StreamsSettings
@@ -43,7 +43,7 @@ def create_app(settings: StreamsSettings, ctx: WorkerContext | None = None) -> f
     ctx = ctx or build_context(settings)
     app = faust_app(settings)
     ingest.install(app, ctx)
-    scoring.install(app, ctx)
+    models.install(app, ctx)
     health.install(app, ctx)
     forwarders.install(app, ctx)
     policy.install(app, ctx)

@@ -343,8 +343,7 @@ def _rescore(
     """
     from schemas.artifacts import ArtifactIntegrityError
     from streams.models import ModelRefused
-    from streams.replay import ReplayError
-    from streams.rescore import RescoreOptions, TimeField
+    from streams.rescore import RescoreError, RescoreOptions, TimeField
     from streams.rescore import rescore as run_rescore
     from streams.settings import StreamsSettings
 
@@ -361,7 +360,7 @@ def _rescore(
         summary = asyncio.run(run_rescore(StreamsSettings(), options))
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--by") from exc
-    except (ReplayError, ModelRefused, ArtifactIntegrityError) as exc:
+    except (RescoreError, ModelRefused, ArtifactIntegrityError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from exc
     typer.echo(json.dumps(summary.as_dict()) if as_json else _rescore_line(summary.as_dict()))

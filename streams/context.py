@@ -18,11 +18,10 @@ from edge.settings import TopicNames
 from schemas.base import ModelFamily
 from schemas.codec import Codec
 from schemas.dead_letter import DeadLettered
-from schemas.limits import CodecLimits
 from streams.health import Reachability
 from streams.models import ModelFollower, ModelHolder, ModelLoader
 from streams.policy import PolicyConfig
-from streams.scorers import Scorer
+from streams.services.scoring import Scorer
 from streams.settings import StreamsSettings
 from streams.signals import PolicySignal, SignalKind
 
@@ -112,13 +111,7 @@ class WorkerContext:
 
 def build_context(settings: StreamsSettings) -> WorkerContext:
     """Every shared object of a worker, wired from `settings`; nothing connects yet."""
-    codec = Codec(
-        CodecLimits(
-            max_payload_bytes=settings.max_payload_bytes,
-            max_amount=settings.max_amount,
-            max_string_length=settings.max_string_length,
-        )
-    )
+    codec = Codec(settings.codec_limits())
     topics = settings.topics
     database = Database(settings)
     holder = ModelHolder()

@@ -35,7 +35,7 @@ from schemas.codec import Codec
 from schemas.errors import DecodeError
 from schemas.model_updated import ModelUpdated
 from streams import metrics
-from streams.scoring import LoadedModel
+from streams.scoring_frames import LoadedModel
 
 log = logging.getLogger(__name__)
 

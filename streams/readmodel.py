@@ -18,7 +18,7 @@ from schemas.base import ModelFamily
 from schemas.bundles import RANDOM_FOREST
 from schemas.features import EXPENSE_COLUMNS
 from streams.policy import Action, Counters, PolicyConfig, decide
-from streams.scoring import ExpenseContext, LoadedModel, score
+from streams.scoring_frames import ExpenseContext, LoadedModel, score
 from streams.services.policy import PolicyState, manual_request_id
 from streams.store import analysis as analysis_store
 from streams.store import policy_state
@@ -93,7 +93,7 @@ async def family_status(
     """The family's counters and the policy's verdict now, with its `recent` latest retrainings."""
     async with pool.acquire() as conn:
         current = PolicyState.from_json(family, await policy_state.stored_state(conn, family))
-        state = current.state
+        state = current.family_state
         counters = await read_counters(conn, family, state.cutoff, state.model_version, policy)
         history = await analysis_store.recent_retrainings(conn, family, recent)
     decision = decide(family, counters, state, policy, datetime.now(UTC))
@@ -218,7 +218,7 @@ async def analyse(
     async with pool.acquire() as conn:
         rows = await sheet_store.lines_of_sheets(conn, sheet_ids)
         if context.lines.empty:
-            await context.refresh(conn)
+            context.replace(await sheet_store.newest_lines(conn, context.max_lines))
     lines = pd.DataFrame([tuple(r) for r in rows], columns=list(EXPENSE_COLUMNS))
     verdicts = _analysed(lines, model, context, approval_limit)
     results = [

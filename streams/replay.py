@@ -32,7 +32,6 @@ from edge.dead_letters import RawMessage
 from edge.producer import DeliveringProducer, DeliveryFailed
 from schemas.base import ModelFamily
 from schemas.codec import Codec
-from schemas.limits import CodecLimits
 from streams.services.ingest import IngestHandler, IngestResult
 from streams.settings import StreamsSettings
 from streams.signals import PolicySignal, SignalKind
@@ -62,17 +61,6 @@ def parse_instant(text: str) -> datetime:
 
 def to_millis(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
-
-
-def codec_for(settings: StreamsSettings) -> Codec:
-    """The codec with the worker's limits, so a replay accepts exactly what the worker accepts."""
-    return Codec(
-        CodecLimits(
-            max_payload_bytes=settings.max_payload_bytes,
-            max_amount=settings.max_amount,
-            max_string_length=settings.max_string_length,
-        )
-    )
 
 
 @dataclass(frozen=True)
@@ -576,7 +564,7 @@ async def replay(
     """Replay as `options` say into the database of `settings`; see the module docstring."""
     began = time.monotonic()
     topics = resolve_topics(settings, options.topics)
-    codec = codec_for(settings)
+    codec = Codec(settings.codec_limits())
     pool: asyncpg.Pool | None = None
     lock = asyncio.Lock()
 

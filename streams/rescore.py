@@ -25,18 +25,26 @@ from schemas.codec import Codec
 from schemas.features import ACTIVITY_COLUMNS, EXPENSE_COLUMNS, PROFILE_COLUMNS
 from schemas.features import delinquency_features as build_delinquency_features
 from streams.models import build_model, fetch_version
-from streams.replay import ReplayError, codec_for
-from streams.scoring import (
+from streams.scoring_frames import (
     ExpenseContext,
     LoadedModel,
     customer_scores,
     expense_scores,
     score,
+)
+from streams.settings import StreamsSettings
+from streams.store.scores import (
+    customer_profiles,
+    statements_by_id,
+    statements_until,
     store_customer_scores,
     store_expense_scores,
 )
-from streams.settings import StreamsSettings
 from streams.store.sheets import lines_before, lines_of_sheets
+
+
+class RescoreError(Exception):
+    """A re-score could not be started or finished (bad arguments, undelivered scores)."""
 
 
 class TimeField(StrEnum):
@@ -54,22 +62,6 @@ _STATEMENT_TIME = {
     TimeField.INGESTED: "ingested_at",
     TimeField.EVENT: "statement_date::timestamptz",
 }
-
-_STATEMENT_COLUMNS = (
-    "statement_id, customer_id, statement_date, balance::float8, credit_limit::float8, "
-    "payment_amount::float8, minimum_due::float8, purchase_amount::float8, "
-    "cash_advance_amount::float8, days_past_due"
-)
-# A statement's features use every earlier statement of its customer (months on book counts
-# them all), so the whole history up to the page is loaded, not the last few.
-_CUSTOMER_HISTORY = (
-    f"SELECT {_STATEMENT_COLUMNS} FROM customer_activity "  # noqa: S608 - constant columns
-    "WHERE customer_id = ANY($1::text[]) AND statement_date <= $2"
-)
-_PROFILES = (
-    "SELECT customer_id, age, annual_income::float8, tenure_months, employment_status "
-    "FROM customers WHERE customer_id = ANY($1::text[])"
-)
 
 
 def _page_query(table: str, key: str, column: str) -> str:
@@ -101,11 +93,11 @@ class RescoreOptions:
 
     def __post_init__(self) -> None:
         if not self.topic:
-            raise ReplayError("name the topic the re-scores go to")
+            raise RescoreError("name the topic the re-scores go to")
         if self.from_time and self.to_time and self.to_time <= self.from_time:
-            raise ReplayError("--to must be after --from")
+            raise RescoreError("--to must be after --from")
         if self.page_size < 1:
-            raise ReplayError("page_size must be at least 1")
+            raise RescoreError("page_size must be at least 1")
 
 
 @dataclass(frozen=True)
@@ -149,14 +141,15 @@ class _Emitter:
         try:
             self.producer.close(60)
         except DeliveryFailed as exc:
-            raise ReplayError(f"scores not delivered: {exc}") from exc
+            raise RescoreError(f"scores not delivered: {exc}") from exc
 
 
-Progress = Callable[[int], None]
+ReportScored = Callable[[int], None]
+"""Told how many rows a re-score has scored so far, after each page."""
 
 
 async def rescore(
-    settings: StreamsSettings, options: RescoreOptions, progress: Progress | None = None
+    settings: StreamsSettings, options: RescoreOptions, progress: ReportScored | None = None
 ) -> RescoreSummary:
     """Score the rows of the range with `options.version` and send the scores to the topic."""
     began = time.monotonic()
@@ -164,7 +157,7 @@ async def rescore(
     pool = await asyncpg.create_pool(
         settings.database_url.get_secret_value(), min_size=1, max_size=2, timeout=15
     )
-    emitter = _Emitter(settings, options.topic, codec_for(settings))
+    emitter = _Emitter(settings, options.topic, Codec(settings.codec_limits()))
     try:
         async with pool.acquire() as conn:
             stored = await fetch_version(conn, options.version)
@@ -201,13 +194,12 @@ async def _rescore_expenses(
     model: LoadedModel,
     run_id: str,
     emitter: _Emitter,
-    progress: Progress | None,
+    progress: ReportScored | None,
 ) -> tuple[int, int]:
     """Whole sheets per page (a sheet's totals are features), habits from the lines before."""
     context = ExpenseContext(settings.score_context_lines)
     if options.from_time is not None and settings.score_context_lines > 0:
-        rows = await lines_before(conn, options.from_time, settings.score_context_lines)
-        context.lines = pd.DataFrame([tuple(r) for r in rows], columns=list(EXPENSE_COLUMNS))
+        context.replace(await lines_before(conn, options.from_time, settings.score_context_lines))
     page = _page_query("sheets", "sheet_id", _SHEET_TIME[options.time_field])
     after: tuple[Any, str] | None = None
     scored = flagged = 0
@@ -245,7 +237,7 @@ async def _rescore_statements(
     model: LoadedModel,
     run_id: str,
     emitter: _Emitter,
-    progress: Progress | None,
+    progress: ReportScored | None,
 ) -> tuple[int, int]:
     page = _page_query("customer_activity", "statement_id", _STATEMENT_TIME[options.time_field])
     after: tuple[Any, str] | None = None
@@ -263,15 +255,12 @@ async def _rescore_statements(
             return scored, flagged
         after = (chosen[-1]["t"], chosen[-1]["statement_id"])
         ids = [r["statement_id"] for r in chosen]
-        wanted = await conn.fetch(
-            f"SELECT {_STATEMENT_COLUMNS} FROM customer_activity "  # noqa: S608 - constants
-            "WHERE statement_id = ANY($1::text[])",
-            ids,
-        )
+        wanted = await statements_by_id(conn, ids)
         customers = sorted({r["customer_id"] for r in wanted})
-        latest = max(r["statement_date"] for r in wanted)
-        history = await conn.fetch(_CUSTOMER_HISTORY, customers, latest)
-        profiles = await conn.fetch(_PROFILES, customers)
+        # A statement's features use every earlier statement of its customer (months on book
+        # counts them all), so the whole history up to the page is loaded, not the last few.
+        history = await statements_until(conn, customers, max(r["statement_date"] for r in wanted))
+        profiles = await customer_profiles(conn, customers)
         activity = pd.DataFrame([tuple(r) for r in history], columns=list(ACTIVITY_COLUMNS))
         profile_frame = pd.DataFrame([tuple(r) for r in profiles], columns=list(PROFILE_COLUMNS))
         everything = build_delinquency_features(activity, profile_frame)

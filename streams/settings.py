@@ -8,6 +8,7 @@ from decimal import Decimal
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from edge.settings import SharedSettings
+from schemas.limits import CodecLimits
 from streams.policy import PolicyConfig
 
 MIN_API_TOKEN_LENGTH = 16
@@ -99,6 +100,15 @@ class StreamsSettings(SharedSettings):
                 "HTTP header)"
             )
         return SecretStr(value)
+
+    def codec_limits(self) -> CodecLimits:
+        """The worker's codec limits; replay and rescore use them too, so they accept exactly
+        what the worker accepts."""
+        return CodecLimits(
+            max_payload_bytes=self.max_payload_bytes,
+            max_amount=self.max_amount,
+            max_string_length=self.max_string_length,
+        )
 
     def policy(self) -> PolicyConfig:
         return PolicyConfig(

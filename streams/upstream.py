@@ -15,10 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -32,15 +31,13 @@ from schemas.customer_activity import CustomerActivityRecorded
 from schemas.dead_letter import DeadLettered
 from schemas.expense_sheet import ExpenseSheetSubmitted
 from streams import metrics
-from streams.scorers import ScoredBatch, Scorer
 from streams.services.ingest import IngestHandler
+from streams.services.scoring import ScoredBatch, Scorer
 
 log = logging.getLogger(__name__)
 
 SendDeadLetters = Callable[[Sequence[DeadLettered]], Awaitable[None]]
 Signal = Callable[[ModelFamily], Awaitable[None]]
-ScoreSheets = Callable[[Sequence[ExpenseSheetSubmitted]], Awaitable[ScoredBatch]]
-ScoreStatements = Callable[[Sequence[CustomerActivityRecorded]], Awaitable[ScoredBatch]]
 
 # Errors librdkafka reports on a poll that only mean "not yet" (a topic being created).
 _QUIET_ERRORS = {KafkaError._PARTITION_EOF}
@@ -58,7 +55,6 @@ class UpstreamOptions:
     session_timeout_s: float = 10.0
     retry_initial_s: float = 0.5
     retry_max_s: float = 5.0
-    client_config: dict[str, Any] = field(default_factory=dict)
 
 
 class UpstreamConsumer:
@@ -82,7 +78,6 @@ class UpstreamConsumer:
         self.emit_expenses = emit_expenses
         self.emit_customers = emit_customers
         self.assignment: set[tuple[str, int]] = set()
-        self.last_poll = 0.0
         self._errors = RateLimitedLog(log)
         self._retry = RetryPolicy(
             options.retry_initial_s, options.retry_max_s, transient=TRANSIENT_ERRORS
@@ -101,7 +96,6 @@ class UpstreamConsumer:
                 "heartbeat.interval.ms": max(int(self.options.session_timeout_s * 1000) // 5, 500),
                 "error_cb": self._on_error,
                 "logger": kafka_logger(),
-                **self.options.client_config,
             }
         )
 
@@ -154,7 +148,6 @@ class UpstreamConsumer:
                 )
                 messages = await asyncio.shield(polling)
                 polling = None
-                self.last_poll = time.monotonic()
                 batch = self._usable(messages)
                 if batch:
                     await self._handle_until_done(batch)

@@ -30,7 +30,7 @@ from trainer.retry import DATABASE_ERRORS
 from trainer.settings import TrainerSettings
 
 if TYPE_CHECKING:  # training needs scikit-learn and XGBoost: imported by the commands that train
-    from trainer.service import Progress, Result
+    from trainer.service import ReportStage, Result
 
 APPLICATION_NAME = "retrainer-models"
 """How the CLI's registry connections are named in pg_stat_activity."""
@@ -129,9 +129,9 @@ async def _change_champion(
     """Run a registry change and announce its champion as one step (see the module's doc)."""
     topic = settings.topics.model_updated
     own = publisher is None
-    from trainer.bootstrap import codec_for
+    from trainer.bootstrap import trainer_codec
 
-    sender = publisher if publisher is not None else Publisher(settings, codec_for(settings))
+    sender = publisher if publisher is not None else Publisher(settings, trainer_codec(settings))
     try:
         async with _registry(settings) as conn:
             announced: registry.ChampionChange | None = None
@@ -212,7 +212,7 @@ async def check(
     *,
     force: bool = False,
     days: int | None = None,
-    progress: Progress | None = None,
+    progress: ReportStage | None = None,
 ) -> CheckReport:
     """Count new customers; retrain delinquency in-process when they reach the threshold."""
     from trainer.bootstrap import build, connect

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,10 +22,8 @@ from trainer.runner import RequestConsumer
 from trainer.service import FitFunction, Trainer
 from trainer.settings import TrainerSettings
 
-log = logging.getLogger(__name__)
 
-
-def codec_for(settings: TrainerSettings) -> Codec:
+def trainer_codec(settings: TrainerSettings) -> Codec:
     """A codec that knows the trainer's topics under their configured names."""
     return Codec(
         topics={
@@ -72,7 +69,7 @@ async def build(
     settings = settings or TrainerSettings()
     pool = await connect(settings)
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trainer-fit")
-    codec = codec_for(settings)
+    codec = trainer_codec(settings)
     publisher = Publisher(settings, codec)
     trainer = Trainer(settings, pool, executor, fit=fit)
     consumer = RequestConsumer(settings, trainer, publisher, codec)

@@ -8,7 +8,6 @@ DependencyUnavailable: try the whole message again later) or Kafka refuses this 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import groupby
@@ -20,8 +19,6 @@ from schemas.codec import Codec
 from trainer.errors import DependencyUnavailable, TrainerError
 from trainer.retry import retrying
 from trainer.settings import TrainerSettings
-
-log = logging.getLogger(__name__)
 
 
 class MessageRejected(TrainerError):

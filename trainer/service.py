@@ -44,7 +44,8 @@ from trainer.settings import TrainerSettings
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 FitFunction = Callable[[TrainingSet, TrainerSettings], ModelBundle]
-Progress = Callable[[str], None]
+ReportStage = Callable[[str], None]
+"""Told each stage of a training as it starts (the CLI shows it beside a spinner)."""
 GATE_ATTEMPTS = 3
 SUPERVISED_ROLES = frozenset({CLASSIFIER, RANDOM_FOREST})
 """Bundle roles learnt from labels; a bundle without one is judged as a detector."""
@@ -70,10 +71,7 @@ class TrainingDetail:
     training_set: TrainingSet
     selection: CustomerSelection | None
     metrics: Mapping[str, float]
-    champion_metrics: Mapping[str, float] | None
     decision: gate.GateDecision
-    rows_loaded: int
-    load_seconds: float
     fit_seconds: float
 
 
@@ -182,7 +180,9 @@ class Trainer:
 
         admission.check_identity(await self._db("binding the request id", bind), identity)
 
-    async def handle(self, request: RetrainRequested, progress: Progress | None = None) -> Result:
+    async def handle(
+        self, request: RetrainRequested, progress: ReportStage | None = None
+    ) -> Result:
         """Train, evaluate, gate and record `request`; a request already finished is replayed.
 
         Raises RequestRefused for a request the trainer will not act on (see `admit`).
@@ -295,7 +295,7 @@ class Trainer:
         scored = await self._off_loop(lambda: families.evaluate(bundle, data))
         return version, scored, ""
 
-    async def _train(self, request: RetrainRequested, began: float, report: Progress) -> Result:
+    async def _train(self, request: RetrainRequested, began: float, report: ReportStage) -> Result:
         settings, family = self._settings, request.family
         trained_at = self._clock()
         report("loading data")
@@ -351,10 +351,7 @@ class Trainer:
                 training_set=data,
                 selection=prepared.selection,
                 metrics=scored,
-                champion_metrics=champion_metrics,
                 decision=decision,
-                rows_loaded=prepared.rows,
-                load_seconds=prepared.seconds,
                 fit_seconds=fit_seconds,
             )
             return Result(result.outcome, result.model_updated, result.replayed, detail)

@@ -40,14 +40,14 @@ async def _wait_ready(observer: Observer, trainer: Service) -> None:
 
 
 @dataclass
-class Progress:
+class DemoProgress:
     """What the run got to, kept outside the event loop so a failed run can still report it."""
 
     demo: Demo | None = None
     interrupted: bool = False
 
 
-async def _main(run: DemoRun, view: View, services: Services, progress: Progress) -> None:
+async def _main(run: DemoRun, view: View, services: Services, progress: DemoProgress) -> None:
     import asyncpg
 
     view.phase("setting up: database, topics, worker, trainer")
@@ -76,7 +76,7 @@ async def _main(run: DemoRun, view: View, services: Services, progress: Progress
         await conn.close()
 
 
-async def _guarded(run: DemoRun, view: View, services: Services, progress: Progress) -> None:
+async def _guarded(run: DemoRun, view: View, services: Services, progress: DemoProgress) -> None:
     """Run the demo, turning SIGTERM into a cancellation so that cleanup still happens."""
     loop = asyncio.get_running_loop()
     task = asyncio.ensure_future(_main(run, view, services, progress))
@@ -110,7 +110,7 @@ def run_demo(keep: bool, seed: int, console: Console) -> int:
     console.print(f"run {run.run_id} · seed {seed} · logs in {run.folder}", highlight=False)
     services = Services()
     view = View(console, run.run_id, started)
-    progress = Progress()
+    progress = DemoProgress()
     failure: str | None = None
     code = 0
     try:

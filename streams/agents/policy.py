@@ -113,11 +113,11 @@ class PolicyAgent:
 
 def export(step: PolicyStep) -> None:
     """The step's counters and decision as gauges and counters."""
-    family = step.state.state.family.value
+    family = step.state.family_state.family.value
     for name, value in step.counters.as_dict().items():
         metrics.COUNTER_VALUE.labels(family, name).set(value)
     metrics.POLICY_DECISIONS.labels(family, step.decision.action.value).inc()
-    metrics.REQUESTS_IN_FLIGHT.labels(family).set(1 if step.state.state.in_flight else 0)
+    metrics.REQUESTS_IN_FLIGHT.labels(family).set(1 if step.state.family_state.in_flight else 0)
     if step.decision.threshold is not None and step.decision.reason is None:
         metrics.THRESHOLD_VALUE.labels(family).set(step.decision.threshold)
     rate = step.counters.anomaly_rate

@@ -17,12 +17,9 @@ from edge.logs import RateLimitedLog
 from edge.retry import TRANSIENT_DATABASE_ERRORS, RetryPolicy
 from schemas.base import Event, ModelFamily
 from schemas.codec import Codec
-from schemas.customer_activity import CustomerActivityRecorded
-from schemas.customer_created import CustomerCreated
 from schemas.dead_letter import DeadLettered
 from schemas.errors import DecodeError
-from schemas.expense_label import ExpenseLabelled
-from schemas.expense_sheet import ExpenseSheetSubmitted
+from schemas.topics import TOPICS
 from streams import metrics
 from streams.store.sink import Stored, store_activity, store_customers, store_labels, store_sheets
 
@@ -43,12 +40,8 @@ STORES: dict[str, Store] = {
     "customer-activity": store_activity,
     "expense-label": store_labels,
 }
-UPSTREAM_EVENT_TYPES: dict[str, type[Event]] = {
-    "expense-sheet": ExpenseSheetSubmitted,
-    "customer-created": CustomerCreated,
-    "customer-activity": CustomerActivityRecorded,
-    "expense-label": ExpenseLabelled,
-}
+# The event each upstream topic carries, from the topic registry (schemas.topics).
+UPSTREAM_EVENT_TYPES: dict[str, type[Event]] = {topic: TOPICS[topic].event_type for topic in STORES}
 
 
 @dataclass

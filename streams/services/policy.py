@@ -62,12 +62,13 @@ def manual_request_id(
 class PolicyState:
     """A family's policy state as the table stores it, plus the number of answered requests."""
 
-    state: FamilyState
+    family_state: FamilyState
+    """What the pure decision (streams.policy.decide) reads and folds."""
     finished: int = 0
     last_requested_by: str = "policy"
 
     def to_json(self) -> dict[str, Any]:
-        s = self.state
+        s = self.family_state
         flight = s.in_flight
         return {
             "family": s.family.value,
@@ -145,7 +146,7 @@ class PolicyEngine:
     async def step(
         self, current: PolicyState, signals: Sequence[PolicySignal], now: datetime
     ) -> PolicyStep:
-        state = current.state
+        state = current.family_state
         finished = current.finished
         manual: list[ManualTrigger] = []
         for signal in signals:

@@ -35,7 +35,7 @@ FROM policy_state WHERE family = $1
 
 async def mirror_step(db: Queryable, step: PolicyStep) -> None:
     """Write the family's policy state after a step."""
-    state = step.state.state
+    state = step.state.family_state
     flight = state.in_flight
     await db.execute(
         _MIRROR,

@@ -14,7 +14,7 @@ from schemas.codec import Codec
 from streams.health import Reachability
 from streams.models import ModelFollower, ModelHolder, ModelLoader
 from streams.policy import PolicyConfig
-from streams.scorers import Scorer
+from streams.services.scoring import Scorer
 from streams.settings import StreamsSettings
 from streams.signals import SignalKind
 

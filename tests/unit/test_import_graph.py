@@ -22,6 +22,9 @@ FORBIDDEN = {
     },
     "edge": {"streams", "trainer", "retrainer", "faust", "mode"},
     "streams": {"trainer", "retrainer"},
+    # What the worker does and its SQL, drivable without Faust or the HTTP server.
+    "streams/services": {"trainer", "retrainer", "faust", "mode", "aiohttp"},
+    "streams/store": {"trainer", "retrainer", "faust", "mode", "aiohttp"},
     "trainer": {"streams", "retrainer"},
 }
 

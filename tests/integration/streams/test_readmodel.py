@@ -18,7 +18,7 @@ from streams.readmodel import (
     next_manual_request,
     upload_training_status,
 )
-from streams.scoring import ExpenseContext
+from streams.scoring_frames import ExpenseContext
 from streams.services.policy import PolicyState, PolicyStep, manual_request_id
 from streams.store import analysis as analysis_store
 from streams.store import policy_state, sink
@@ -61,7 +61,7 @@ async def test_the_mirror_is_what_status_and_the_next_request_read(pool: asyncpg
     await policy_state.mirror_step(pool, _step(flight))
     stored = await policy_state.stored_state(pool, FRAUD)
     assert stored is not None
-    assert PolicyState.from_json(FRAUD, stored).state.in_flight == flight
+    assert PolicyState.from_json(FRAUD, stored).family_state.in_flight == flight
     status = await family_status(pool, CONFIG, FRAUD)
     assert status.in_flight is not None
     assert (status.in_flight.request_id, status.model_version) == (request_id, "v1")

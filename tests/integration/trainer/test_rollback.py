@@ -29,7 +29,7 @@ from tests.factories import ROOT
 from tests.integration.model_versions import add_version, statuses, tamper
 from tests.integration.streams.conftest import free_port, read_all
 from trainer import admin
-from trainer.bootstrap import codec_for
+from trainer.bootstrap import trainer_codec
 from trainer.errors import DependencyUnavailable, RegistryError
 from trainer.publisher import Outgoing, Publisher
 from trainer.settings import TrainerSettings
@@ -53,7 +53,7 @@ class Registry:
 
     def announced(self) -> list[str]:
         """The versions on model-updated, oldest first."""
-        codec = codec_for(self.settings)
+        codec = trainer_codec(self.settings)
         return [
             codec.decode_as(ModelUpdated, value).version
             for _, value in read_all(
@@ -173,7 +173,7 @@ class CommitFailsAfterSending(Publisher):
     registry transaction cannot commit although the announcement went out."""
 
     def __init__(self, settings: TrainerSettings) -> None:
-        super().__init__(settings, codec_for(settings))
+        super().__init__(settings, trainer_codec(settings))
         self.dsn = settings.dsn
         self.sent = 0
 

@@ -1,8 +1,9 @@
-"""Score micro-batches of expense lines and statements with the model a family holds now.
+"""The pure side of scoring: batches as feature frames, frames as scores, scores as events.
 
 Features come from schemas.features, the code the trainer used, over the batch plus the history
-it needs: recent expense lines (habits, receipts already seen) kept in memory and refreshed from
-PostgreSQL, and each customer's previous statements and profile read per batch.
+it needs: recent expense lines (habits, receipts already seen) kept in memory, and each
+customer's earlier statements and profile. The rows come from `streams.store`; nothing here
+talks to PostgreSQL, Kafka or Faust.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-import asyncpg
 import numpy as np
 import pandas as pd
 
@@ -30,9 +31,6 @@ from schemas.features import (
     expense_features,
     feature_matrix,
 )
-from streams.store.sheets import newest_lines
-
-LIVE = "live"
 
 
 @dataclass(frozen=True)
@@ -87,16 +85,16 @@ def activity_frame(statements: Sequence[CustomerActivityRecorded]) -> pd.DataFra
 class ExpenseContext:
     """The recent expense lines a batch's features are computed against.
 
-    Bounded: the newest `max_lines` lines, reloaded from PostgreSQL every so often (so every
-    worker sees lines from every partition) and extended with each scored batch in between.
+    Bounded: the newest `max_lines` lines, replaced by the newest stored ones every so often (so
+    every worker sees lines from every partition) and extended with each scored batch in between.
     """
 
     def __init__(self, max_lines: int) -> None:
         self.max_lines = max_lines
         self.lines = pd.DataFrame(columns=list(EXPENSE_COLUMNS))
 
-    async def refresh(self, conn: asyncpg.Connection) -> None:
-        rows = await newest_lines(conn, self.max_lines)
+    def replace(self, rows: Sequence[Any]) -> None:
+        """Start over from these stored lines (rows in `EXPENSE_COLUMNS` order)."""
         self.lines = pd.DataFrame([tuple(r) for r in rows], columns=list(EXPENSE_COLUMNS))
 
     def features(self, batch: pd.DataFrame, approval_limit: float) -> pd.DataFrame:
@@ -114,29 +112,16 @@ class ExpenseContext:
         self.lines = merged.reset_index(drop=True)
 
 
-# Every earlier statement of the batch's customers: months on book counts them all.
-_PREVIOUS_STATEMENTS = """
-SELECT statement_id, customer_id, statement_date, balance::float8, credit_limit::float8,
-       payment_amount::float8, minimum_due::float8, purchase_amount::float8,
-       cash_advance_amount::float8, days_past_due
-FROM customer_activity
-WHERE customer_id = ANY($1::text[]) AND NOT statement_id = ANY($2::text[])
-"""
+def statement_features(
+    batch: pd.DataFrame, history: Sequence[Any], profiles: Sequence[Any]
+) -> pd.DataFrame:
+    """Features of the batch's statements, in the batch's order.
 
-_PROFILES = """
-SELECT customer_id, age, annual_income::float8, tenure_months, employment_status
-FROM customers WHERE customer_id = ANY($1::text[])
-"""
-
-
-async def statement_features(conn: asyncpg.Connection, batch: pd.DataFrame) -> pd.DataFrame:
-    """Features of the batch's statements, given each customer's earlier statements."""
-    customers = sorted(set(batch["customer_id"]))
-    ids = list(batch["statement_id"])
-    previous = await conn.fetch(_PREVIOUS_STATEMENTS, customers, ids)
-    profiles = await conn.fetch(_PROFILES, customers)
-    history = pd.DataFrame([tuple(r) for r in previous], columns=list(ACTIVITY_COLUMNS))
-    combined = pd.concat([history, batch], ignore_index=True) if len(history) else batch
+    `history` holds the customers' other statements (rows in `ACTIVITY_COLUMNS` order) and
+    `profiles` their profiles (rows in `PROFILE_COLUMNS` order).
+    """
+    earlier = pd.DataFrame([tuple(r) for r in history], columns=list(ACTIVITY_COLUMNS))
+    combined = pd.concat([earlier, batch], ignore_index=True) if len(earlier) else batch
     profile_frame = pd.DataFrame([tuple(r) for r in profiles], columns=list(PROFILE_COLUMNS))
     features = delinquency_features(combined, profile_frame)
     return features.set_index("statement_id").loc[batch["statement_id"]].reset_index()
@@ -226,66 +211,6 @@ def customer_scores(
             )
         )
     return out
-
-
-_STORE_EXPENSE_SCORES = """
-INSERT INTO expense_scores (expense_id, sheet_id, model_version, scoring_run, anomaly_score,
-                            fraud_probability, is_flagged, scored_at)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[], $6::float8[],
-                     $7::bool[], $8::timestamptz[])
-ON CONFLICT DO NOTHING
-"""
-
-_STORE_CUSTOMER_SCORES = """
-INSERT INTO customer_scores (statement_id, customer_id, model_version, scoring_run,
-                             delinquency_probability, is_flagged, scored_at)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[], $6::bool[],
-                     $7::timestamptz[])
-ON CONFLICT DO NOTHING
-"""
-
-
-async def store_expense_scores(conn: asyncpg.Connection, scored: Sequence[ExpenseScored]) -> None:
-    await conn.execute(
-        _STORE_EXPENSE_SCORES,
-        [s.expense_id for s in scored],
-        [s.sheet_id for s in scored],
-        [s.model_version or "" for s in scored],
-        [s.scoring_run or LIVE for s in scored],
-        [s.anomaly_score for s in scored],
-        [s.fraud_probability for s in scored],
-        [s.is_flagged for s in scored],
-        [s.scored_at for s in scored],
-    )
-
-
-async def store_customer_scores(conn: asyncpg.Connection, scored: Sequence[CustomerScored]) -> None:
-    await conn.execute(
-        _STORE_CUSTOMER_SCORES,
-        [s.statement_id for s in scored],
-        [s.customer_id for s in scored],
-        [s.model_version or "" for s in scored],
-        [s.scoring_run or LIVE for s in scored],
-        [s.delinquency_probability for s in scored],
-        [s.is_flagged for s in scored],
-        [s.scored_at for s in scored],
-    )
-
-
-async def already_scored(
-    conn: asyncpg.Connection, family: ModelFamily, ids: Sequence[str], run: str = LIVE
-) -> set[str]:
-    """Which of `ids` this run has scored before (a redelivery is not scored twice)."""
-    if family is ModelFamily.EXPENSE_FRAUD:
-        sql = (
-            "SELECT expense_id FROM expense_scores WHERE scoring_run = $2 AND expense_id = ANY($1)"
-        )
-    else:
-        sql = (
-            "SELECT statement_id FROM customer_scores WHERE scoring_run = $2 "
-            "AND statement_id = ANY($1)"
-        )
-    return {row[0] for row in await conn.fetch(sql, list(ids), run)}
 
 
 def agreement(champion: Scores, shadow: Scores) -> tuple[float, np.ndarray]:

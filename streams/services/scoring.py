@@ -1,8 +1,9 @@
-"""The scoring service: micro-batches in, scores out, with the model the holder has now."""
+"""The scoring service: micro-batches in, scores out, with the model the holder has now.
+
+Knows neither Faust nor aiohttp: the upstream consumer (streams.upstream) hands it batches."""
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -18,32 +19,32 @@ from schemas.expense_scored import ExpenseScored
 from schemas.expense_sheet import ExpenseSheetSubmitted
 from streams import metrics
 from streams.models import ModelHolder
-from streams.scoring import (
+from streams.scoring_frames import (
     ExpenseContext,
     LoadedModel,
     activity_frame,
     agreement,
-    already_scored,
     customer_scores,
     expense_frame,
     expense_scores,
     score,
     statement_features,
+)
+from streams.store.scores import (
+    already_scored,
+    customer_profiles,
+    other_statements,
     store_customer_scores,
     store_expense_scores,
 )
-
-log = logging.getLogger(__name__)
+from streams.store.sheets import newest_lines
 
 
 @dataclass(frozen=True)
 class ScoredBatch:
-    """What one scoring batch did."""
+    """What one scoring batch did: how many events it scored, and with which version."""
 
-    family: ModelFamily
     scored: int
-    skipped: int
-    flagged: int
     model_version: str | None
 
 
@@ -76,11 +77,11 @@ class Scorer:
         async with pool.acquire() as conn:
             done = await already_scored(conn, family, list(lines["expense_id"]))
             if time.monotonic() - self._context_loaded > self.context_refresh_s:
-                await self.context.refresh(conn)
+                self.context.replace(await newest_lines(conn, self.context.max_lines))
                 self._context_loaded = time.monotonic()
         todo = lines[~lines["expense_id"].isin(done)].reset_index(drop=True)
         if todo.empty:
-            return ScoredBatch(family, 0, len(lines), 0, None)
+            return ScoredBatch(0, None)
         # One reference for the whole batch: a swap lands between batches, never inside one.
         model = self.holder.current(family)
         began = time.perf_counter()
@@ -95,7 +96,7 @@ class Scorer:
         await emit(scored)
         async with pool.acquire() as conn:
             await store_expense_scores(conn, scored)
-        return self._account(family, model, scored, len(done))
+        return self._account(family, model, scored)
 
     async def score_statements(
         self,
@@ -110,11 +111,14 @@ class Scorer:
             done = await already_scored(conn, family, list(batch["statement_id"]))
             todo = batch[~batch["statement_id"].isin(done)].reset_index(drop=True)
             if todo.empty:
-                return ScoredBatch(family, 0, len(batch), 0, None)
+                return ScoredBatch(0, None)
             began = time.perf_counter()
             scores = None
             if model is not None:
-                features = await statement_features(conn, todo)
+                customers = sorted(set(todo["customer_id"]))
+                history = await other_statements(conn, customers, list(todo["statement_id"]))
+                profiles = await customer_profiles(conn, customers)
+                features = statement_features(todo, history, profiles)
                 scores = score(model, features)
                 self._shadow(family, model, features, scores)
         scored = customer_scores(todo, model, scores)
@@ -122,7 +126,7 @@ class Scorer:
         await emit(scored)
         async with pool.acquire() as conn:
             await store_customer_scores(conn, scored)
-        return self._account(family, model, scored, len(done))
+        return self._account(family, model, scored)
 
     def _shadow(
         self, family: ModelFamily, model: LoadedModel, features: pd.DataFrame, scores: Scores
@@ -141,10 +145,9 @@ class Scorer:
         family: ModelFamily,
         model: LoadedModel | None,
         scored: Sequence[ExpenseScored] | Sequence[CustomerScored],
-        skipped: int,
     ) -> ScoredBatch:
         version = model.version if model is not None else None
         flagged = sum(1 for s in scored if s.is_flagged)
         metrics.EVENTS_SCORED.labels(family.value).inc(len(scored))
         metrics.EVENTS_FLAGGED.labels(family.value).inc(flagged)
-        return ScoredBatch(family, len(scored), skipped, flagged, version)
+        return ScoredBatch(len(scored), version)
