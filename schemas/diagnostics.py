@@ -292,14 +292,20 @@ def settings_problem(exc: Any) -> Problem | None:
     if model is None:
         return None
     prefix = str(model.model_config.get("env_prefix") or "")
-    parts = []
+    parts: list[str] = []
+    variables: set[str] = set()
     for error in exc.errors(include_url=False, include_input=False):
-        field = ".".join(str(part) for part in error["loc"]) or "?"
-        variable = f"{prefix}{field}".upper()
         reason = str(error["msg"]).removeprefix("Value error, ")
+        if not error["loc"]:
+            # A check across fields: its message names the variables itself.
+            parts.append(reason)
+            continue
+        # Nested fields (topics) are read from `<prefix><field>__<subfield>`.
+        variable = (prefix + "__".join(str(part) for part in error["loc"])).upper()
+        variables.add(variable)
         parts.append(f"{variable} is not valid: {reason}")
-    names = ", ".join(sorted({p.split(" is not valid")[0] for p in parts}))
-    return Problem("; ".join(parts) + f" (fix or unset {names})")
+    fix = f" (fix or unset {', '.join(sorted(variables))})" if variables else ""
+    return Problem("; ".join(parts) + fix)
 
 
 def _settings_class(base: type[Any], title: str) -> type[Any] | None:

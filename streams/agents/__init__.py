@@ -5,7 +5,8 @@ An agent moves bytes: it decodes, calls a service (streams.services) and emits.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import faust
 
@@ -23,6 +24,16 @@ RAW: dict[str, Any] = {
 def raw_topic(app: faust.App, name: str, **options: Any) -> faust.TopicT:
     """`name` as a Faust topic of raw bytes."""
     return app.topic(name, **options, **RAW)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def named(name: str, fun: F) -> F:
+    """`fun` under `name` in Faust's logs ("retrainer.policy"), not its closure's path."""
+    fun.__name__ = fun.__qualname__ = name
+    fun.__module__ = "retrainer"
+    return fun
 
 
 def raw_message(event: Any) -> RawMessage:

@@ -15,7 +15,7 @@ from schemas.codec import EventT
 from schemas.errors import DecodeError
 from schemas.model_updated import ModelUpdated
 from schemas.training_outcome import TrainingOutcome
-from streams.agents import raw_message, raw_topic
+from streams.agents import named, raw_message, raw_topic
 from streams.context import WorkerContext
 from streams.signals import SignalKind
 
@@ -82,9 +82,7 @@ def forwarder(ctx: WorkerContext, forward: Forward[Any]) -> Callable[[Any], Any]
                 continue
             await ctx.signal(forward.family(decoded), forward.kind, **forward.fields(decoded))
 
-    # Faust names an agent's logs after its function: "forward_outcomes", not a closure path.
-    agent.__name__ = agent.__qualname__ = f"forward_{forward.name}"
-    return agent
+    return named(f"forward_{forward.name}", agent)
 
 
 def install(app: faust.App, ctx: WorkerContext) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import faust
 
+from streams.agents import named
 from streams.context import WorkerContext
 
 
@@ -11,4 +12,4 @@ def install(app: faust.App, ctx: WorkerContext) -> None:
     async def reachability_probes() -> None:
         await ctx.reachability.run()
 
-    app.task(reachability_probes)
+    app.task(named("reachability_probes", reachability_probes))

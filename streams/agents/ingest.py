@@ -13,6 +13,7 @@ from edge.logs import RateLimitedLog
 from schemas.base import ModelFamily
 from schemas.customer_scored import CustomerScored
 from schemas.expense_scored import ExpenseScored
+from streams.agents import named
 from streams.context import WorkerContext
 from streams.services.ingest import IngestHandler
 from streams.signals import SignalKind
@@ -78,5 +79,5 @@ def install(app: faust.App, ctx: WorkerContext) -> UpstreamConsumer:
     async def upstream_consumer() -> None:
         await upstream.run()
 
-    app.task(upstream_consumer)
+    app.task(named("upstream_consumer", upstream_consumer))
     return upstream

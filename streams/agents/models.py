@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import faust
 
+from streams.agents import named
 from streams.context import WorkerContext
 
 
@@ -12,4 +13,4 @@ def install(app: faust.App, ctx: WorkerContext) -> None:
     async def model_follower() -> None:
         await ctx.follower.run()
 
-    app.task(model_follower)
+    app.task(named("model_follower", model_follower))

@@ -23,7 +23,7 @@ from edge.requests import record_request
 from edge.retry import TRANSIENT_ERRORS, RetryPolicy
 from schemas.base import ModelFamily
 from streams import metrics
-from streams.agents import raw_message, raw_topic
+from streams.agents import named, raw_message, raw_topic
 from streams.bootstrap import POLICY_TABLE
 from streams.context import WorkerContext
 from streams.services.policy import PolicyEngine, PolicyState, PolicyStep
@@ -148,7 +148,7 @@ def install(app: faust.App, ctx: WorkerContext) -> PolicyAgent:
     async def policy_tick() -> None:
         await agent.tick()
 
-    app.agent(signals, name="policy")(policy)
-    app.timer(interval=settings.policy_tick_s, on_leader=False)(policy_tick)
+    app.agent(signals, name="policy")(named("policy", policy))
+    app.timer(interval=settings.policy_tick_s, on_leader=False)(named("policy_tick", policy_tick))
     app.task(policy_tick)
     return agent

@@ -95,3 +95,26 @@ def test_an_anomaly_band_upside_down_is_refused(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("RETRAINER_ANOMALY_RATE_HIGH", "0.3")
     with pytest.raises(ValidationError, match="RETRAINER_ANOMALY_RATE_LOW must be below"):
         StreamsSettings()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "said"),
+    [
+        ("RETRAINER_TOPICS__EXPENSE_SHEET", "", "RETRAINER_TOPICS__EXPENSE_SHEET is not valid"),
+        ("RETRAINER_TOPIC_EXPENSE_SHEET", "x", "set RETRAINER_TOPICS__EXPENSE_SHEET instead"),
+        ("RETRAINER_ANOMALY_RATE_LOW", "0.9", "RETRAINER_ANOMALY_RATE_LOW must be below"),
+    ],
+)
+def test_a_refused_setting_is_one_line_naming_its_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, said: str
+) -> None:
+    from schemas.diagnostics import settings_problem
+    from streams.settings import StreamsSettings
+
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError) as refused:
+        StreamsSettings()
+    problem = settings_problem(refused.value)
+    assert problem is not None
+    assert said in str(problem)
+    assert "RETRAINER_?" not in str(problem)
