@@ -83,9 +83,9 @@ async def test_new_customers_ask_once_and_the_outcome_ends_the_flight(pool: asyn
         ],
         datetime.now(UTC),
     )
-    assert done.state.state.in_flight is None
+    assert done.state.family_state.in_flight is None
     assert done.state.finished == 1
-    assert done.state.state.model_version == "v-1"
+    assert done.state.family_state.model_version == "v-1"
 
 
 async def test_a_manual_trigger_asks_with_its_own_request_id(pool: asyncpg.Pool) -> None:

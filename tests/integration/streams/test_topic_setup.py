@@ -10,6 +10,7 @@ import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource
 
 from tests.conftest import Stack
+from tests.factories import wait_until
 from tests.integration.streams.conftest import Workers, delete_prefixed_topics
 
 pytestmark = pytest.mark.integration
@@ -23,8 +24,11 @@ def test_the_policy_changelog_is_made_compacted_with_the_worker_topics(
         workers.create_topics()
         admin = AdminClient({"bootstrap.servers": stack.bootstrap})
         changelog = f"{workers.prefix}-worker-policy-state-changelog"
+        # Kafka confirms a creation before every metadata answer lists the topic.
+        wait_until(
+            lambda: changelog in admin.list_topics(timeout=15).topics, 30, f"{changelog} listed"
+        )
         topics = admin.list_topics(timeout=15).topics
-        assert changelog in topics
         signals = topics[workers.topic("policy-signals")]
         assert len(topics[changelog].partitions) == len(signals.partitions)
         resource = ConfigResource(ConfigResource.Type.TOPIC, changelog)
