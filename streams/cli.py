@@ -135,6 +135,7 @@ async def _scheduled(days: int, force: bool, families: list[ModelFamily]) -> Non
     from streams.readmodel import family_status, next_manual_request
     from streams.settings import StreamsSettings
     from streams.signals import PolicySignal, SignalKind
+    from streams.store.counts import stored_within
 
     settings = StreamsSettings()
     dsn = settings.database_url.get_secret_value()
@@ -151,12 +152,7 @@ async def _scheduled(days: int, force: bool, families: list[ModelFamily]) -> Non
         for family in families:
             status = await family_status(pool, policy, family)
             async with pool.acquire() as conn:
-                table = "sheets" if family is ModelFamily.EXPENSE_FRAUD else "customers"
-                recent = await conn.fetchval(
-                    f"SELECT count(*) FROM {table} "  # noqa: S608 - a fixed table name
-                    "WHERE ingested_at > now() - make_interval(days => $1)",
-                    days,
-                )
+                recent = await stored_within(conn, family, days)
             # cron is not held back by the minimum interval between automatic trainings
             due = status.decision.value in ("request", "held")
             request_id = None

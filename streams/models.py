@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
 
 import asyncpg
 import numpy as np
@@ -36,6 +33,7 @@ from schemas.errors import DecodeError
 from schemas.model_updated import ModelUpdated
 from streams import metrics
 from streams.scoring_frames import LoadedModel
+from streams.store.models import StoredVersion, champion_versions, stored_version
 
 log = logging.getLogger(__name__)
 
@@ -83,50 +81,12 @@ class ModelHolder:
         }
 
 
-_VERSION = """
-SELECT v.family, v.params, v.request_id, a.role, a.artifact_id, a.format, a.sha256, a.content
-FROM model_versions v JOIN model_artifacts a ON a.version = v.version
-WHERE v.version = $1
-"""
-
-
-_FALLBACKS = """
-SELECT version FROM model_versions
-WHERE family = $1 AND promoted_at IS NOT NULL AND rolled_back_at IS NULL
-  AND status IN ('champion', 'retired') AND version <> ALL($2::text[])
-ORDER BY promoted_at DESC, version DESC
-"""
-"""A family's versions that have been champion, newest promotion first; none rolled back from."""
-
-
-@dataclass(frozen=True)
-class StoredVersion:
-    """A version's rows as read from the registry, not yet decoded."""
-
-    family: ModelFamily
-    version: str
-    params: dict[str, Any]
-    request_id: str | None
-    artifacts: list[tuple[str, str, str, bytes]]
-    digests: dict[str, str]
-
-
 async def fetch_version(conn: asyncpg.Connection, version: str) -> StoredVersion:
-    rows = await conn.fetch(_VERSION, version)
-    if not rows:
+    """`version` as stored, or ModelRefused when the registry does not have it."""
+    stored = await stored_version(conn, version)
+    if stored is None:
         raise ModelRefused(f"version {version} is not in the registry (or has no artifacts)")
-    first = rows[0]
-    params = first["params"]
-    return StoredVersion(
-        family=ModelFamily(first["family"]),
-        version=version,
-        params=json.loads(params) if isinstance(params, str) else dict(params),
-        request_id=str(first["request_id"]) if first["request_id"] else None,
-        artifacts=[
-            (r["role"], r["format"], r["sha256"].strip(), bytes(r["content"])) for r in rows
-        ],
-        digests={r["artifact_id"]: r["sha256"].strip() for r in rows},
-    )
+    return stored
 
 
 def build_model(stored: StoredVersion) -> LoadedModel:
@@ -242,13 +202,12 @@ class ModelLoader:
         try:
             pool = await self.pool()
             async with pool.acquire() as conn:
-                rows = await conn.fetch(_FALLBACKS, family.value, [refused])
+                versions = await champion_versions(conn, family, refused)
         except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
             metrics.MODEL_RELOADS.labels(family.value, "failed").inc()
             log.error("could not look for a %s version to fall back to: %s", family.value, exc)
             return None
-        for row in rows:
-            version = row["version"]
+        for version in versions:
             try:
                 model = await self.load(version)
             except (ArtifactIntegrityError, ModelRefused) as exc:

@@ -32,27 +32,7 @@ from streams.services.policy import PolicyState, PolicyStep
 from streams.settings import StreamsSettings
 from streams.signals import PolicySignal, SignalKind
 from streams.store.counts import read_counters
-from streams.store.policy_state import mirror_step
-
-_CHAMPION = """
-SELECT version, data_cutoff, promoted_at FROM model_versions
-WHERE family = $1 AND status = 'champion'
-"""
-
-# A request that trained a model (promoted or rejected by the gate) moved the cutoff and the
-# last training time; skipped and failed ones moved neither (see policy.finish_flight).
-_TRAINED = """
-SELECT max(retrain_date) AS last_trained_at, max(data_cutoff) AS data_cutoff
-FROM model_retraining_log
-WHERE family = $1 AND status IN ('promoted', 'rejected')
-"""
-
-_OPEN_REQUESTS = """
-SELECT r.request_id FROM retrain_requests r
-WHERE r.family = $1
-  AND NOT EXISTS (SELECT 1 FROM model_retraining_log l WHERE l.request_id = r.request_id)
-ORDER BY r.requested_at
-"""
+from streams.store.policy_state import mirror_step, registry_facts
 
 
 @dataclass(frozen=True)
@@ -90,17 +70,15 @@ class FamilyRecord:
 
 
 async def read_family(conn: asyncpg.Connection, family: ModelFamily) -> FamilyRecord:
-    champion = await conn.fetchrow(_CHAMPION, family.value)
-    trained = await conn.fetchrow(_TRAINED, family.value)
-    open_requests = tuple(r["request_id"] for r in await conn.fetch(_OPEN_REQUESTS, family.value))
-    cutoffs = [c for c in (champion and champion["data_cutoff"], trained["data_cutoff"]) if c]
-    trainings = [t for t in (champion and champion["promoted_at"], trained["last_trained_at"]) if t]
+    facts = await registry_facts(conn, family)
+    cutoffs = [c for c in (facts.champion_cutoff, facts.trained_cutoff) if c]
+    trainings = [t for t in (facts.promoted_at, facts.last_trained_at) if t]
     return FamilyRecord(
         family=family,
-        version=champion["version"] if champion else None,
+        version=facts.champion,
         data_cutoff=max(cutoffs) if cutoffs else None,
         last_trained_at=max(trainings) if trainings else None,
-        open_requests=open_requests,
+        open_requests=facts.open_requests,
     )
 
 

@@ -94,3 +94,15 @@ async def read_counters(
         total_customers=row["total_customers"],
         total_statements=row["total_statements"],
     )
+
+
+async def stored_within(conn: asyncpg.Connection, family: ModelFamily, days: int) -> int:
+    """Sheets (expense fraud) or customers (delinquency) stored in the last `days` days."""
+    table = "sheets" if family is ModelFamily.EXPENSE_FRAUD else "customers"
+    return int(
+        await conn.fetchval(
+            f"SELECT count(*) FROM {table} "  # noqa: S608 - one of two fixed table names
+            "WHERE ingested_at > now() - make_interval(days => $1)",
+            days,
+        )
+    )

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import asyncpg
+
 from schemas.base import ModelFamily
 from streams.services.policy import PolicyStep
 from streams.store.sheets import Queryable
@@ -79,4 +81,51 @@ async def request_mirror(db: Queryable, family: ModelFamily) -> RequestMirror | 
         return None
     return RequestMirror(
         row["in_flight_request_id"], row["cutoff"], row["last_trained_at"], row["finished"]
+    )
+
+
+_CHAMPION = """
+SELECT version, data_cutoff, promoted_at FROM model_versions
+WHERE family = $1 AND status = 'champion'
+"""
+
+# A request that trained a model (promoted or rejected by the gate) moved the cutoff and the
+# last training time; skipped and failed ones moved neither (see policy.finish_flight).
+_TRAINED = """
+SELECT max(retrain_date) AS last_trained_at, max(data_cutoff) AS data_cutoff
+FROM model_retraining_log
+WHERE family = $1 AND status IN ('promoted', 'rejected')
+"""
+
+_OPEN_REQUESTS = """
+SELECT r.request_id FROM retrain_requests r
+WHERE r.family = $1
+  AND NOT EXISTS (SELECT 1 FROM model_retraining_log l WHERE l.request_id = r.request_id)
+ORDER BY r.requested_at
+"""
+
+
+@dataclass(frozen=True)
+class RegistryFacts:
+    """What the registry and the retraining log say of a family, for rebuilding its state."""
+
+    champion: str | None
+    champion_cutoff: datetime | None
+    promoted_at: datetime | None
+    last_trained_at: datetime | None
+    trained_cutoff: datetime | None
+    open_requests: tuple[uuid.UUID, ...]
+
+
+async def registry_facts(conn: asyncpg.Connection, family: ModelFamily) -> RegistryFacts:
+    champion = await conn.fetchrow(_CHAMPION, family.value)
+    trained = await conn.fetchrow(_TRAINED, family.value)
+    requests = await conn.fetch(_OPEN_REQUESTS, family.value)
+    return RegistryFacts(
+        champion=champion["version"] if champion else None,
+        champion_cutoff=champion["data_cutoff"] if champion else None,
+        promoted_at=champion["promoted_at"] if champion else None,
+        last_trained_at=trained["last_trained_at"],
+        trained_cutoff=trained["data_cutoff"],
+        open_requests=tuple(row["request_id"] for row in requests),
     )

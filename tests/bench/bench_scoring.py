@@ -13,8 +13,9 @@ import pandas as pd
 from schemas.artifacts import dump
 from schemas.base import ModelFamily
 from schemas.features import ACTIVITY_COLUMNS, EXPENSE_COLUMNS, delinquency_features
-from streams.models import StallMonitor, StoredVersion, build_model
+from streams.models import StallMonitor, build_model
 from streams.scoring_frames import ExpenseContext, LoadedModel, score
+from streams.store.models import StoredVersion
 from tests.bench.harness import BenchContext, BenchResult, Figure
 from tests.unit.trainer.factories import Frames, frames, world
 from trainer.families import delinquency_set, expense_set, fit
