@@ -99,7 +99,10 @@ def private_kafka(tmp_path: Path) -> Iterator[PrivateKafka]:
     if not shared.jars_cached():
         shared.resolve_jars()
     settings = StackSettings(
-        home=tmp_path / "stack", kafka_port=free_port(), kafka_controller_port=free_port()
+        home=tmp_path / "stack",
+        kafka_port=free_port(),
+        kafka_controller_port=free_port(),
+        kafka_sasl_port=free_port(),  # the shared broker's SASL listener holds the default
     )
     server = LocalKafka(settings)
     server.root.mkdir(parents=True, exist_ok=True)
