@@ -9,8 +9,9 @@ STAMP := $(VENV)/.installed
 LOCK := requirements.lock
 RETRAINER := $(BIN)/retrainer
 PYTEST_ARGS ?=
-# Test processes running at once (pytest-xdist; every test owns its topics and database).
-TEST_WORKERS ?= 2
+# Test processes running at once (pytest-xdist; every test owns its topics and database). More
+# than the cores: most service tests wait on brokers, timers and child processes, not the CPU.
+TEST_WORKERS ?= 4
 
 .PHONY: help setup system-deps lock lint format test test-unit test-integration test-e2e stack-up stack-down stack-status demo bench clean
 

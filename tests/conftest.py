@@ -15,6 +15,29 @@ from retrainer.stack import manager
 from retrainer.stack.errors import StackError
 from retrainer.stack.settings import StackSettings
 
+TIERS = ("tests/integration/", "tests/faults/", "tests/e2e/", "tests/unit/")
+"""The order xdist hands test files to its processes: the files that start services (long, few
+tests each) first, the many quick unit files last, so both processes run out of work together
+instead of one waiting alone for a slow file that came last."""
+
+
+def _tier(item: pytest.Item) -> int:
+    path = item.nodeid
+    return next((rank for rank, tier in enumerate(TIERS) if path.startswith(tier)), len(TIERS))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # xdist's default sorts files by their number of tests, which puts the slow one-test files
+    # at the very end; the tier order below is kept instead.
+    if getattr(config.option, "loadscopereorder", None) is not None:
+        config.option.loadscopereorder = False
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under xdist, run the tiers in TIERS order (a stable sort: files keep their order)."""
+    if hasattr(config, "workerinput"):
+        items.sort(key=_tier)
+
 
 @dataclass(frozen=True)
 class Stack:

@@ -14,7 +14,7 @@ from pathlib import Path
 from subprocess import Popen
 from typing import Any
 
-from retrainer.harness import Scope, Services, delete_topics, free_port
+from retrainer.harness import Scope, Service, Services, delete_topics, free_port
 from retrainer.harness.settings import streams_settings
 from streams.bootstrap import ensure_topics
 from streams.settings import StreamsSettings
@@ -84,6 +84,21 @@ class Workers:
     ) -> int:
         """Start `retrainer worker` (with `env`, by default this group's) and wait until it
         answers /health; returns its port."""
+        service = self._launch(port, env, log)
+        service.wait_healthy(STARTUP_S)
+        return service.port
+
+    def start_together(self, count: int) -> list[int]:
+        """Start `count` workers of this group at once and wait until each answers /health;
+        returns their ports. They boot side by side, as a deployment's replicas do."""
+        launched = [self._launch() for _ in range(count)]
+        for service in launched:
+            service.wait_healthy(STARTUP_S)
+        return [service.port for service in launched]
+
+    def _launch(
+        self, port: int | None = None, env: dict[str, str] | None = None, log: Path | None = None
+    ) -> Service:
         port = port or free_port()
         service = self.services.start(
             "worker",
@@ -93,21 +108,32 @@ class Workers:
             port,
         )
         self.ports.append(port)
-        service.wait_healthy(STARTUP_S)
-        return port
+        return service
 
     def start_trainer(self, **extra: str) -> int:
         """Run the trainer service on the same topics and database; returns its metrics port."""
+        service = self._launch_trainer(**extra)
+        service.wait_healthy(STARTUP_S)
+        return service.port
+
+    def start_with_trainer(self, workers: int = 1, **extra: str) -> tuple[list[int], int]:
+        """Start `workers` workers and a trainer at once (`extra`: the trainer's own settings)
+        and wait until each answers /health; returns the workers' ports and the trainer's."""
+        launched = [self._launch() for _ in range(workers)]
+        trainer = self._launch_trainer(**extra)
+        for service in [*launched, trainer]:
+            service.wait_healthy(STARTUP_S)
+        return [service.port for service in launched], trainer.port
+
+    def _launch_trainer(self, **extra: str) -> Service:
         port = free_port()
-        service = self.services.start(
+        return self.services.start(
             "trainer",
             ["trainer"],
             self.scope.env(trainer_port=port, **extra),
             self.logs / "trainer.log",
             port,
         )
-        service.wait_healthy(STARTUP_S)
-        return port
 
     def metric(self, name: str, port: int | None = None, **labels: str) -> float:
         """The sum of a metric's samples on a worker whose labels include `labels`."""

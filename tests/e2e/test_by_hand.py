@@ -7,12 +7,14 @@ import asyncio
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 
-from retrainer.harness import free_port
+from retrainer.harness import create_database, drop_database, free_port
+from tests.conftest import Stack
 from tests.factories import ROOT, wait_until
 from tests.services import Workers
 
@@ -40,18 +42,30 @@ async def _requests(dsn: str) -> list[tuple[str, str]]:
     return [(row["request_id"], row["family"]) for row in rows]
 
 
-@pytest.fixture
-def by_hand(services: Workers, tmp_path: Path) -> tuple[Workers, dict[str, str], int]:
-    """A worker started as the README says: no data directory set, a home never used before."""
-    workers = services
+@pytest.fixture(scope="module")
+def by_hand(
+    stack: Stack, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Workers, dict[str, str], int]]:
+    """A worker started as the README says: no data directory set, a home never used before.
+
+    One worker serves the module: its tests only read what it made, or run the cron command
+    beside it, and each asks for requests of its own."""
+    tmp_path = tmp_path_factory.mktemp("by-hand")
+    name = f"retrainer_byhand_{stack.session_id}"
+    database_url = asyncio.run(create_database(stack.dsn, name))
+    workers = Workers(stack, database_url, tmp_path)
     home = tmp_path / "home-of-a-new-user"
     home.mkdir()
     port = free_port()
     env = workers.env(port)
     del env["RETRAINER_WORKER_DATA_DIR"]
     env["HOME"] = str(home)
-    workers.start(port, env, tmp_path / "by-hand.log")
-    return workers, env, port
+    try:
+        workers.start(port, env, tmp_path / "by-hand.log")
+        yield workers, env, port
+    finally:
+        workers.close()
+        asyncio.run(drop_database(stack.dsn, name))
 
 
 def test_a_worker_started_by_hand_makes_its_data_directory(

@@ -141,8 +141,7 @@ def test_kcat_upstream_files_lead_to_promoted_models(services: Workers, tmp_path
     files = export_for_kcat(services, tmp_path / "upstream")
     assert set(files) == {"customer-created", "customer-activity", "expense-sheet", "expense-label"}
     services.create_topics()
-    services.start()
-    services.start_trainer()
+    services.start_with_trainer()
 
     def stored(topic: str, count: int) -> bool:
         return services.metric("retrainer_events_stored_total", topic=topic) >= count

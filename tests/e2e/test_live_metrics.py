@@ -156,8 +156,7 @@ def test_live_scrapes_pass_promtool_with_every_label_set_and_only_the_live_model
 ) -> None:
     services.extra_env.update(QUIET)
     services.create_topics()
-    worker_port = services.start()
-    trainer_port = services.start_trainer()
+    (worker_port,), trainer_port = services.start_with_trainer()
     worker, trainer = scrape(services, worker_port), scrape(services, trainer_port)
 
     # Before any event: the lint passes, and every known label set is exported at 0.

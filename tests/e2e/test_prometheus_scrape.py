@@ -34,8 +34,7 @@ def _when(prometheus: Prometheus, promql: str, wanted: float, timeout: float) ->
 
 def test_prometheus_scrapes_the_retrain_counters(services: Workers, start_prometheus: Any) -> None:
     services.create_topics()
-    worker_port = services.start()
-    trainer_port = services.start_trainer()
+    (worker_port,), trainer_port = services.start_with_trainer()
     prometheus: Prometheus = start_prometheus(
         {
             "retrainer-worker": [f"127.0.0.1:{worker_port}"],

@@ -21,7 +21,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from edge.migrations import migrate
+from retrainer.migrate import migrate
 from retrainer.stack.kafka import LocalKafka
 from retrainer.stack.postgres import LocalPostgres
 from retrainer.stack.settings import StackSettings
@@ -102,7 +102,7 @@ def private_kafka(tmp_path: Path) -> Iterator[PrivateKafka]:
         home=tmp_path / "stack",
         kafka_port=free_port(),
         kafka_controller_port=free_port(),
-        kafka_sasl_port=free_port(),
+        kafka_sasl_port=free_port(),  # the shared broker's SASL listener holds the default
     )
     server = LocalKafka(settings)
     server.root.mkdir(parents=True, exist_ok=True)

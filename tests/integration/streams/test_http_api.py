@@ -71,7 +71,8 @@ def worker(workers: Workers) -> tuple[Workers, int]:
 def shared_worker(
     stack: Stack, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Workers, int]]:
-    """One worker for the tests that change no state it keeps (auth, bad bodies, health)."""
+    """One worker for the tests that share it: auth, bad bodies and health change nothing it
+    keeps; the upload is the only one that stores sheets."""
     with module_worker(stack, tmp_path_factory, "api") as running:
         yield running
 
@@ -221,8 +222,12 @@ def test_trigger_answers_202_and_the_worker_requests_it(worker: tuple[Workers, i
     }
 
 
-def test_upload_json_and_csv_publish_and_store_the_sheets(worker: tuple[Workers, int]) -> None:
-    workers, port = worker
+def test_upload_json_and_csv_publish_and_store_the_sheets(
+    shared_worker: tuple[Workers, int],
+) -> None:
+    # The module's worker: its other tests store nothing (their uploads are refused), so the
+    # expense-fraud counters below are this test's alone.
+    workers, port = shared_worker
     sheet_json = {
         "sheet_id": "upload-1",
         "employee_id": "e-1",
@@ -263,7 +268,7 @@ def test_upload_json_and_csv_publish_and_store_the_sheets(worker: tuple[Workers,
     assert status == 200, body
     assert body["message"] == "Uploaded 10 sheet(s) with 60 expense(s)"
     assert body["training_status"] == "Retrain requested: New sheets: 11"
-    status_body = workers.get("/retraining/status?family=expense-fraud")
+    status_body = workers.get("/retraining/status?family=expense-fraud", port)
     assert status_body["new_sheets_count"] == 11
 
 

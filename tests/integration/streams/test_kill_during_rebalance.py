@@ -140,8 +140,7 @@ def test_kill_9_during_rebalances_loses_nothing(workers: Workers) -> None:
             failure.append(exc)
 
     rng = random.Random(1581)
-    workers.start()
-    workers.start()
+    workers.start_together(2)
     producer = threading.Thread(target=produce, daemon=True)
     producer.start()
 

@@ -88,8 +88,7 @@ def test_every_line_is_scored_once_across_two_promotions_and_tampering_is_refuse
 ) -> None:
     workers.extra_env.update(ENV)
     workers.create_topics()
-    port = workers.start()
-    workers.start_trainer(**TRAINER_ENV)
+    (port,), _ = workers.start_with_trainer(**TRAINER_ENV)
     sheets_topic = workers.topic("expense-sheet")
     dsn = workers.database_url
 
@@ -236,8 +235,7 @@ def test_every_line_is_scored_once_across_two_promotions_and_tampering_is_refuse
 def test_two_workers_both_reload_on_every_model_updated(workers: Workers) -> None:
     workers.extra_env.update(ENV)
     workers.create_topics()
-    ports = [workers.start(), workers.start()]
-    workers.start_trainer(**TRAINER_ENV)
+    ports, _ = workers.start_with_trainer(2, **TRAINER_ENV)
     publish(
         workers.stack.bootstrap,
         workers.topic("expense-sheet"),
@@ -280,8 +278,7 @@ def _post(port: int, path: str, body: dict[str, Any]) -> tuple[int, dict[str, An
 def test_analysis_endpoints_and_shadow_scoring(workers: Workers) -> None:
     workers.extra_env.update({**ENV, "RETRAINER_ANALYSIS_WAIT_S": "120"})
     workers.create_topics()
-    port = workers.start()
-    workers.start_trainer(**TRAINER_ENV)
+    (port,), _ = workers.start_with_trainer(**TRAINER_ENV)
     sheets = [sheet(i, lines=8, prefix=workers.prefix) for i in range(60)]
     publish(workers.stack.bootstrap, workers.topic("expense-sheet"), sheets)
     dsn = workers.database_url

@@ -54,8 +54,7 @@ def test_sixty_customers_request_once_and_a_replay_changes_nothing(workers: Work
     publish(workers.stack.bootstrap, workers.topic("customer-activity"), statements)
     publish(workers.stack.bootstrap, workers.topic("customer-created"), customers)
     # Two workers in one group share the four partitions of every topic.
-    workers.start()
-    workers.start()
+    workers.start_together(2)
 
     requests = wait_until(lambda: _requests(workers), 90, "a retrain request")
     assert isinstance(requests, list)
