@@ -21,7 +21,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from retrainer.migrate import migrate
+from edge.migrations import migrate
 from retrainer.stack.kafka import LocalKafka
 from retrainer.stack.postgres import LocalPostgres
 from retrainer.stack.settings import StackSettings
