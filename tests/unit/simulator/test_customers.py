@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from decimal import Decimal
 
 import numpy as np
@@ -14,16 +13,14 @@ from schemas import CustomerActivityRecorded, CustomerCreated
 from tests.unit.simulator.factories import small
 
 
-def test_ten_thousand_customers_with_a_year_of_statements_generate_fast() -> None:
+def test_ten_thousand_customers_get_a_year_of_statements_each() -> None:
+    # How fast: `make bench` (bench_simulator_generation); a test asserts shapes, not time.
     settings = ScenarioConfig(
         customers=CustomerConfig(customers=10_000, statements_per_customer=12)
     )
-    began = time.perf_counter()
     world = simulate(settings)
-    elapsed = time.perf_counter() - began
     assert world.customers.balance_cents.shape == (10_000, 12)
     assert len(world.truth.delinquent_by_statement) == 120_000
-    assert elapsed < 2.0, f"took {elapsed:.2f}s"
 
 
 def test_statements_are_monthly_and_follow_the_customers_creation() -> None:
