@@ -11,8 +11,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import xgboost as xgb
-from sklearn.ensemble import IsolationForest, RandomForestClassifier
 
 from schemas.artifacts import (
     CLASSIFIER,
@@ -70,6 +68,11 @@ class ModelBundle:
         }
 
     def score(self, features: FloatArray) -> Scores:
+        # Imported here, once a model is scored: a process that never scores (the CLI, a worker
+        # before its first model) does not pay seconds of XGBoost and scikit-learn imports.
+        import xgboost as xgb
+        from sklearn.ensemble import IsolationForest, RandomForestClassifier
+
         if self.family is ModelFamily.DELINQUENCY:
             booster = self.models[CLASSIFIER]
             assert isinstance(booster, xgb.Booster)  # noqa: S101 - a bundle is built by us
