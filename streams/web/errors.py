@@ -12,11 +12,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
 import aiokafka.errors
-import asyncpg
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 from confluent_kafka import KafkaException
 from pydantic import BaseModel, ConfigDict, Field
+
+from edge.retry import TRANSIENT_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -93,18 +94,7 @@ def check_text(value: str, field: str | None, max_length: int) -> None:
         raise ApiError(422, problem[0], problem[1], field)
 
 
-OUTAGES: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.AdminShutdownError,
-    asyncpg.CrashShutdownError,
-    KafkaException,
-    aiokafka.errors.KafkaError,
-)
+OUTAGES: tuple[type[BaseException], ...] = (*TRANSIENT_ERRORS, aiokafka.errors.KafkaError)
 """Failures that mean a dependency is down right now, not that the request is wrong."""
 
 
