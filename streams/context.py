@@ -77,7 +77,6 @@ class WorkerContext:
     """What the worker's agents and views share; `build_context` makes one from settings."""
 
     settings: StreamsSettings
-    topics: TopicNames
     codec: Codec
     policy: PolicyConfig
     database: Database
@@ -87,6 +86,10 @@ class WorkerContext:
     follower: ModelFollower
     scorer: Scorer
     reachability: Reachability
+
+    @property
+    def topics(self) -> TopicNames:
+        return self.settings.topics
 
     async def pool(self) -> asyncpg.Pool:
         return await self.database.pool()
@@ -118,7 +121,6 @@ def build_context(settings: StreamsSettings) -> WorkerContext:
     loader = ModelLoader(holder, database.pool)
     return WorkerContext(
         settings=settings,
-        topics=topics,
         codec=codec,
         policy=settings.policy(),
         database=database,

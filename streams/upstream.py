@@ -79,6 +79,11 @@ class UpstreamConsumer:
         self.emit_customers = emit_customers
         self.assignment: set[tuple[str, int]] = set()
         self._errors = RateLimitedLog(log)
+        # Handling a batch retries any exception: what is left to fail there is the
+        # infrastructure, never the input (that is dead-lettered inside `handle`).
+        self._retry_any = RetryPolicy(
+            options.retry_initial_s, options.retry_max_s, transient=(Exception,)
+        )
         self._retry = RetryPolicy(
             options.retry_initial_s, options.retry_max_s, transient=TRANSIENT_ERRORS
         )
@@ -182,11 +187,7 @@ class UpstreamConsumer:
         idempotently, so it is handled again rather than skipped, and this task never dies:
         ingestion resumes when the fault is gone.
         """
-        # Any exception: what is left to fail here is the infrastructure, never the input.
-        anything = RetryPolicy(
-            self.options.retry_initial_s, self.options.retry_max_s, transient=(Exception,)
-        )
-        await anything.call(
+        await self._retry_any.call(
             lambda: self.handle(batch), f"handling a batch of {len(batch)}", self._errors
         )
 

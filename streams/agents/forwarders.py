@@ -10,7 +10,6 @@ from typing import Any, Generic
 import faust
 
 from edge.dead_letters import dead_letter_from
-from schemas.base import ModelFamily
 from schemas.codec import EventT
 from schemas.errors import DecodeError
 from schemas.model_updated import ModelUpdated
@@ -29,7 +28,6 @@ class Forward(Generic[EventT]):
     event_type: type[EventT]
     kind: SignalKind
     fields: Callable[[EventT], dict[str, Any]]
-    family: Callable[[EventT], ModelFamily]
 
 
 def _outcome_fields(outcome: TrainingOutcome) -> dict[str, Any]:
@@ -56,7 +54,6 @@ FORWARDS: tuple[Forward[Any], ...] = (
         TrainingOutcome,
         SignalKind.OUTCOME,
         _outcome_fields,
-        lambda outcome: outcome.family,
     ),
     Forward(
         "promotions",
@@ -64,7 +61,6 @@ FORWARDS: tuple[Forward[Any], ...] = (
         ModelUpdated,
         SignalKind.PROMOTED,
         _promotion_fields,
-        lambda update: update.family,
     ),
 )
 
@@ -80,7 +76,7 @@ def forwarder(ctx: WorkerContext, forward: Forward[Any]) -> Callable[[Any], Any]
             except DecodeError as exc:
                 await ctx.dead_letter([dead_letter_from(raw, "decode", exc.reason.value, str(exc))])
                 continue
-            await ctx.signal(forward.family(decoded), forward.kind, **forward.fields(decoded))
+            await ctx.signal(decoded.family, forward.kind, **forward.fields(decoded))
 
     return named(f"forward_{forward.name}", agent)
 

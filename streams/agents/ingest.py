@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import faust
 
 from edge.logs import RateLimitedLog
-from schemas.base import ModelFamily
-from schemas.customer_scored import CustomerScored
-from schemas.expense_scored import ExpenseScored
+from schemas.base import Event, ModelFamily
 from streams.agents import named
 from streams.context import WorkerContext
 from streams.services.ingest import IngestHandler
@@ -44,16 +42,11 @@ def install(app: faust.App, ctx: WorkerContext) -> UpstreamConsumer:
                 family.value,
             )
 
-    async def emit_expenses(scored: Sequence[ExpenseScored]) -> None:
-        await ctx.publish(
-            ctx.topics.expense_scored, [(ctx.codec.key_of(s), ctx.codec.encode(s)) for s in scored]
-        )
+    def emitter(topic: str) -> Callable[[Sequence[Event]], Awaitable[None]]:
+        async def emit(scored: Sequence[Event]) -> None:
+            await ctx.publish(topic, [(ctx.codec.key_of(s), ctx.codec.encode(s)) for s in scored])
 
-    async def emit_customers(scored: Sequence[CustomerScored]) -> None:
-        await ctx.publish(
-            ctx.topics.customer_scored,
-            [(ctx.codec.key_of(s), ctx.codec.encode(s)) for s in scored],
-        )
+        return emit
 
     upstream = UpstreamConsumer(
         UpstreamOptions(
@@ -72,8 +65,8 @@ def install(app: faust.App, ctx: WorkerContext) -> UpstreamConsumer:
         ctx.scorer,
         ctx.dead_letter,
         data_moved,
-        emit_expenses,
-        emit_customers,
+        emitter(ctx.topics.expense_scored),
+        emitter(ctx.topics.customer_scored),
     )
 
     async def upstream_consumer() -> None:

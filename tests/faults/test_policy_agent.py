@@ -6,9 +6,6 @@ id; a signal whose trigger cannot become a request is dead-lettered and the agen
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -17,21 +14,13 @@ from schemas.base import ModelFamily
 from schemas.dead_letter import DeadLettered
 from schemas.retrain_requested import RetrainRequested
 from streams.signals import PolicySignal, SignalKind
-from tests.factories import API_TOKEN, CODEC, publish, wait_until
+from tests.factories import CODEC, publish, wait_until
+from tests.faults.conftest import call
 from tests.integration.streams.conftest import Workers, read_all
 
 
-def _trigger(port: int, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/retraining/trigger", data=json.dumps(body).encode()
-    )
-    request.add_header("Content-Type", "application/json")
-    request.add_header("Authorization", f"Bearer {API_TOKEN}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - http
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+def _trigger(port: int, body: dict[str, Any]) -> tuple[int, Any]:
+    return call(port, "/retraining/trigger", body)
 
 
 def _requests(workers: Workers) -> list[RetrainRequested]:
