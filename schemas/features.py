@@ -18,8 +18,11 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
-FEATURES_VERSION = 1
-"""Bumped whenever a feature's meaning changes; stored with every model version."""
+FEATURES_VERSION = 2
+"""Bumped whenever a feature's meaning changes; stored with every model version.
+
+2: employment statuses are normalised (`Self-Employed`, `part-time` …), contractor and part-time
+have their own features, and every other value goes to `employment_other`."""
 
 # --- delinquency ----------------------------------------------------------------------------
 
@@ -46,7 +49,22 @@ PROFILE_COLUMNS: tuple[str, ...] = (
 )
 """What `delinquency_features` needs of each customer (customers' columns)."""
 
-_RISKY_EMPLOYMENT: tuple[str, ...] = ("unemployed", "student", "self_employed", "retired")
+EMPLOYMENT_STATUSES: tuple[str, ...] = (
+    "employed",
+    "self_employed",
+    "contractor",
+    "part_time",
+    "unemployed",
+    "student",
+    "retired",
+)
+"""The employment statuses a model knows, normalised (see `normalise_category`); the first one is
+the baseline and has no feature of its own. Any other value is counted as `other`."""
+CATEGORICAL_FIELDS: tuple[str, ...] = ("employment_status",)
+"""Profile fields whose values are looked up in a known set (see `unknown_categories`)."""
+OTHER_CATEGORY = "other"
+"""The bucket of a categorical value outside its known set."""
+_EMPLOYMENT_FEATURES: tuple[str, ...] = (*EMPLOYMENT_STATUSES[1:], OTHER_CATEGORY)
 
 DELINQUENCY_FEATURES: tuple[str, ...] = (
     "utilization",
@@ -64,7 +82,7 @@ DELINQUENCY_FEATURES: tuple[str, ...] = (
     "limit_to_income",
     "age",
     "tenure_months",
-    *(f"employment_{status}" for status in _RISKY_EMPLOYMENT),
+    *(f"employment_{status}" for status in _EMPLOYMENT_FEATURES),
 )
 
 DEFAULT_DELINQUENT_DAYS_PAST_DUE = 30
@@ -162,10 +180,39 @@ def delinquency_features(activity: pd.DataFrame, profiles: pd.DataFrame) -> pd.D
     return joined.drop(columns=["annual_income"])
 
 
+def normalise_category(values: pd.Series) -> pd.Series:
+    """Lower case, trimmed, each run of spaces, `-` and `_` as one `_` (`Self-Employed` →
+    `self_employed`).
+
+    Missing and blank values stay missing (<NA>): they are unknown, not unexpected.
+    """
+    text = values.astype("string").str.strip().str.lower()
+    text = text.str.replace(r"[\s\-_]+", "_", regex=True)
+    return text.mask(text == "")
+
+
+def _employment(profiles: pd.DataFrame) -> pd.Series:
+    """Each profile's employment status: one of EMPLOYMENT_STATUSES, OTHER_CATEGORY, or <NA>."""
+    status = normalise_category(profiles["employment_status"])
+    known = status.isin(EMPLOYMENT_STATUSES) | status.isna()
+    return status.where(known, OTHER_CATEGORY)
+
+
+def unknown_categories(profiles: pd.DataFrame) -> dict[str, int]:
+    """Per categorical field, how many profiles hold a value outside its known set.
+
+    The features put those values in the `other` bucket; callers count them (a metric), since
+    this module stays free of metrics.
+    """
+    if len(profiles) == 0:
+        return dict.fromkeys(CATEGORICAL_FIELDS, 0)
+    return {"employment_status": int((_employment(profiles) == OTHER_CATEGORY).sum())}
+
+
 def _profile_features(profiles: pd.DataFrame) -> pd.DataFrame:
     frame = profiles.loc[:, list(PROFILE_COLUMNS)].drop_duplicates("customer_id", keep="last")
     income = pd.to_numeric(frame["annual_income"]).to_numpy(dtype=np.float64)
-    status = frame["employment_status"].astype("string").str.lower().to_numpy()
+    status = _employment(frame).fillna("").to_numpy(dtype=object)
     out = pd.DataFrame(
         {
             "customer_id": frame["customer_id"].to_numpy(),
@@ -175,7 +222,7 @@ def _profile_features(profiles: pd.DataFrame) -> pd.DataFrame:
             "tenure_months": pd.to_numeric(frame["tenure_months"]).to_numpy(dtype=np.float64),
         }
     )
-    for name in _RISKY_EMPLOYMENT:
+    for name in _EMPLOYMENT_FEATURES:
         out[f"employment_{name}"] = (status == name).astype(np.float64)
     return out
 

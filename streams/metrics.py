@@ -19,6 +19,7 @@ from schemas.customer_created import CustomerCreated
 from schemas.errors import RejectReason
 from schemas.expense_label import ExpenseLabelled
 from schemas.expense_sheet import ExpenseSheetSubmitted
+from schemas.features import CATEGORICAL_FIELDS
 from schemas.retrain_requested import RetrainReason
 from streams.policy import Action, Counters
 
@@ -143,11 +144,23 @@ SHADOW_SCORE_DIFFERENCE = Histogram(
     ["family"],
     buckets=(0.001, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1),
 )
+UNKNOWN_CATEGORIES = Counter(
+    "retrainer_unknown_category_total",
+    "Profile values outside a field's known set, scored as the `other` bucket, by field.",
+    ["field"],
+)
 RELOAD_STALL = Gauge(
     "retrainer_reload_stall_seconds",
     "Longest event-loop stall seen while the last reload ran (how long scoring could wait).",
     ["family"],
 )
+
+
+def count_unknown_categories(counts: dict[str, int]) -> None:
+    """Add what `schemas.features.unknown_categories` found to UNKNOWN_CATEGORIES."""
+    for field, count in counts.items():
+        if count:
+            UNKNOWN_CATEGORIES.labels(field).inc(count)
 
 
 def _export_known_label_sets() -> None:
@@ -181,6 +194,8 @@ def _export_known_label_sets() -> None:
         SHADOW_AGREEMENT.labels(family).set(float("nan"))
         SHADOW_SCORE_DIFFERENCE.labels(family)
         RELOAD_STALL.labels(family).set(0)
+    for field in CATEGORICAL_FIELDS:
+        UNKNOWN_CATEGORIES.labels(field)
 
 
 _export_known_label_sets()

@@ -22,8 +22,14 @@ import pandas as pd
 from edge.producer import DeliveringProducer, DeliveryFailed
 from schemas.base import Event, ModelFamily
 from schemas.codec import Codec
-from schemas.features import ACTIVITY_COLUMNS, EXPENSE_COLUMNS, PROFILE_COLUMNS
+from schemas.features import (
+    ACTIVITY_COLUMNS,
+    EXPENSE_COLUMNS,
+    PROFILE_COLUMNS,
+    unknown_categories,
+)
 from schemas.features import delinquency_features as build_delinquency_features
+from streams import metrics
 from streams.models import build_model, fetch_version
 from streams.scoring_frames import (
     ExpenseContext,
@@ -263,6 +269,7 @@ async def _rescore_statements(
         profiles = await customer_profiles(conn, customers)
         activity = pd.DataFrame([tuple(r) for r in history], columns=list(ACTIVITY_COLUMNS))
         profile_frame = pd.DataFrame([tuple(r) for r in profiles], columns=list(PROFILE_COLUMNS))
+        metrics.count_unknown_categories(unknown_categories(profile_frame))
         everything = build_delinquency_features(activity, profile_frame)
         features = everything[everything["statement_id"].isin(ids)].reset_index(drop=True)
         events = customer_scores(

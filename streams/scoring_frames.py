@@ -112,6 +112,11 @@ class ExpenseContext:
         self.lines = merged.reset_index(drop=True)
 
 
+def profile_frame(profiles: Sequence[Any]) -> pd.DataFrame:
+    """Customer profile rows (in `PROFILE_COLUMNS` order) as the frame features are built from."""
+    return pd.DataFrame([tuple(r) for r in profiles], columns=list(PROFILE_COLUMNS))
+
+
 def statement_features(
     batch: pd.DataFrame, history: Sequence[Any], profiles: Sequence[Any]
 ) -> pd.DataFrame:
@@ -122,8 +127,7 @@ def statement_features(
     """
     earlier = pd.DataFrame([tuple(r) for r in history], columns=list(ACTIVITY_COLUMNS))
     combined = pd.concat([earlier, batch], ignore_index=True) if len(earlier) else batch
-    profile_frame = pd.DataFrame([tuple(r) for r in profiles], columns=list(PROFILE_COLUMNS))
-    features = delinquency_features(combined, profile_frame)
+    features = delinquency_features(combined, profile_frame(profiles))
     return features.set_index("statement_id").loc[batch["statement_id"]].reset_index()
 
 

@@ -29,6 +29,7 @@ from prometheus_client import (
 from schemas.base import ModelFamily
 from schemas.build import build_labels
 from schemas.errors import RejectReason
+from schemas.features import CATEGORICAL_FIELDS
 from schemas.training_outcome import OutcomeStatus
 from trainer.admission import CUTOFF_IN_FUTURE, REQUEST_ID_REUSED
 
@@ -84,6 +85,12 @@ LOAD_RATE = Gauge(
     ["family"],
     registry=REGISTRY,
 )
+UNKNOWN_CATEGORIES = Counter(
+    "retrainer_unknown_category_total",
+    "Profile values outside a field's known set, trained on as the `other` bucket, by field.",
+    ["field"],
+    registry=REGISTRY,
+)
 INVALID_REQUESTS = Counter(
     "retrainer_trainer_dead_letters_total",
     "retrain-requested messages set aside to dead-letter, by reason.",
@@ -102,6 +109,15 @@ def _export_known_label_sets() -> None:
             unknown_yet.labels(family).set(float("nan"))
     for reason in (*(r.value for r in RejectReason), CUTOFF_IN_FUTURE, REQUEST_ID_REUSED):
         INVALID_REQUESTS.labels(reason)
+    for field in CATEGORICAL_FIELDS:
+        UNKNOWN_CATEGORIES.labels(field)
+
+
+def count_unknown_categories(counts: dict[str, int]) -> None:
+    """Add what `schemas.features.unknown_categories` found to UNKNOWN_CATEGORIES."""
+    for field, count in counts.items():
+        if count:
+            UNKNOWN_CATEGORIES.labels(field).inc(count)
 
 
 _export_known_label_sets()

@@ -24,6 +24,7 @@ from schemas import artifacts
 from schemas.base import ModelFamily
 from schemas.bundles import CLASSIFIER, RANDOM_FOREST, ModelBundle
 from schemas.codec import utc_now
+from schemas.features import unknown_categories
 from schemas.model_updated import ModelUpdated
 from schemas.retrain_requested import RetrainRequested
 from schemas.training_outcome import OutcomeStatus, TrainingOutcome
@@ -250,6 +251,7 @@ class Trainer:
                 return await datasets.load_delinquency(conn, cutoff, settings)
 
             loaded = await self._db("loading delinquency data", load_d)
+            metrics.count_unknown_categories(unknown_categories(loaded.profiles))
             data = await self._off_loop(
                 lambda: families.delinquency_set(
                     loaded.activity,

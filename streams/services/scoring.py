@@ -17,6 +17,7 @@ from schemas.customer_activity import CustomerActivityRecorded
 from schemas.customer_scored import CustomerScored
 from schemas.expense_scored import ExpenseScored
 from schemas.expense_sheet import ExpenseSheetSubmitted
+from schemas.features import unknown_categories
 from streams import metrics
 from streams.models import ModelHolder
 from streams.scoring_frames import (
@@ -27,6 +28,7 @@ from streams.scoring_frames import (
     customer_scores,
     expense_frame,
     expense_scores,
+    profile_frame,
     score,
     statement_features,
 )
@@ -118,6 +120,7 @@ class Scorer:
                 customers = sorted(set(todo["customer_id"]))
                 history = await other_statements(conn, customers, list(todo["statement_id"]))
                 profiles = await customer_profiles(conn, customers)
+                metrics.count_unknown_categories(unknown_categories(profile_frame(profiles)))
                 features = statement_features(todo, history, profiles)
                 scores = score(model, features)
                 self._shadow(family, model, features, scores)

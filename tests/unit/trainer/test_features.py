@@ -12,6 +12,7 @@ from schemas.features import (
     delinquency_features,
     delinquency_labels,
     expense_features,
+    unknown_categories,
 )
 from tests.unit.trainer.factories import Frames, frames, world
 
@@ -199,3 +200,66 @@ def test_features_cover_a_large_history_row_for_row() -> None:
     lines = expense_features(big.expenses)
     assert len(features) == len(big.activity)
     assert len(lines) == len(big.expenses)
+
+
+def _profiles(statuses: list[object]) -> pd.DataFrame:
+    n = len(statuses)
+    return pd.DataFrame(
+        {
+            "customer_id": [f"c{i}" for i in range(n)],
+            "age": [40] * n,
+            "annual_income": [50_000.0] * n,
+            "tenure_months": [24] * n,
+            "employment_status": statuses,
+        }
+    )
+
+
+def _one_statement_each(n: int) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "statement_id": [f"s{i}" for i in range(n)],
+            "customer_id": [f"c{i}" for i in range(n)],
+            "statement_date": pd.to_datetime(["2025-03-01"] * n),
+            "balance": [100.0] * n,
+            "credit_limit": [1000.0] * n,
+            "payment_amount": [30.0] * n,
+            "minimum_due": [25.0] * n,
+            "purchase_amount": [0.0] * n,
+            "cash_advance_amount": [0.0] * n,
+            "days_past_due": [0] * n,
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "feature"),
+    [
+        ("self-employed", "employment_self_employed"),
+        ("Self Employed", "employment_self_employed"),
+        ("SELF_EMPLOYED", "employment_self_employed"),
+        ("part-time", "employment_part_time"),
+        (" Part  Time ", "employment_part_time"),
+        ("contractor", "employment_contractor"),
+        ("Retired", "employment_retired"),
+        ("freelancer", "employment_other"),
+        ("zero-hours", "employment_other"),
+    ],
+)
+def test_employment_statuses_are_normalised_or_go_to_other(raw: str, feature: str) -> None:
+    out = delinquency_features(_one_statement_each(1), _profiles([raw]))
+    employment = [name for name in DELINQUENCY_FEATURES if name.startswith("employment_")]
+    assert out.loc[0, employment].to_dict() == {n: float(n == feature) for n in employment}
+
+
+@pytest.mark.parametrize("raw", ["employed", "Employed", None, "", "  "])
+def test_the_baseline_and_missing_statuses_set_no_employment_feature(raw: object) -> None:
+    out = delinquency_features(_one_statement_each(1), _profiles([raw]))
+    employment = [name for name in DELINQUENCY_FEATURES if name.startswith("employment_")]
+    assert out.loc[0, employment].sum() == 0
+
+
+def test_unknown_categories_counts_the_values_sent_to_other() -> None:
+    profiles = _profiles(["employed", "self-employed", "freelancer", None, "gig worker", ""])
+    assert unknown_categories(profiles) == {"employment_status": 2}
+    assert unknown_categories(profiles.iloc[:0]) == {"employment_status": 0}
