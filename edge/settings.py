@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from edge.kafka import KafkaSettings
+from schemas.minimums import DataMinimums
 
 
 class TopicNames(BaseModel):
@@ -69,10 +70,29 @@ class SharedSettings(KafkaSettings):
     min_expenses: int = Field(default=50, ge=0)
     min_sheets: int = Field(default=2, ge=0)
     min_lines_per_sheet: int = Field(default=5, ge=1)
+    min_observations: int = Field(default=100, ge=2)
+    """Labelled delinquency observations needed to train."""
+    min_positive_observations: int = Field(default=10, ge=1)
+    """… of which delinquent (and at least one sound)."""
+    delinquency_horizon_days: int = Field(default=92, ge=1)
+    """An observation is delinquent if the customer becomes so within this many days."""
+    delinquent_days_past_due: int = Field(default=30, ge=1)
     new_customers_threshold: int = Field(default=50, ge=1)
     """New customers since the cutoff that call for a delinquency retraining."""
     approval_limit: float = Field(default=500.0, gt=0)
     """Expenses above this amount need approval (an expense-fraud feature)."""
+
+    def minimums(self) -> DataMinimums:
+        """The minimum data, as the policy and the trainer both check it."""
+        return DataMinimums(
+            min_expenses=self.min_expenses,
+            min_sheets=self.min_sheets,
+            min_lines_per_sheet=self.min_lines_per_sheet,
+            min_observations=self.min_observations,
+            min_positive_observations=self.min_positive_observations,
+            horizon_days=self.delinquency_horizon_days,
+            delinquent_days_past_due=self.delinquent_days_past_due,
+        )
 
     @model_validator(mode="before")
     @classmethod

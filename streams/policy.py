@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import enum
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from schemas.base import ModelFamily
+from schemas.minimums import DataCounts, DataMinimums, data_gaps
 from schemas.retrain_requested import RetrainReason
 
 
@@ -34,11 +35,8 @@ class PolicyConfig:
     # beside the seeds' pace (10 sheets, 50 customers) and the 24 h interval trigger.
     # Manual and forced triggers are not held; zero turns the hold off.
     min_training_interval: timedelta = timedelta(minutes=10)
-    min_expenses: int = 50
-    min_sheets: int = 2
-    min_lines_per_sheet: int = 5
-    min_customers: int = 50
-    min_statements: int = 100
+    minimums: DataMinimums = field(default_factory=DataMinimums)
+    """The minimum data before a training; the trainer checks the same (schemas.minimums)."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +57,10 @@ class Counters:
     sheets_with_min_lines: int = 0
     total_customers: int = 0
     total_statements: int = 0
+    # Delinquency observations whose label is known as of `observed_at`, counted in SQL the way
+    # schemas.features.delinquency_labels labels them.
+    labelled_observations: int = 0
+    delinquent_observations: int = 0
     # Scores by the current champion inside the anomaly window.
     window_scored: int = 0
     window_flagged: int = 0
@@ -85,6 +87,8 @@ class Counters:
             "sheets_with_min_lines": self.sheets_with_min_lines,
             "total_customers": self.total_customers,
             "total_statements": self.total_statements,
+            "labelled_observations": self.labelled_observations,
+            "delinquent_observations": self.delinquent_observations,
             "window_scored": self.window_scored,
             "window_flagged": self.window_flagged,
         }
@@ -155,26 +159,13 @@ class Decision:
 
 def minimum_data_gaps(family: ModelFamily, counters: Counters, config: PolicyConfig) -> list[str]:
     """What is missing before a model of `family` can be trained; empty when nothing is."""
-    gaps: list[str] = []
-    if family is ModelFamily.EXPENSE_FRAUD:
-        if counters.total_expenses < config.min_expenses:
-            gaps.append(f"at least {config.min_expenses} expenses (have {counters.total_expenses})")
-        if counters.sheets_with_min_lines < config.min_sheets:
-            gaps.append(
-                f"at least {config.min_sheets} sheets with {config.min_lines_per_sheet}+ "
-                f"expenses each (have {counters.sheets_with_min_lines})"
-            )
-    else:
-        if counters.total_customers < config.min_customers:
-            gaps.append(
-                f"at least {config.min_customers} customers (have {counters.total_customers})"
-            )
-        if counters.total_statements < config.min_statements:
-            gaps.append(
-                f"at least {config.min_statements} activity statements "
-                f"(have {counters.total_statements})"
-            )
-    return gaps
+    counts = DataCounts(
+        expenses=counters.total_expenses,
+        sheets_with_min_lines=counters.sheets_with_min_lines,
+        labelled_observations=counters.labelled_observations,
+        delinquent_observations=counters.delinquent_observations,
+    )
+    return data_gaps(family, counts, config.minimums)
 
 
 def _automatic_trigger(

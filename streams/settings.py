@@ -60,8 +60,6 @@ class StreamsSettings(SharedSettings):
         ge=0,
         description="automatic trainings of a family start at least this long after its last one",
     )
-    min_customers: int = Field(default=50, ge=0)
-    min_statements: int = Field(default=100, ge=0)
 
     max_amount: Decimal = Decimal(1_000_000)
     max_string_length: int = 2000
@@ -122,9 +120,5 @@ class StreamsSettings(SharedSettings):
             request_timeout=timedelta(seconds=self.request_timeout_s),
             cooldown=timedelta(seconds=self.cooldown_s),
             min_training_interval=timedelta(seconds=self.min_training_interval_s),
-            min_expenses=self.min_expenses,
-            min_sheets=self.min_sheets,
-            min_lines_per_sheet=self.min_lines_per_sheet,
-            min_customers=self.min_customers,
-            min_statements=self.min_statements,
+            minimums=self.minimums(),
         )

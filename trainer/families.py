@@ -31,6 +31,7 @@ from schemas.features import (
     expense_features,
     feature_matrix,
 )
+from schemas.minimums import DataCounts, DataMinimums, data_gaps
 from trainer.errors import InsufficientData
 from trainer.evaluation import Split, anomaly_rate, binary_metrics, time_split
 from trainer.selection import CustomerSelection
@@ -122,22 +123,8 @@ def delinquency_set(
     known = labels.known
     observations = int(known.sum())
     positives = int(labels.delinquent[known].sum())
-    need_rows = settings.min_observations if minimums else 2
-    need_positives = settings.min_positive_observations if minimums else 1
-    missing: list[str] = []
-    if observations < need_rows:
-        missing.append(
-            f"at least {need_rows} labelled observations (statements whose "
-            f"{settings.delinquency_horizon_days}-day horizon ended by the cutoff); "
-            f"found {observations}"
-        )
-    if positives < need_positives or positives == observations:
-        missing.append(
-            f"at least {need_positives} delinquent and 1 sound observation; "
-            f"found {positives} delinquent of {observations}"
-        )
-    if missing:
-        raise InsufficientData("; ".join(missing))
+    counts = DataCounts(labelled_observations=observations, delinquent_observations=positives)
+    _require(ModelFamily.DELINQUENCY, counts, settings, minimums)
     kept = features.loc[known].reset_index(drop=True)
     matrix = feature_matrix(kept, DELINQUENCY_FEATURES)
     target = labels.delinquent[known].astype(np.float64)
@@ -200,20 +187,31 @@ def fit_delinquency(data: TrainingSet, settings: TrainerSettings) -> ModelBundle
 # --- expense fraud -----------------------------------------------------------------------------
 
 
-def check_expense_minimums(expenses: pd.DataFrame, settings: TrainerSettings) -> None:
+def _require(
+    family: ModelFamily, counts: DataCounts, settings: TrainerSettings, minimums: bool
+) -> None:
+    """Raise InsufficientData with the gaps of schemas.minimums (the policy checks the same).
+
+    Without `minimums` (a forced request) only what any fit needs is required.
+    """
+    needed = (
+        settings.minimums()
+        if minimums
+        else DataMinimums.forced(horizon_days=settings.delinquency_horizon_days)
+    )
+    gaps = data_gaps(family, counts, needed)
+    if gaps:
+        raise InsufficientData("; ".join(gaps))
+
+
+def check_expense_minimums(
+    expenses: pd.DataFrame, settings: TrainerSettings, minimums: bool = True
+) -> None:
     """The expense app's gate: enough expenses, and enough sheets with enough lines each."""
     lines_per_sheet = expenses.groupby("sheet_id", sort=False).size()
     full_sheets = int((lines_per_sheet >= settings.min_lines_per_sheet).sum())
-    missing: list[str] = []
-    if len(expenses) < settings.min_expenses:
-        missing.append(f"at least {settings.min_expenses} expenses; found {len(expenses)}")
-    if full_sheets < settings.min_sheets:
-        missing.append(
-            f"at least {settings.min_sheets} sheets with {settings.min_lines_per_sheet}+ "
-            f"expenses each; found {full_sheets}"
-        )
-    if missing:
-        raise InsufficientData("; ".join(missing))
+    counts = DataCounts(expenses=len(expenses), sheets_with_min_lines=full_sheets)
+    _require(ModelFamily.EXPENSE_FRAUD, counts, settings, minimums)
 
 
 def expense_set(
@@ -227,10 +225,7 @@ def expense_set(
 
     `labels` has expense_id and is_fraud, one row per labelled expense (the latest verdict).
     """
-    if minimums:
-        check_expense_minimums(expenses, settings)
-    elif len(expenses) < 2:
-        raise InsufficientData(f"at least 2 expenses to fit anything; found {len(expenses)}")
+    check_expense_minimums(expenses, settings, minimums)
     features = expense_features(expenses, approval_limit=settings.approval_limit)
     verdict = labels.drop_duplicates("expense_id", keep="last").set_index("expense_id")["is_fraud"]
     mapped = features["expense_id"].map(verdict.astype(np.float64))

@@ -12,6 +12,7 @@ from datetime import datetime
 import asyncpg
 
 from schemas.base import ModelFamily
+from schemas.features import DEFAULT_GRACE_DAYS
 from streams.policy import Counters, PolicyConfig
 
 # A missing cutoff (a family with no model yet) counts everything as new.
@@ -37,9 +38,59 @@ WITH since AS (SELECT coalesce($1::timestamptz, '-infinity') AS t)
 SELECT clock_timestamp() AS observed_at,
   (SELECT count(*) FROM customers, since WHERE ingested_at > since.t) AS new_customers,
   (SELECT count(*) FROM customer_activity, since WHERE ingested_at > since.t) AS new_statements,
-  (SELECT count(*) FROM (SELECT 1 FROM customers LIMIT $2) c) AS total_customers,
-  (SELECT count(*) FROM (SELECT 1 FROM customer_activity LIMIT $3) a) AS total_statements
+  (SELECT count(*) FROM customers) AS total_customers,
+  (SELECT count(*) FROM customer_activity) AS total_statements
 """
+
+
+# The labels of schemas.features.delinquency_labels, counted as of $1: a statement (ordered by
+# customer, date, statement id) is delinquent when a later statement of its customer within the
+# horizon ($2 days) reaches the days-past-due threshold ($3); its label is known once the horizon
+# ended by $1's UTC date and the customer was observed through it (delinquent, or last seen at most
+# $4 grace days before the horizon's end). Rows are those the trainer would load at cutoff $1:
+# statements dated, occurred and stored by then, of customers created and stored by then.
+# COLLATE "C" orders statement ids by code point, as pandas does.
+_LABELLED = """
+WITH cutoff AS (SELECT ($1::timestamptz AT TIME ZONE 'UTC')::date - DATE '1970-01-01' AS last_day),
+visible AS (
+  SELECT a.customer_id, a.statement_id, (a.statement_date - DATE '1970-01-01') AS day,
+         a.days_past_due
+  FROM customer_activity a JOIN customers c USING (customer_id)
+  WHERE a.statement_date <= ($1::timestamptz AT TIME ZONE 'UTC')::date
+    AND a.occurred_at <= $1 AND a.ingested_at <= $1
+    AND c.created_at <= $1 AND c.ingested_at <= $1
+),
+ordered AS (
+  SELECT day,
+         min(CASE WHEN days_past_due >= $3 THEN day END) OVER (
+             PARTITION BY customer_id ORDER BY day, statement_id COLLATE "C"
+             ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS next_bad,
+         max(day) OVER (PARTITION BY customer_id) AS last_seen
+  FROM visible
+),
+ended AS (
+  SELECT coalesce(next_bad <= day + $2, false) AS delinquent, day, last_seen
+  FROM ordered, cutoff
+  WHERE day + $2 <= last_day
+)
+SELECT count(*) FILTER (WHERE delinquent OR last_seen >= day + $2 - $4) AS labelled,
+       count(*) FILTER (WHERE delinquent) AS delinquent
+FROM ended
+"""
+
+
+async def labelled_observations(
+    conn: asyncpg.Connection,
+    as_of: datetime,
+    horizon_days: int,
+    delinquent_days_past_due: int,
+    grace_days: int = DEFAULT_GRACE_DAYS,
+) -> tuple[int, int]:
+    """Delinquency observations labelled as of `as_of`: (labelled, of which delinquent)."""
+    row = await conn.fetchrow(_LABELLED, as_of, horizon_days, delinquent_days_past_due, grace_days)
+    if row is None:  # pragma: no cover - an aggregate without GROUP BY always returns one row
+        raise RuntimeError("the labelled observations query returned no row")
+    return int(row["labelled"]), int(row["delinquent"])
 
 
 async def read_counters(
@@ -51,16 +102,17 @@ async def read_counters(
 ) -> Counters:
     """The counters of `family` now, counting rows stored after `cutoff` as new.
 
-    Totals that only feed the minimum-data gate are counted up to ten times the minimum, which
-    keeps the query cheap on a long history.
+    Expense totals that only feed the minimum-data gate are counted up to ten times the minimum,
+    which keeps the query cheap on a long history; delinquency observations are counted whole (the
+    trainer needs the labelled ones, not the rows).
     """
     if family is ModelFamily.EXPENSE_FRAUD:
         row = await conn.fetchrow(
             _FRAUD,
             cutoff,
-            max(config.min_expenses, 1) * 10,
-            config.min_lines_per_sheet,
-            max(config.min_sheets, 1) * 10,
+            max(config.minimums.min_expenses, 1) * 10,
+            config.minimums.min_lines_per_sheet,
+            max(config.minimums.min_sheets, 1) * 10,
         )
         if row is None:  # pragma: no cover - a SELECT without FROM always returns one row
             raise RuntimeError("the counters query returned no row")
@@ -79,20 +131,21 @@ async def read_counters(
             window_scored=scored,
             window_flagged=flagged,
         )
-    row = await conn.fetchrow(
-        _DELINQUENCY,
-        cutoff,
-        max(config.min_customers, 1) * 10,
-        max(config.min_statements, 1) * 10,
-    )
+    minimums = config.minimums
+    row = await conn.fetchrow(_DELINQUENCY, cutoff)
     if row is None:  # pragma: no cover - a SELECT without FROM always returns one row
         raise RuntimeError("the counters query returned no row")
+    labelled, delinquent = await labelled_observations(
+        conn, row["observed_at"], minimums.horizon_days, minimums.delinquent_days_past_due
+    )
     return Counters(
         observed_at=row["observed_at"],
         new_customers=row["new_customers"],
         new_statements=row["new_statements"],
         total_customers=row["total_customers"],
         total_statements=row["total_statements"],
+        labelled_observations=labelled,
+        delinquent_observations=delinquent,
     )
 
 

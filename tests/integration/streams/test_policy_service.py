@@ -11,6 +11,7 @@ import asyncpg
 import pytest
 
 from schemas.base import ModelFamily
+from schemas.minimums import DataMinimums
 from schemas.retrain_requested import RetrainReason
 from schemas.training_outcome import OutcomeStatus
 from streams.policy import Action, PolicyConfig
@@ -23,8 +24,7 @@ pytestmark = pytest.mark.integration
 
 CONFIG = PolicyConfig(
     new_customers_threshold=5,
-    min_customers=5,
-    min_statements=0,
+    minimums=DataMinimums(min_observations=0, min_positive_observations=0),
     min_training_interval=timedelta(0),
 )
 

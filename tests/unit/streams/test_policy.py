@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from schemas.base import ModelFamily
+from schemas.minimums import DataMinimums
 from schemas.retrain_requested import RetrainReason
 from streams.policy import (
     Action,
@@ -39,6 +40,8 @@ PLENTY = Counters(
     sheets_with_min_lines=20,
     total_customers=500,
     total_statements=3000,
+    labelled_observations=2000,
+    delinquent_observations=150,
 )
 
 
@@ -244,7 +247,7 @@ CASES = [
         {},
         Action.BLOCKED,
         RetrainReason.NEW_SHEETS,
-        "at least 50 expenses (have 49)",
+        "at least 50 expenses; found 49",
     ),
     (
         "minimum sheets block fraud",
@@ -253,7 +256,7 @@ CASES = [
         {},
         Action.BLOCKED,
         RetrainReason.NEW_SHEETS,
-        "at least 2 sheets with 5+ expenses each (have 1)",
+        "at least 2 sheets with 5+ expenses each; found 1",
     ),
     (
         "minimum data exactly met",
@@ -265,13 +268,32 @@ CASES = [
         "New sheets: 10",
     ),
     (
-        "minimum statements block delinquency",
+        "minimum labelled observations block delinquency",
         DELINQ,
-        counters(new_customers=60, total_statements=99),
+        counters(new_customers=60, labelled_observations=99),
         {},
         Action.BLOCKED,
         RetrainReason.NEW_CUSTOMERS,
-        "at least 100 activity statements (have 99)",
+        "at least 100 labelled observations (statements whose 92-day horizon ended by the "
+        "cutoff); found 99",
+    ),
+    (
+        "too few delinquent observations block delinquency",
+        DELINQ,
+        counters(new_customers=60, labelled_observations=500, delinquent_observations=9),
+        {},
+        Action.BLOCKED,
+        RetrainReason.NEW_CUSTOMERS,
+        "at least 10 delinquent and 1 sound observation; found 9 delinquent of 500",
+    ),
+    (
+        "only delinquent observations block delinquency",
+        DELINQ,
+        counters(new_customers=60, labelled_observations=120, delinquent_observations=120),
+        {},
+        Action.BLOCKED,
+        RetrainReason.NEW_CUSTOMERS,
+        "at least 10 delinquent and 1 sound observation; found 120 delinquent of 120",
     ),
     (
         "cool-down after a skipped training",
@@ -379,7 +401,7 @@ CASES = [
         {"last_trained_at": NOW - timedelta(minutes=1)},
         Action.BLOCKED,
         RetrainReason.NEW_SHEETS,
-        "at least 50 expenses (have 49)",
+        "at least 50 expenses; found 49",
     ),
 ]
 
@@ -482,7 +504,7 @@ def test_manual_trigger_respects_minimum_data_unless_forced() -> None:
     manual = ManualTrigger(uuid.uuid4(), "api")
     blocked = decide(FRAUD, thin, FamilyState(FRAUD), CONFIG, NOW, manual)
     assert blocked.action is Action.BLOCKED
-    assert "at least 50 expenses (have 3)" in blocked.reason_text
+    assert "at least 50 expenses; found 3" in blocked.reason_text
     forced = decide(FRAUD, thin, FamilyState(FRAUD), CONFIG, NOW, replace(manual, force=True))
     assert forced.action is Action.REQUEST
     assert forced.force
@@ -506,10 +528,15 @@ def test_minimum_data_gaps_are_all_listed() -> None:
 
 
 def test_every_number_is_configurable() -> None:
-    config = PolicyConfig(new_customers_threshold=5, min_customers=1, min_statements=1)
+    config = PolicyConfig(
+        new_customers_threshold=5,
+        minimums=DataMinimums(min_observations=2, min_positive_observations=1),
+    )
     decision = decide(
         DELINQ,
-        Counters(observed_at=NOW, new_customers=5, total_customers=5, total_statements=5),
+        Counters(
+            observed_at=NOW, new_customers=5, labelled_observations=3, delinquent_observations=1
+        ),
         FamilyState(DELINQ),
         config,
         NOW,

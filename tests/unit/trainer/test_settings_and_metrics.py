@@ -15,7 +15,7 @@ def test_defaults_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert defaults.kafka_bootstrap == "127.0.0.1:19092"
     assert defaults.dsn == "postgresql://postgres@127.0.0.1:15432/retrainer"
     assert defaults.trainer_metrics_port == 6067
-    assert defaults.max_customers == 200
+    assert defaults.max_customers == 0  # all customers: capped sets scored lower AUC
     monkeypatch.setenv("RETRAINER_DATABASE_URL", "postgresql://u:secret@db/x")
     monkeypatch.setenv("RETRAINER_MAX_CUSTOMERS", "0")
     monkeypatch.setenv("RETRAINER_TOPICS__RETRAIN_REQUESTED", "rr")
