@@ -77,6 +77,8 @@ class SharedSettings(KafkaSettings):
     delinquency_horizon_days: int = Field(default=92, ge=1)
     """An observation is delinquent if the customer becomes so within this many days."""
     delinquent_days_past_due: int = Field(default=30, ge=1)
+    holdout_fraction: float = Field(default=0.2, gt=0, lt=1)
+    """Share of the rows held out to evaluate on: the most recent ones."""
     new_customers_threshold: int = Field(default=50, ge=1)
     """New customers since the cutoff that call for a delinquency retraining."""
     approval_limit: float = Field(default=500.0, gt=0)
@@ -92,6 +94,7 @@ class SharedSettings(KafkaSettings):
             min_positive_observations=self.min_positive_observations,
             horizon_days=self.delinquency_horizon_days,
             delinquent_days_past_due=self.delinquent_days_past_due,
+            holdout_fraction=self.holdout_fraction,
         )
 
     @model_validator(mode="before")

@@ -277,6 +277,39 @@ def delinquency_labels(
     return DelinquencyLabels(known=np.asarray(known), delinquent=np.asarray(delinquent & known))
 
 
+def labelled_by_day(
+    activity: pd.DataFrame,
+    *,
+    cutoff_day: int,
+    horizon_days: int = DEFAULT_HORIZON_DAYS,
+    delinquent_days_past_due: int = DEFAULT_DELINQUENT_DAYS_PAST_DUE,
+) -> pd.DataFrame:
+    """Per customer and statement day (`day`): labelled and delinquent observations.
+
+    The labels of `delinquency_labels` (known ones only), summed; a label depends on the
+    customer's own statements only, so the sums over any set of customers are that set's counts.
+    """
+    labels = delinquency_labels(
+        activity,
+        cutoff_day=cutoff_day,
+        horizon_days=horizon_days,
+        delinquent_days_past_due=delinquent_days_past_due,
+    )
+    ordered = _ordered_statements(activity)
+    known = labels.known
+    per_row = pd.DataFrame(
+        {
+            "customer_id": ordered["customer_id"].to_numpy()[known],
+            "day": ordered["statement_day"].to_numpy(dtype=np.int64)[known],
+            "labelled": np.ones(int(known.sum()), dtype=np.int64),
+            "delinquent": labels.delinquent[known].astype(np.int64),
+        }
+    )
+    return per_row.groupby(["customer_id", "day"], sort=True, as_index=False)[
+        ["labelled", "delinquent"]
+    ].sum()
+
+
 # --- expense fraud ----------------------------------------------------------------------------
 
 EXPENSE_COLUMNS: tuple[str, ...] = (

@@ -7,6 +7,7 @@ never skipped by the trainer for a minimum the policy did not know about. Pure: 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from schemas.base import ModelFamily
@@ -27,9 +28,12 @@ class DataMinimums:
     """How a delinquency observation is labelled: delinquent if the customer reaches
     `delinquent_days_past_due` within this many days (schemas.features.delinquency_labels)."""
     delinquent_days_past_due: int = 30
+    holdout_fraction: float = 0.2
+    """The latest share of labelled observations held out to evaluate; the `horizon_days` before
+    the holdout are left out of training too (their labels are decided inside the holdout)."""
 
     @classmethod
-    def forced(cls, horizon_days: int = 92) -> DataMinimums:
+    def forced(cls, horizon_days: int = 92, holdout_fraction: float = 0.2) -> DataMinimums:
         """What a forced request still needs: something of each class to fit on."""
         return cls(
             min_expenses=2,
@@ -38,6 +42,7 @@ class DataMinimums:
             min_observations=2,
             min_positive_observations=1,
             horizon_days=horizon_days,
+            holdout_fraction=holdout_fraction,
         )
 
 
@@ -50,6 +55,42 @@ class DataCounts:
     """Sheets with at least `min_lines_per_sheet` lines."""
     labelled_observations: int = 0
     delinquent_observations: int = 0
+    train_labelled_observations: int = 0
+    """Labelled observations before the holdout and its embargo (see `training_part`)."""
+    train_delinquent_observations: int = 0
+
+
+def training_part(
+    days: Sequence[int],
+    labelled: Sequence[int],
+    delinquent: Sequence[int],
+    *,
+    holdout_fraction: float,
+    embargo_days: int,
+) -> tuple[int, int]:
+    """(labelled, delinquent) observations a delinquency fit trains on, from per-day counts.
+
+    `days` ascending, one entry per statement day with its labelled and delinquent observations.
+    The same split as trainer.evaluation.time_split: the latest `holdout_fraction` of the rows
+    (whole days) is held out, and rows within `embargo_days` before its first day are dropped.
+    """
+    total = int(sum(labelled))
+    cut = min(max(round(total * (1.0 - holdout_fraction)), 0), total)
+    if cut >= total:
+        return total, int(sum(delinquent))
+    seen = 0
+    start = days[-1]
+    for day, count in zip(days, labelled, strict=True):
+        if seen + count > cut:
+            start = day
+            break
+        seen += count
+    train_labelled = train_delinquent = 0
+    for day, count, bad in zip(days, labelled, delinquent, strict=True):
+        if day < start - embargo_days:
+            train_labelled += count
+            train_delinquent += bad
+    return train_labelled, train_delinquent
 
 
 def data_gaps(family: ModelFamily, counts: DataCounts, minimums: DataMinimums) -> list[str]:
@@ -77,4 +118,14 @@ def data_gaps(family: ModelFamily, counts: DataCounts, minimums: DataMinimums) -
             f"at least {minimums.min_positive_observations} delinquent and 1 sound observation; "
             f"found {positives} delinquent of {observations}"
         )
+    if not gaps and minimums.min_observations > 0:
+        # Enough in all, yet the fit needs both classes before the holdout and its embargo.
+        train, train_bad = counts.train_labelled_observations, counts.train_delinquent_observations
+        if train_bad < 1 or train_bad == train:
+            gaps.append(
+                f"delinquent and sound observations before the holdout (the latest "
+                f"{minimums.holdout_fraction:.0%} of observations and the "
+                f"{minimums.horizon_days} days before it); found {train_bad} delinquent of "
+                f"{train}"
+            )
     return gaps

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import enum
 import uuid
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from schemas.base import ModelFamily
 from schemas.minimums import DataCounts, DataMinimums, data_gaps
@@ -24,9 +26,6 @@ class PolicyConfig:
     anomaly_window: timedelta = timedelta(days=30)
     interval: timedelta = timedelta(hours=24)
     request_timeout: timedelta = timedelta(minutes=15)
-    # After a request ends without a new model (skipped or failed), the automatic triggers rest
-    # for this long; otherwise a threshold that stays crossed would re-request in a loop.
-    cooldown: timedelta = timedelta(minutes=10)
     # An automatic trigger that fires sooner than this after the family's last training waits
     # (counting on) until this much time has passed. Under steady ingest the count triggers
     # would otherwise retrain every few seconds, and each new model would be replaced before it
@@ -61,9 +60,14 @@ class Counters:
     # schemas.features.delinquency_labels labels them.
     labelled_observations: int = 0
     delinquent_observations: int = 0
+    # … of which before the holdout and its embargo: what a fit would train on.
+    train_labelled_observations: int = 0
+    train_delinquent_observations: int = 0
     # Scores by the current champion inside the anomaly window.
     window_scored: int = 0
     window_flagged: int = 0
+    newest_stored_at: datetime | None = None
+    """When the family's newest input row (sheet or label; customer or statement) was stored."""
 
     @property
     def anomaly_rate(self) -> float | None:
@@ -75,6 +79,18 @@ class Counters:
         if family is ModelFamily.EXPENSE_FRAUD:
             return self.new_sheets + self.new_labels
         return self.new_customers + self.new_statements
+
+    @classmethod
+    def from_dict(
+        cls,
+        observed_at: datetime,
+        counts: Mapping[str, float],
+        newest_stored_at: datetime | None = None,
+    ) -> Counters:
+        """Counters from `as_dict`'s shape (unknown keys are ignored, missing ones are 0)."""
+        known = {f.name for f in fields(cls)} - {"observed_at", "newest_stored_at"}
+        values: dict[str, Any] = {n: int(v) for n, v in counts.items() if n in known}
+        return replace(cls(observed_at, newest_stored_at=newest_stored_at), **values)
 
     def as_dict(self) -> dict[str, float]:
         return {
@@ -89,6 +105,8 @@ class Counters:
             "total_statements": self.total_statements,
             "labelled_observations": self.labelled_observations,
             "delinquent_observations": self.delinquent_observations,
+            "train_labelled_observations": self.train_labelled_observations,
+            "train_delinquent_observations": self.train_delinquent_observations,
             "window_scored": self.window_scored,
             "window_flagged": self.window_flagged,
         }
@@ -116,7 +134,10 @@ class FamilyState:
     last_trained_at: datetime | None = None
     model_version: str | None = None
     in_flight: InFlight | None = None
-    quiet_until: datetime | None = None
+    rests_until_data_after: datetime | None = None
+    """After a request that ended without a new champion (rejected, skipped, failed): its data
+    cutoff. Automatic triggers rest until a row stored after it arrives, since the same data
+    would give the same answer; None = not resting."""
 
 
 @dataclass(frozen=True)
@@ -164,6 +185,8 @@ def minimum_data_gaps(family: ModelFamily, counters: Counters, config: PolicyCon
         sheets_with_min_lines=counters.sheets_with_min_lines,
         labelled_observations=counters.labelled_observations,
         delinquent_observations=counters.delinquent_observations,
+        train_labelled_observations=counters.train_labelled_observations,
+        train_delinquent_observations=counters.train_delinquent_observations,
     )
     return data_gaps(family, counts, config.minimums)
 
@@ -218,23 +241,35 @@ def _automatic_trigger(
 def automatic_hold(state: FamilyState, config: PolicyConfig) -> tuple[datetime, str] | None:
     """Until when automatic triggers of the family wait, and why; None when nothing holds them.
 
-    Two holds: the minimum interval after the last training (promoted or rejected by the gate,
-    whatever asked for it), and the rest after a request that ended without a model. When both
-    apply the later one is the one that counts.
+    The minimum interval after the last training (promoted or rejected by the gate, whatever
+    asked for it). The rest after a request without a new champion is `resting`: it ends with
+    new data, not at a time.
     """
-    holds: list[tuple[datetime, str]] = []
-    if state.last_trained_at is not None and config.min_training_interval > timedelta(0):
-        holds.append(
-            (
-                state.last_trained_at + config.min_training_interval,
-                f"the minimum interval between automatic trainings "
-                f"({_duration(config.min_training_interval)} after the last training, "
-                f"{_instant(state.last_trained_at)})",
-            )
-        )
-    if state.quiet_until is not None:
-        holds.append((state.quiet_until, "the rest after the last request ended without a model"))
-    return max(holds, key=lambda hold: hold[0]) if holds else None
+    if state.last_trained_at is None or config.min_training_interval <= timedelta(0):
+        return None
+    return (
+        state.last_trained_at + config.min_training_interval,
+        f"the minimum interval between automatic trainings "
+        f"({_duration(config.min_training_interval)} after the last training, "
+        f"{_instant(state.last_trained_at)})",
+    )
+
+
+def resting(state: FamilyState, counters: Counters) -> str | None:
+    """Why automatic triggers rest until new data arrives; None when they do not.
+
+    The last request ended without a new champion and nothing was stored after its data cutoff:
+    asking again now would train on the same data and end the same way.
+    """
+    after = state.rests_until_data_after
+    if after is None:
+        return None
+    if counters.newest_stored_at is not None and counters.newest_stored_at > after:
+        return None
+    return (
+        f"resting until data stored after {_instant(after)} arrives (the last request saw "
+        "everything before and ended without a new model)"
+    )
 
 
 def _instant(moment: datetime) -> str:
@@ -293,6 +328,9 @@ def decide(
             reason,
             threshold,
         )
+    rest = resting(state, counters)
+    if rest is not None:
+        return Decision(Action.HELD, family, f"{text}; {rest}", reason, threshold)
     hold = automatic_hold(state, config)
     if hold is not None and now < hold[0]:
         until, why = hold
@@ -381,17 +419,19 @@ def finish_flight(
     trained: bool,
     data_cutoff: datetime,
     model_version: str | None,
-    config: PolicyConfig,
     now: datetime,
 ) -> FamilyState:
     """The state once the trainer answered `request_id`.
 
     A request that trained a model (promoted or rejected by the gate) moves the cutoff to the
     request's data cutoff, so events stored while it trained still count toward the next one.
-    One that ended without a model (skipped, failed) keeps the cutoff and rests the triggers.
+    One that ended without a model (skipped, failed) keeps the cutoff. Every request that ended
+    without a new champion (`model_version` None: rejected, skipped, failed) rests the automatic
+    triggers until data stored after its data cutoff arrives; a promotion ends any rest.
     """
     if state.in_flight is not None and state.in_flight.request_id != request_id:
         return state  # an answer to an older request; the current one is still awaited
+    rest = None if model_version is not None else data_cutoff
     if trained:
         cutoff = data_cutoff if state.cutoff is None else max(state.cutoff, data_cutoff)
         return replace(
@@ -400,9 +440,9 @@ def finish_flight(
             cutoff=cutoff,
             last_trained_at=now,
             model_version=model_version or state.model_version,
-            quiet_until=None,
+            rests_until_data_after=rest,
         )
-    return replace(state, in_flight=None, quiet_until=now + config.cooldown)
+    return replace(state, in_flight=None, rests_until_data_after=rest)
 
 
 def model_promoted(
@@ -411,4 +451,10 @@ def model_promoted(
     """The state once a model is promoted (by the trainer, a rollback, or a manual promote)."""
     cutoff = data_cutoff if state.cutoff is None else max(state.cutoff, data_cutoff)
     last = promoted_at if state.last_trained_at is None else max(state.last_trained_at, promoted_at)
-    return replace(state, cutoff=cutoff, model_version=version, last_trained_at=last)
+    return replace(
+        state,
+        cutoff=cutoff,
+        model_version=version,
+        last_trained_at=last,
+        rests_until_data_after=None,
+    )

@@ -84,7 +84,7 @@ class FamilyStatus(Answer):
 
     def counted(self) -> Counters:
         """The counters as the policy reads them."""
-        return Counters(observed_at=datetime.now(UTC), **self.counters)
+        return Counters.from_dict(datetime.now(UTC), self.counters)
 
 
 async def family_status(

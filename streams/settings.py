@@ -54,7 +54,6 @@ class StreamsSettings(SharedSettings):
     anomaly_window_days: int = Field(default=30, ge=1)
     interval_hours: float = Field(default=24.0, gt=0)
     request_timeout_s: float = Field(default=900.0, gt=0)
-    cooldown_s: float = Field(default=600.0, ge=0)
     min_training_interval_s: float = Field(
         default=600.0,
         ge=0,
@@ -118,7 +117,6 @@ class StreamsSettings(SharedSettings):
             anomaly_window=timedelta(days=self.anomaly_window_days),
             interval=timedelta(hours=self.interval_hours),
             request_timeout=timedelta(seconds=self.request_timeout_s),
-            cooldown=timedelta(seconds=self.cooldown_s),
             min_training_interval=timedelta(seconds=self.min_training_interval_s),
             minimums=self.minimums(),
         )

@@ -17,6 +17,7 @@ import asyncpg
 import numpy as np
 import pandas as pd
 
+from schemas.features import labelled_by_day
 from trainer.selection import CustomerSelection, select_customers
 from trainer.settings import TrainerSettings
 
@@ -85,11 +86,13 @@ async def customer_candidates(
 ) -> pd.DataFrame:
     """Customers known by the cutoff that have at least one statement old enough to label.
 
-    Columns: customer_id, included_in_training, first_seen (UTC).
+    Columns: customer_id, included_in_training (in a model promoted by the cutoff: decided from
+    when the customer was first trained on, so a rerun at a past cutoff sees the past), first_seen
+    (UTC).
     """
     query = f"""
         SELECT c.customer_id,
-               coalesce(s.included_in_training, false) AS included_in_training,
+               coalesce(s.first_trained <= $1, false) AS included_in_training,
                {_us("coalesce(s.first_seen, c.created_at)")} AS first_seen
         FROM customers c
         LEFT JOIN customer_training_status s USING (customer_id)
@@ -167,52 +170,48 @@ async def load_delinquency(
     settings: TrainerSettings,
     max_customers: int | None = None,
 ) -> DelinquencyData:
-    """Select customers (new first, capped), then COPY their statements and profiles."""
+    """COPY every statement and profile as of the cutoff, then keep the selected customers.
+
+    The selection (trainer.selection) needs each candidate's labelled observations, which come
+    from the statements themselves; loading them all is one vectorised COPY.
+    """
     began = time.perf_counter()
     candidates = await customer_candidates(conn, cutoff, settings)
     cap = settings.max_customers if max_customers is None else max_customers
-    selection = select_customers(candidates, cap)
-    ids = list(selection.customer_ids)
-    activity_filter = (
-        "a.statement_date <= ($1 AT TIME ZONE 'UTC')::date AND a.occurred_at <= $1 "
-        f"AND {_stored('a', settings, '$1')}"
+    activity = await copy_frame(
+        conn,
+        f"{_ACTIVITY_SELECT} WHERE a.statement_date <= ($1 AT TIME ZONE 'UTC')::date "
+        f"AND a.occurred_at <= $1 AND {_stored('a', settings, '$1')}",
+        cutoff,
+        dtypes=_ACTIVITY_TYPES,
     )
-    # With no cap every candidate is chosen: filtering by a huge id array would only slow it down.
-    if cap == 0:
-        activity = await copy_frame(
-            conn,
-            f"{_ACTIVITY_SELECT} WHERE {activity_filter}",
-            cutoff,
-            dtypes=_ACTIVITY_TYPES,
-        )
-        profiles = await copy_frame(
-            conn,
-            f"{_PROFILE_SELECT} WHERE c.created_at <= $1 AND {_stored('c', settings, '$1')}",
-            cutoff,
-            dtypes=_PROFILE_TYPES,
-        )
-        chosen = set(ids)
-        activity_frame = activity.frame.loc[activity.frame["customer_id"].isin(chosen)]
-    else:
-        activity = await copy_frame(
-            conn,
-            f"{_ACTIVITY_SELECT} WHERE a.customer_id = ANY($2::text[]) AND {activity_filter}",
-            cutoff,
-            ids,
-            dtypes=_ACTIVITY_TYPES,
-        )
-        profiles = await copy_frame(
-            conn,
-            f"{_PROFILE_SELECT} WHERE c.customer_id = ANY($1::text[])",
-            ids,
-            dtypes=_PROFILE_TYPES,
-        )
-        activity_frame = activity.frame
-    activity_frame = activity_frame.reset_index(drop=True)
-    _to_date(activity_frame, "statement_date")
+    profiles = await copy_frame(
+        conn,
+        f"{_PROFILE_SELECT} WHERE c.created_at <= $1 AND {_stored('c', settings, '$1')}",
+        cutoff,
+        dtypes=_PROFILE_TYPES,
+    )
+    statements = activity.frame
+    _to_date(statements, "statement_date")
+    observations = labelled_by_day(
+        statements,
+        cutoff_day=day_number(cutoff),
+        horizon_days=settings.delinquency_horizon_days,
+        delinquent_days_past_due=settings.delinquent_days_past_due,
+    )
+    selection = select_customers(
+        candidates,
+        cap,
+        seed=cutoff.astimezone(UTC).isoformat(),
+        observations=observations,
+        minimums=settings.minimums(),
+    )
+    chosen = set(selection.customer_ids)
     return DelinquencyData(
-        activity=activity_frame,
-        profiles=profiles.frame,
+        activity=statements.loc[statements["customer_id"].isin(chosen)].reset_index(drop=True),
+        profiles=profiles.frame.loc[profiles.frame["customer_id"].isin(chosen)].reset_index(
+            drop=True
+        ),
         selection=selection,
         rows=activity.rows + profiles.rows + len(candidates),
         seconds=time.perf_counter() - began,

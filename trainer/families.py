@@ -123,13 +123,18 @@ def delinquency_set(
     known = labels.known
     observations = int(known.sum())
     positives = int(labels.delinquent[known].sum())
-    counts = DataCounts(labelled_observations=observations, delinquent_observations=positives)
-    _require(ModelFamily.DELINQUENCY, counts, settings, minimums)
     kept = features.loc[known].reset_index(drop=True)
     matrix = feature_matrix(kept, DELINQUENCY_FEATURES)
     target = labels.delinquent[known].astype(np.float64)
     days = kept["statement_day"].to_numpy(dtype=np.int64)
     split = time_split(days, settings.holdout_fraction, embargo=settings.delinquency_horizon_days)
+    counts = DataCounts(
+        labelled_observations=observations,
+        delinquent_observations=positives,
+        train_labelled_observations=len(split.train),
+        train_delinquent_observations=int(target[split.train].sum()),
+    )
+    _require(ModelFamily.DELINQUENCY, counts, settings, minimums)
     return TrainingSet(
         family=ModelFamily.DELINQUENCY,
         features=matrix,
@@ -197,7 +202,7 @@ def _require(
     needed = (
         settings.minimums()
         if minimums
-        else DataMinimums.forced(horizon_days=settings.delinquency_horizon_days)
+        else DataMinimums.forced(settings.delinquency_horizon_days, settings.holdout_fraction)
     )
     gaps = data_gaps(family, counts, needed)
     if gaps:

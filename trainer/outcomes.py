@@ -177,17 +177,19 @@ async def record(conn: asyncpg.Connection, outcome: OutcomeRecord, at: datetime)
 async def mark_customers_trained(
     conn: asyncpg.Connection, customer_ids: Sequence[str], at: datetime
 ) -> None:
-    """The customers a promoted model learnt from are no longer new."""
+    """The customers a promoted model learnt from are no longer new (from `at` on: first_trained
+    keeps the first time, so the selection at an earlier cutoff still sees them as new)."""
     if not customer_ids:
         return
     await conn.execute(
         """
         INSERT INTO customer_training_status AS s
-            (customer_id, first_seen, last_trained, included_in_training)
-        SELECT c.customer_id, c.ingested_at, $2, true
+            (customer_id, first_seen, last_trained, included_in_training, first_trained)
+        SELECT c.customer_id, c.ingested_at, $2, true, $2
         FROM customers c WHERE c.customer_id = ANY($1::text[])
         ON CONFLICT (customer_id) DO UPDATE
-            SET last_trained = excluded.last_trained, included_in_training = true
+            SET last_trained = excluded.last_trained, included_in_training = true,
+                first_trained = coalesce(s.first_trained, excluded.first_trained)
         """,
         list(customer_ids),
         at,

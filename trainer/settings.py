@@ -30,7 +30,6 @@ class TrainerSettings(SharedSettings):
     """Delinquency training set cap in customers (up to half new, the rest existing, topped up
     past the cap until the minimum data is reached); 0 = all. Off by default: on simulator data
     every capped set scored a lower holdout AUC than all customers (see trainer/selection.py)."""
-    holdout_fraction: float = Field(default=0.2, gt=0, lt=1)
     decision_threshold: float = Field(default=0.5, gt=0, lt=1)
     point_in_time_ingestion: bool = True
     """Also require rows to have been stored (ingested_at) by the cutoff: reproducible reruns."""

@@ -75,7 +75,7 @@ class PolicyState:
             "cutoff": _iso(s.cutoff),
             "last_trained_at": _iso(s.last_trained_at),
             "model_version": s.model_version,
-            "quiet_until": _iso(s.quiet_until),
+            "rests_until_data_after": _iso(s.rests_until_data_after),
             "finished": self.finished,
             "last_requested_by": self.last_requested_by,
             "in_flight": None
@@ -113,7 +113,8 @@ class PolicyState:
             last_trained_at=_dt(data.get("last_trained_at")),
             model_version=data.get("model_version"),
             in_flight=flight,
-            quiet_until=_dt(data.get("quiet_until")),
+            # Older states carry `quiet_until` (a timed rest, now retired) instead: no rest.
+            rests_until_data_after=_dt(data.get("rests_until_data_after")),
         )
         return cls(state, int(data.get("finished", 0)), data.get("last_requested_by", "policy"))
 
@@ -159,7 +160,6 @@ class PolicyEngine:
                     trained,
                     signal.data_cutoff or now,
                     signal.version if signal.status is OutcomeStatus.PROMOTED else None,
-                    self.config,
                     now,
                 )
                 if state is not before:

@@ -13,6 +13,7 @@ import asyncpg
 
 from schemas.base import ModelFamily
 from schemas.features import DEFAULT_GRACE_DAYS
+from schemas.minimums import DataCounts, DataMinimums, training_part
 from streams.policy import Counters, PolicyConfig
 
 # A missing cutoff (a family with no model yet) counts everything as new.
@@ -24,7 +25,9 @@ SELECT clock_timestamp() AS observed_at,
   (SELECT count(*) FROM expense_labels, since WHERE ingested_at > since.t) AS new_labels,
   (SELECT count(*) FROM (SELECT 1 FROM expenses LIMIT $2) e) AS total_expenses,
   (SELECT count(*) FROM (SELECT 1 FROM sheets WHERE line_count >= $3 LIMIT $4) s)
-      AS sheets_with_min_lines
+      AS sheets_with_min_lines,
+  greatest((SELECT max(ingested_at) FROM sheets), (SELECT max(ingested_at) FROM expense_labels))
+      AS newest_stored_at
 """
 
 _FRAUD_WINDOW = """
@@ -39,7 +42,9 @@ SELECT clock_timestamp() AS observed_at,
   (SELECT count(*) FROM customers, since WHERE ingested_at > since.t) AS new_customers,
   (SELECT count(*) FROM customer_activity, since WHERE ingested_at > since.t) AS new_statements,
   (SELECT count(*) FROM customers) AS total_customers,
-  (SELECT count(*) FROM customer_activity) AS total_statements
+  (SELECT count(*) FROM customer_activity) AS total_statements,
+  greatest((SELECT max(ingested_at) FROM customers),
+           (SELECT max(ingested_at) FROM customer_activity)) AS newest_stored_at
 """
 
 
@@ -73,24 +78,39 @@ ended AS (
   FROM ordered, cutoff
   WHERE day + $2 <= last_day
 )
-SELECT count(*) FILTER (WHERE delinquent OR last_seen >= day + $2 - $4) AS labelled,
-       count(*) FILTER (WHERE delinquent) AS delinquent
+SELECT day, count(*) AS labelled, count(*) FILTER (WHERE delinquent) AS delinquent
 FROM ended
+WHERE delinquent OR last_seen >= day + $2 - $4
+GROUP BY day ORDER BY day
 """
 
 
 async def labelled_observations(
     conn: asyncpg.Connection,
     as_of: datetime,
-    horizon_days: int,
-    delinquent_days_past_due: int,
+    minimums: DataMinimums,
     grace_days: int = DEFAULT_GRACE_DAYS,
-) -> tuple[int, int]:
-    """Delinquency observations labelled as of `as_of`: (labelled, of which delinquent)."""
-    row = await conn.fetchrow(_LABELLED, as_of, horizon_days, delinquent_days_past_due, grace_days)
-    if row is None:  # pragma: no cover - an aggregate without GROUP BY always returns one row
-        raise RuntimeError("the labelled observations query returned no row")
-    return int(row["labelled"]), int(row["delinquent"])
+) -> DataCounts:
+    """Delinquency observations labelled as of `as_of`, in all and in a fit's training part."""
+    rows = await conn.fetch(
+        _LABELLED, as_of, minimums.horizon_days, minimums.delinquent_days_past_due, grace_days
+    )
+    days = [int(r["day"]) for r in rows]
+    labelled = [int(r["labelled"]) for r in rows]
+    delinquent = [int(r["delinquent"]) for r in rows]
+    train, train_delinquent = training_part(
+        days,
+        labelled,
+        delinquent,
+        holdout_fraction=minimums.holdout_fraction,
+        embargo_days=minimums.horizon_days,
+    )
+    return DataCounts(
+        labelled_observations=sum(labelled),
+        delinquent_observations=sum(delinquent),
+        train_labelled_observations=train,
+        train_delinquent_observations=train_delinquent,
+    )
 
 
 async def read_counters(
@@ -130,22 +150,24 @@ async def read_counters(
             sheets_with_min_lines=row["sheets_with_min_lines"],
             window_scored=scored,
             window_flagged=flagged,
+            newest_stored_at=row["newest_stored_at"],
         )
     minimums = config.minimums
     row = await conn.fetchrow(_DELINQUENCY, cutoff)
     if row is None:  # pragma: no cover - a SELECT without FROM always returns one row
         raise RuntimeError("the counters query returned no row")
-    labelled, delinquent = await labelled_observations(
-        conn, row["observed_at"], minimums.horizon_days, minimums.delinquent_days_past_due
-    )
+    labelled = await labelled_observations(conn, row["observed_at"], minimums)
     return Counters(
         observed_at=row["observed_at"],
         new_customers=row["new_customers"],
         new_statements=row["new_statements"],
         total_customers=row["total_customers"],
         total_statements=row["total_statements"],
-        labelled_observations=labelled,
-        delinquent_observations=delinquent,
+        labelled_observations=labelled.labelled_observations,
+        delinquent_observations=labelled.delinquent_observations,
+        train_labelled_observations=labelled.train_labelled_observations,
+        train_delinquent_observations=labelled.train_delinquent_observations,
+        newest_stored_at=row["newest_stored_at"],
     )
 
 

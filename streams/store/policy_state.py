@@ -16,13 +16,15 @@ from streams.store.sheets import Queryable
 
 _MIRROR = """
 INSERT INTO policy_state (family, cutoff, last_trained_at, model_version, in_flight_request_id,
-                          in_flight_since, quiet_until, decision, reason_text, retraining_needed,
+                          in_flight_since, rests_until_data_after, decision, reason_text,
+                          retraining_needed,
                           counters, state, updated_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12::jsonb, clock_timestamp())
 ON CONFLICT (family) DO UPDATE SET
     cutoff = EXCLUDED.cutoff, last_trained_at = EXCLUDED.last_trained_at,
     model_version = EXCLUDED.model_version, in_flight_request_id = EXCLUDED.in_flight_request_id,
-    in_flight_since = EXCLUDED.in_flight_since, quiet_until = EXCLUDED.quiet_until,
+    in_flight_since = EXCLUDED.in_flight_since,
+    rests_until_data_after = EXCLUDED.rests_until_data_after, quiet_until = NULL,
     decision = EXCLUDED.decision, reason_text = EXCLUDED.reason_text,
     retraining_needed = EXCLUDED.retraining_needed, counters = EXCLUDED.counters,
     state = EXCLUDED.state, updated_at = EXCLUDED.updated_at
@@ -47,7 +49,7 @@ async def mirror_step(db: Queryable, step: PolicyStep) -> None:
         state.model_version,
         flight.request_id if flight else None,
         flight.sent_at if flight else None,
-        state.quiet_until,
+        state.rests_until_data_after,
         step.decision.action.value,
         step.decision.reason_text,
         step.decision.retraining_needed,

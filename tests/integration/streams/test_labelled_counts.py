@@ -6,21 +6,23 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-import numpy as np
 import pytest
 
-from schemas.features import delinquency_labels
+from schemas.features import delinquency_features, delinquency_labels
+from schemas.minimums import DataCounts, DataMinimums
 from streams.store.counts import labelled_observations
 from tests.integration.trainer.seed import seed
 from tests.unit.trainer.factories import Frames, frames, world
+from trainer.evaluation import time_split
 
 pytestmark = pytest.mark.integration
 
 HORIZON, THRESHOLD = 92, 30
+MINIMUMS = DataMinimums(horizon_days=HORIZON, delinquent_days_past_due=THRESHOLD)
 
 
-def _pandas_counts(sim: Frames, cutoff: datetime) -> tuple[int, int]:
-    """What the trainer labels at `cutoff`: statements and customers stored by then."""
+def _pandas_counts(sim: Frames, cutoff: datetime) -> DataCounts:
+    """What the trainer labels and splits at `cutoff`: statements and customers stored by then."""
     customers = sim.customers.loc[sim.customers["created_at"] <= cutoff, "customer_id"]
     activity = sim.activity.loc[
         (sim.activity["occurred_at"] <= cutoff)
@@ -31,7 +33,15 @@ def _pandas_counts(sim: Frames, cutoff: datetime) -> tuple[int, int]:
     labels = delinquency_labels(
         activity, cutoff_day=cutoff_day, horizon_days=HORIZON, delinquent_days_past_due=THRESHOLD
     )
-    return int(labels.known.sum()), int(labels.delinquent[labels.known].sum())
+    days = delinquency_features(activity, sim.customers)["statement_day"].to_numpy()[labels.known]
+    delinquent = labels.delinquent[labels.known]
+    split = time_split(days, MINIMUMS.holdout_fraction, embargo=MINIMUMS.horizon_days)
+    return DataCounts(
+        labelled_observations=int(labels.known.sum()),
+        delinquent_observations=int(delinquent.sum()),
+        train_labelled_observations=len(split.train),
+        train_delinquent_observations=int(delinquent[split.train].sum()),
+    )
 
 
 async def test_sql_labelled_counts_equal_the_pandas_labels(fresh_database_url: str) -> None:
@@ -42,15 +52,16 @@ async def test_sql_labelled_counts_equal_the_pandas_labels(fresh_database_url: s
     cutoffs = [first + (end - first) * f for f in (0.3, 0.55, 0.8)] + [end + timedelta(days=1)]
     conn = await asyncpg.connect(fresh_database_url, timeout=10)
     try:
-        seen: list[tuple[int, int]] = []
+        seen: list[DataCounts] = []
         for cutoff in cutoffs:
             expected = _pandas_counts(sim, cutoff)
-            counted = await labelled_observations(conn, cutoff, HORIZON, THRESHOLD)
+            counted = await labelled_observations(conn, cutoff, MINIMUMS)
             assert counted == expected, cutoff
             seen.append(counted)
     finally:
         await conn.close()
-    labelled = np.array([s[0] for s in seen])
-    # The comparison means something: labels exist, of both classes, and grow with the cutoff.
-    assert labelled[-1] > labelled[0] > 0
-    assert 0 < seen[-1][1] < seen[-1][0]
+    # The comparison means something: labels exist, of both classes, and grow with the cutoff;
+    # the training part is a real part.
+    assert seen[-1].labelled_observations > seen[0].labelled_observations > 0
+    assert 0 < seen[-1].delinquent_observations < seen[-1].labelled_observations
+    assert 0 < seen[-1].train_labelled_observations < seen[-1].labelled_observations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import numpy as np
@@ -154,7 +154,11 @@ async def test_delinquency_promote_redeliver_reject_rollback(
             assert log["promoted"]
             assert log["family"] == "delinquency"
             assert log["model_version"] == outcome.version
-            assert log["customers_trained"] == settings.max_customers
+            # No cap by default: every customer with a labelled observation is trained on.
+            labels = delinquency_labels(scenario().activity, cutoff_day=datasets.day_number(cutoff))
+            ordered = delinquency_features(scenario().activity, scenario().customers)
+            labelled_customers = ordered.loc[labels.known, "customer_id"].nunique()
+            assert log["customers_trained"] == labelled_customers
             assert log["samples_trained"] > 0
             assert log["training_duration_seconds"] > 0
             for column in ("auc_score", "precision_score", "recall_score", "f1_score"):
@@ -164,7 +168,12 @@ async def test_delinquency_promote_redeliver_reject_rollback(
                 "SELECT count(*) FROM customer_training_status "
                 "WHERE included_in_training AND last_trained IS NOT NULL"
             )
-            assert trained == settings.max_customers
+            horizon_start = cutoff.date() - timedelta(days=settings.delinquency_horizon_days)
+            activity = scenario().activity
+            candidates = activity.loc[
+                activity["statement_date"].dt.date <= horizon_start, "customer_id"
+            ].nunique()
+            assert trained == candidates  # every candidate, labelled or not yet
         finally:
             await conn.close()
 

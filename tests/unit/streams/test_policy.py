@@ -42,10 +42,12 @@ PLENTY = Counters(
     total_statements=3000,
     labelled_observations=2000,
     delinquent_observations=150,
+    train_labelled_observations=1200,
+    train_delinquent_observations=90,
 )
 
 
-def counters(**changes: int) -> Counters:
+def counters(**changes: int | datetime) -> Counters:
     return replace(PLENTY, **changes)  # type: ignore[arg-type]
 
 
@@ -296,23 +298,68 @@ CASES = [
         "at least 10 delinquent and 1 sound observation; found 120 delinquent of 120",
     ),
     (
-        "cool-down after a skipped training",
+        "rest after a request without a new model: nothing stored since its cutoff",
         FRAUD,
-        counters(new_sheets=12),
-        {"quiet_until": NOW + timedelta(minutes=1)},
+        counters(new_sheets=12, newest_stored_at=NOW - timedelta(minutes=5)),
+        {"rests_until_data_after": NOW - timedelta(minutes=1)},
         Action.HELD,
         RetrainReason.NEW_SHEETS,
-        "New sheets: 12; held until 2026-11-21T12:01:00+00:00 by the rest after the last "
-        "request ended without a model",
+        "New sheets: 12; resting until data stored after 2026-11-21T11:59:00+00:00 arrives "
+        "(the last request saw everything before and ended without a new model)",
     ),
     (
-        "cool-down over",
+        "rest with nothing stored at all",
+        DELINQ,
+        counters(new_customers=60),
+        {"rests_until_data_after": NOW - timedelta(minutes=1)},
+        Action.HELD,
+        RetrainReason.NEW_CUSTOMERS,
+        "New customers: 60; resting until data stored after",
+    ),
+    (
+        "rest with the newest row stored exactly at the cutoff",
         FRAUD,
-        counters(new_sheets=12),
-        {"quiet_until": NOW},
+        counters(new_sheets=12, newest_stored_at=NOW - timedelta(minutes=1)),
+        {"rests_until_data_after": NOW - timedelta(minutes=1)},
+        Action.HELD,
+        RetrainReason.NEW_SHEETS,
+        "resting until data stored after",
+    ),
+    (
+        "rest over once a row is stored after the cutoff, however soon",
+        FRAUD,
+        counters(new_sheets=12, newest_stored_at=NOW - timedelta(seconds=59)),
+        {"rests_until_data_after": NOW - timedelta(minutes=1)},
         Action.REQUEST,
         RetrainReason.NEW_SHEETS,
         "New sheets: 12",
+    ),
+    (
+        "a rejection rests the anomaly-rate trigger on identical data",
+        FRAUD,
+        counters(window_scored=400, window_flagged=200, newest_stored_at=NOW - timedelta(hours=1)),
+        {"rests_until_data_after": NOW - timedelta(minutes=1)},
+        Action.HELD,
+        RetrainReason.ANOMALY_RATE_HIGH,
+        "Anomaly rate 50.0% above 30% (400 scored in 30 days); resting until data stored",
+    ),
+    (
+        "the anomaly-rate trigger asks again once new data is stored",
+        FRAUD,
+        counters(window_scored=400, window_flagged=200, newest_stored_at=NOW),
+        {"rests_until_data_after": NOW - timedelta(minutes=1)},
+        Action.REQUEST,
+        RetrainReason.ANOMALY_RATE_HIGH,
+        "Anomaly rate 50.0% above 30% (400 scored in 30 days)",
+    ),
+    (
+        "the rest is no timer: it still holds a day later",
+        DELINQ,
+        counters(new_customers=60, newest_stored_at=NOW - timedelta(days=1)),
+        {"rests_until_data_after": NOW - timedelta(days=1)},
+        Action.HELD,
+        RetrainReason.NEW_CUSTOMERS,
+        "resting until data stored after",
     ),
     (
         "sheets held by the minimum interval",
@@ -371,24 +418,24 @@ CASES = [
         "New customers: 50",
     ),
     (
-        "the rest outlasts the interval",
+        "the rest holds past the interval until new data",
         FRAUD,
-        counters(new_sheets=10),
+        counters(new_sheets=10, newest_stored_at=NOW - timedelta(minutes=20)),
         {
-            "last_trained_at": NOW - timedelta(minutes=9),
-            "quiet_until": NOW + timedelta(minutes=5),
+            "last_trained_at": NOW - timedelta(minutes=19),
+            "rests_until_data_after": NOW - timedelta(minutes=20),
         },
         Action.HELD,
         RetrainReason.NEW_SHEETS,
-        "held until 2026-11-21T12:05:00+00:00 by the rest after the last request ended",
+        "resting until data stored after 2026-11-21T11:40:00+00:00 arrives",
     ),
     (
-        "the interval outlasts the rest",
+        "new data ends the rest; the interval still holds",
         FRAUD,
-        counters(new_sheets=10),
+        counters(new_sheets=10, newest_stored_at=NOW),
         {
             "last_trained_at": NOW - timedelta(minutes=2),
-            "quiet_until": NOW + timedelta(minutes=1),
+            "rests_until_data_after": NOW - timedelta(minutes=2),
         },
         Action.HELD,
         RetrainReason.NEW_SHEETS,
@@ -471,7 +518,6 @@ def test_cutoff_moves_to_the_request_so_events_during_training_still_count() -> 
         trained=True,
         data_cutoff=requested_at,
         model_version="auto_retrain_20261121_120500",
-        config=CONFIG,
         now=NOW + timedelta(minutes=5),
     )
     # The cutoff is the request's data cutoff, not the moment the answer came back: the 12
@@ -484,19 +530,44 @@ def test_cutoff_moves_to_the_request_so_events_during_training_still_count() -> 
 
 def test_a_stale_answer_does_not_clear_the_current_request() -> None:
     state = _in_flight(DELINQ, NOW)
-    after = finish_flight(state, uuid.uuid4(), True, NOW, "v", CONFIG, NOW)
+    after = finish_flight(state, uuid.uuid4(), True, NOW, "v", NOW)
     assert after == state
 
 
-def test_skipped_training_keeps_the_cutoff_and_rests() -> None:
-    state = replace(_in_flight(FRAUD, NOW), cutoff=NOW - timedelta(days=1))
+@pytest.mark.parametrize(
+    ("trained", "version", "cutoff_moves", "rests"),
+    [
+        (False, None, False, True),  # skipped or failed
+        (True, None, True, True),  # rejected by the gate
+        (True, "v2", True, False),  # promoted
+    ],
+    ids=["skipped", "rejected", "promoted"],
+)
+def test_an_answer_without_a_new_champion_rests_until_data_after_its_cutoff(
+    trained: bool, version: str | None, cutoff_moves: bool, rests: bool
+) -> None:
+    data_cutoff = NOW - timedelta(minutes=3)
+    state = replace(_in_flight(FRAUD, data_cutoff), cutoff=NOW - timedelta(days=1))
     assert state.in_flight is not None
-    after = finish_flight(state, state.in_flight.request_id, False, NOW, None, CONFIG, NOW)
-    assert after.cutoff == NOW - timedelta(days=1)
-    assert after.quiet_until == NOW + CONFIG.cooldown
-    resting = decide(FRAUD, counters(new_sheets=30), after, CONFIG, NOW + timedelta(minutes=1))
-    assert resting.action is Action.HELD
-    assert resting.held_until == NOW + CONFIG.cooldown
+    after = finish_flight(state, state.in_flight.request_id, trained, data_cutoff, version, NOW)
+    assert after.cutoff == (data_cutoff if cutoff_moves else NOW - timedelta(days=1))
+    assert after.rests_until_data_after == (data_cutoff if rests else None)
+    # Much later, with the same data, automatic triggers still rest (no timer ends the rest).
+    later = NOW + timedelta(hours=3)
+    same_data = replace(
+        counters(new_sheets=30, window_scored=400, window_flagged=200),
+        newest_stored_at=data_cutoff - timedelta(seconds=1),
+    )
+    resting = decide(FRAUD, same_data, after, CONFIG, later)
+    assert resting.action is (Action.HELD if rests else Action.REQUEST)
+    fresh = replace(same_data, newest_stored_at=data_cutoff + timedelta(seconds=1))
+    assert decide(FRAUD, fresh, after, CONFIG, later).action is Action.REQUEST
+
+
+def test_a_promotion_ends_a_rest() -> None:
+    state = FamilyState(FRAUD, rests_until_data_after=NOW)
+    promoted = model_promoted(state, "v3", NOW, NOW)
+    assert promoted.rests_until_data_after is None
 
 
 def test_manual_trigger_respects_minimum_data_unless_forced() -> None:
@@ -535,7 +606,12 @@ def test_every_number_is_configurable() -> None:
     decision = decide(
         DELINQ,
         Counters(
-            observed_at=NOW, new_customers=5, labelled_observations=3, delinquent_observations=1
+            observed_at=NOW,
+            new_customers=5,
+            labelled_observations=3,
+            delinquent_observations=1,
+            train_labelled_observations=2,
+            train_delinquent_observations=1,
         ),
         FamilyState(DELINQ),
         config,
@@ -581,7 +657,7 @@ HOLD_CASES = [
         "manual trigger is not held by the rest either",
         DELINQ,
         counters(new_customers=70),
-        {"quiet_until": NOW + timedelta(minutes=5)},
+        {"rests_until_data_after": NOW + timedelta(minutes=5)},
         ManualTrigger(uuid.UUID(int=3), "scheduled-training"),
         Action.REQUEST,
         RetrainReason.MANUAL,
@@ -683,7 +759,7 @@ def test_steady_ingest_trains_once_per_interval_and_counts_everything() -> None:
         if state.in_flight is not None and answer_at is not None and clock >= answer_at:
             flight = state.in_flight
             state = finish_flight(
-                state, flight.request_id, True, flight.data_cutoff, "v", CONFIG, answer_at
+                state, flight.request_id, True, flight.data_cutoff, "v", answer_at
             )
         assert state.cutoff is not None
         new = sum(1 for at in stored if at > state.cutoff)
@@ -709,3 +785,26 @@ def test_steady_ingest_trains_once_per_interval_and_counts_everything() -> None:
     # The last request's data cutoff is the moment it was sent.
     counted = sum(count for _, count in sent)
     assert counted == sum(1 for at in stored if at <= sent[-1][0])
+
+
+def test_a_stored_state_from_before_the_rest_until_new_data_still_loads() -> None:
+    from streams.services.policy import PolicyState
+
+    older = {
+        "family": "delinquency",
+        "cutoff": NOW.isoformat(),
+        "last_trained_at": NOW.isoformat(),
+        "model_version": "v1",
+        "quiet_until": (NOW + timedelta(minutes=10)).isoformat(),
+        "finished": 3,
+        "last_requested_by": "policy",
+        "in_flight": None,
+    }
+    loaded = PolicyState.from_json(DELINQ, older)
+    assert loaded.family_state == FamilyState(
+        DELINQ, cutoff=NOW, last_trained_at=NOW, model_version="v1"
+    )
+    assert loaded.finished == 3
+    resting = replace(loaded.family_state, rests_until_data_after=NOW)
+    again = PolicyState.from_json(DELINQ, PolicyState(resting, 3).to_json())
+    assert again.family_state.rests_until_data_after == NOW

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from schemas.minimums import DataMinimums
 from trainer.evaluation import anomaly_rate, binary_metrics, time_split
 from trainer.gate import decide
 from trainer.selection import select_customers
@@ -51,37 +52,103 @@ def test_version_ids_follow_the_seed_and_are_unique() -> None:
     assert unique_version(at, set()) == "auto_retrain_20260304_050607"
 
 
-def _candidates() -> pd.DataFrame:
+def _candidates(new: int = 6, existing: int = 6) -> pd.DataFrame:
+    n = new + existing
     return pd.DataFrame(
         {
-            "customer_id": [f"c{i}" for i in range(6)],
-            "included_in_training": [False, True, False, True, True, False],
-            "first_seen": pd.to_datetime(
-                [
-                    "2025-01-05",
-                    "2025-01-01",
-                    "2025-01-02",
-                    "2025-01-03",
-                    "2025-01-04",
-                    "2025-01-01",
-                ],
-                utc=True,
-            ),
+            "customer_id": [f"c{i:02d}" for i in range(n)],
+            "included_in_training": [i >= new for i in range(n)],
         }
     )
 
 
-def test_selection_takes_new_customers_first_then_tops_up_with_existing() -> None:
-    chosen = select_customers(_candidates(), max_customers=4)
-    assert chosen.customer_ids == ("c5", "c2", "c0", "c4")
-    assert (chosen.new_selected, chosen.existing_selected, chosen.new_available) == (3, 1, 3)
+def _observations(candidates: pd.DataFrame, per_customer: int) -> pd.DataFrame:
+    """`per_customer` labelled observations a month apart over two years, every 4th delinquent."""
+    ids = candidates["customer_id"].repeat(per_customer).to_numpy()
+    step = np.tile(np.arange(per_customer), len(candidates))
+    return pd.DataFrame(
+        {
+            "customer_id": ids,
+            "day": 20_000 + step * (730 // per_customer),
+            "labelled": 1,
+            "delinquent": (step % 4 == 0).astype(int),
+        }
+    )
 
 
-def test_selection_caps_new_customers_and_zero_means_all() -> None:
-    assert select_customers(_candidates(), max_customers=2).customer_ids == ("c5", "c2")
-    everyone = select_customers(_candidates(), max_customers=0)
-    assert sorted(everyone.customer_ids) == [f"c{i}" for i in range(6)]
-    assert everyone.customer_ids[:3] == ("c5", "c2", "c0")
+SEED = "2026-03-04T05:06:07+00:00"
+
+
+def test_a_capped_selection_mixes_new_and_existing_customers_half_and_half() -> None:
+    chosen = select_customers(_candidates(), max_customers=4, seed=SEED)
+    assert (chosen.new_selected, chosen.existing_selected, chosen.new_available) == (2, 2, 6)
+    odd = select_customers(_candidates(), max_customers=5, seed=SEED)
+    assert (odd.new_selected, odd.existing_selected) == (3, 2)
+
+
+@pytest.mark.parametrize(
+    ("new", "existing", "cap", "expected"),
+    [
+        (1, 6, 4, (1, 3)),  # few new: existing ones fill the cap
+        (6, 1, 4, (3, 1)),  # few existing: new ones fill the cap
+        (0, 6, 4, (0, 4)),
+        (6, 0, 4, (4, 0)),
+        (2, 2, 10, (2, 2)),  # a cap above the candidates takes everyone
+        (3, 3, 0, (3, 3)),  # 0 = all
+    ],
+)
+def test_a_group_that_is_short_leaves_its_share_to_the_other(
+    new: int, existing: int, cap: int, expected: tuple[int, int]
+) -> None:
+    chosen = select_customers(_candidates(new, existing), max_customers=cap, seed=SEED)
+    assert (chosen.new_selected, chosen.existing_selected) == expected
+    assert len(set(chosen.customer_ids)) == sum(expected)
+
+
+def test_the_same_cutoff_picks_the_same_customers_and_another_cutoff_others() -> None:
+    candidates = _candidates(40, 40)
+    first = select_customers(candidates, max_customers=10, seed=SEED)
+    again = select_customers(candidates.sample(frac=1.0, random_state=3), 10, seed=SEED)
+    assert again.customer_ids == first.customer_ids
+    later = select_customers(candidates, max_customers=10, seed="2026-03-04T05:16:07+00:00")
+    assert set(later.customer_ids) != set(first.customer_ids)
+
+
+def test_a_capped_selection_is_topped_up_to_the_minimum_labelled_observations() -> None:
+    minimums = DataMinimums(min_observations=100, min_positive_observations=10)
+    candidates = _candidates(20, 20)
+    # 8 labelled (2 delinquent) per customer: 13 customers reach 104 labelled, 26 delinquent.
+    chosen = select_customers(
+        candidates,
+        max_customers=4,
+        seed=SEED,
+        observations=_observations(candidates, 8),
+        minimums=minimums,
+    )
+    assert len(chosen.customer_ids) == 13
+    assert chosen.topped_up == 9
+    enough = select_customers(
+        candidates,
+        max_customers=4,
+        seed=SEED,
+        observations=_observations(candidates, 40),
+        minimums=minimums,
+    )
+    assert (len(enough.customer_ids), enough.topped_up) == (4, 0)
+
+
+def test_a_top_up_that_cannot_reach_the_minimum_takes_every_candidate() -> None:
+    minimums = DataMinimums(min_observations=1000, min_positive_observations=10)
+    candidates = _candidates(5, 5)
+    chosen = select_customers(
+        candidates,
+        max_customers=2,
+        seed=SEED,
+        observations=_observations(candidates, 8),
+        minimums=minimums,
+    )
+    assert len(chosen.customer_ids) == 10
+    assert chosen.topped_up == 8
 
 
 def test_time_split_holds_out_the_latest_rows_and_embargoes_the_ones_before() -> None:
