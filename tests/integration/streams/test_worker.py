@@ -50,7 +50,13 @@ def test_sixty_customers_request_once_and_a_replay_changes_nothing(workers: Work
     workers.extra_env["RETRAINER_POLICY_DEBOUNCE_S"] = "2"
     workers.create_topics()
     customers = [customer(i, workers.prefix) for i in range(60)]
-    statements = [statement(c.customer_id, month) for c in customers for month in range(2)]
+    # A year of statements, every 6th customer 45 days past due in month 4: enough labelled
+    # observations of both classes before the holdout for the minimum data (schemas.minimums).
+    statements = [
+        statement(c.customer_id, month, 45 if n % 6 == 0 and month == 4 else 0)
+        for n, c in enumerate(customers)
+        for month in range(12)
+    ]
     publish(workers.stack.bootstrap, workers.topic("customer-activity"), statements)
     publish(workers.stack.bootstrap, workers.topic("customer-created"), customers)
     # Two workers in one group share the four partitions of every topic.

@@ -118,3 +118,19 @@ def test_a_refused_setting_is_one_line_naming_its_variable(
     assert problem is not None
     assert said in str(problem)
     assert "RETRAINER_?" not in str(problem)
+
+
+def test_unknown_categories_are_counted_by_field_in_both_services() -> None:
+    from prometheus_client import REGISTRY as WORKER_REGISTRY
+
+    from streams import metrics as worker_metrics
+    from trainer import metrics as trainer_metrics
+
+    for module, registry in ((trainer_metrics, trainer_metrics.REGISTRY), (worker_metrics, None)):
+        read = (registry or WORKER_REGISTRY).get_sample_value
+        name = "retrainer_unknown_category_total"
+        before = read(name, {"field": "employment_status"})
+        assert before is not None  # exported from the start
+        module.count_unknown_categories({"employment_status": 3})
+        module.count_unknown_categories({"employment_status": 0})
+        assert read(name, {"field": "employment_status"}) == before + 3
