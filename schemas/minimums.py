@@ -119,11 +119,13 @@ def data_gaps(family: ModelFamily, counts: DataCounts, minimums: DataMinimums) -
             f"found {positives} delinquent of {observations}"
         )
     if not gaps and minimums.min_observations > 0:
-        # Enough in all, yet the fit needs both classes before the holdout and its embargo.
+        # Enough in all, yet the fit trains only on what lies before the holdout and its
+        # embargo: the delinquent minimum (and one sound) must be there.
         train, train_bad = counts.train_labelled_observations, counts.train_delinquent_observations
-        if train_bad < 1 or train_bad == train:
+        if train_bad < minimums.min_positive_observations or train_bad == train:
             gaps.append(
-                f"delinquent and sound observations before the holdout (the latest "
+                f"at least {minimums.min_positive_observations} delinquent and 1 sound "
+                f"observation before the holdout (the latest "
                 f"{minimums.holdout_fraction:.0%} of observations and the "
                 f"{minimums.horizon_days} days before it); found {train_bad} delinquent of "
                 f"{train}"

@@ -183,7 +183,9 @@ def _print_training(detail: TrainingDetail, settings: TrainerSettings) -> None:
         out.print(
             f"  Selected customers: {len(sel.customer_ids)} "
             f"({sel.new_selected} new, {sel.existing_selected} existing; "
-            f"cap {settings.max_customers or 'none'})"
+            f"cap {settings.max_customers or 'none'}"
+            + (f", {sel.topped_up} added to reach the minimum data" if sel.topped_up else "")
+            + ")"
         )
     out.print(
         f"  Observations loaded: {int(summary.get('statements_loaded', 0))} statements, "

@@ -62,20 +62,34 @@ def test_the_training_part_from_per_day_counts_is_the_time_split_of_the_rows(see
         (
             _delinquency(500, 50, 0, 0),
             [
-                "delinquent and sound observations before the holdout (the latest 20% of "
-                "observations and the 92 days before it); found 0 delinquent of 0"
+                "at least 10 delinquent and 1 sound observation before the holdout (the latest "
+                "20% of observations and the 92 days before it); found 0 delinquent of 0"
+            ],
+        ),
+        (
+            _delinquency(500, 50, 300, 9),
+            [
+                "at least 10 delinquent and 1 sound observation before the holdout (the latest "
+                "20% of observations and the 92 days before it); found 9 delinquent of 300"
             ],
         ),
         (
             _delinquency(500, 50, 40, 40),
             [
-                "delinquent and sound observations before the holdout "
+                "at least 10 delinquent and 1 sound observation before the holdout "
                 "(the latest 20% of observations and the 92 days before "
                 "it); found 40 delinquent of 40"
             ],
         ),
     ],
-    ids=["enough", "few labelled", "few delinquent", "no training part", "one class to train"],
+    ids=[
+        "enough",
+        "few labelled",
+        "few delinquent",
+        "no training part",
+        "few delinquent to train on",
+        "one class to train on",
+    ],
 )
 def test_delinquency_gaps(counts: DataCounts, gaps: list[str]) -> None:
     assert data_gaps(ModelFamily.DELINQUENCY, counts, MINIMUMS) == gaps
