@@ -73,6 +73,8 @@ class SharedSettings(KafkaSettings):
     """New customers since the cutoff that call for a delinquency retraining."""
     approval_limit: float = Field(default=500.0, gt=0)
     """Expenses above this amount need approval (an expense-fraud feature)."""
+    expense_history_days: int = Field(default=365, ge=1)
+    """How far back an expense line's history reaches (habits, receipts and merchants seen)."""
 
     @model_validator(mode="before")
     @classmethod

@@ -18,7 +18,7 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
-FEATURES_VERSION = 1
+FEATURES_VERSION = 2
 """Bumped whenever a feature's meaning changes; stored with every model version."""
 
 # --- delinquency ----------------------------------------------------------------------------
@@ -264,15 +264,75 @@ EXPENSE_FEATURES: tuple[str, ...] = (
 )
 
 DEFAULT_APPROVAL_LIMIT = 500.0
+DEFAULT_HISTORY_DAYS = 365
+"""How far back a line's history reaches: habits and counts use earlier lines of this window."""
+_US_PER_DAY = 86_400_000_000
 _FIXED_HOLIDAYS = np.array([101, 501, 1224, 1225, 1226], dtype=np.int64)
 """Month * 100 + day of the public holidays common to most countries."""
+
+HISTORY_KEYS: dict[str, tuple[str, ...]] = {
+    "employee_category": ("employee_id", "category"),
+    "category": ("category",),
+    "receipt": ("receipt_ref",),
+    "merchant": ("merchant",),
+    "merchant_category": ("merchant", "category"),
+    "employee_merchant": ("employee_id", "merchant"),
+}
+"""Every key a line's history is counted or averaged by, with the columns that make it up."""
+
+SUMMARY_COLUMNS: tuple[str, ...] = ("lines", "log_amount_sum")
+"""Beside its key columns, what a `HistorySummary` knows of each key's lines."""
+
+
+@dataclass(frozen=True)
+class HistorySummary:
+    """Earlier lines given as totals per key instead of as lines.
+
+    Covers the lines submitted in [since_us, until_us) (microseconds) that are not among the
+    lines passed to `expense_features`. `totals` maps each name of HISTORY_KEYS to a frame of
+    that key's columns plus SUMMARY_COLUMNS (a key without lines may be absent). A line's
+    features add the totals when its window holds the whole span: at most the history window
+    before `since_us`, and at or after `until_us`. Other lines ignore them.
+    """
+
+    since_us: int
+    until_us: int
+    totals: dict[str, pd.DataFrame]
+
+
+def microseconds(moments: pd.Series) -> IntArray:
+    """Microseconds since 1970-01-01 UTC of a column of moments (how lines are ordered)."""
+    as_us = pd.to_datetime(moments, utc=True).to_numpy(dtype="datetime64[us]")
+    return np.asarray(as_us.astype(np.int64), dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class HistorySpan:
+    """The history a batch's features need, as times in microseconds.
+
+    Lines submitted in [since_us, until_us] may matter; those in [summary_since_us,
+    summary_until_us) lie inside every batch line's window, so their totals per key (a
+    HistorySummary) do as well as the lines themselves. The span is empty when the batch spans
+    more than the window.
+    """
+
+    since_us: int
+    summary_since_us: int
+    summary_until_us: int
+    until_us: int
+
+    @classmethod
+    def of(cls, submitted_us: Sequence[int], history_days: int) -> HistorySpan:
+        first, last = int(min(submitted_us)), int(max(submitted_us))
+        history_us = history_days * _US_PER_DAY
+        summary_since = last - history_us
+        summary_until = max(first, summary_since)
+        return cls(first - history_us, summary_since, summary_until, last)
 
 
 def _ordered_lines(expenses: pd.DataFrame) -> pd.DataFrame:
     frame = expenses.loc[:, list(EXPENSE_COLUMNS)].copy()
-    frame["submitted_us"] = (
-        pd.to_datetime(frame["submitted_at"], utc=True).to_numpy(dtype="datetime64[us]")
-    ).astype(np.int64)
+    frame["submitted_us"] = microseconds(frame["submitted_at"])
     frame = frame.sort_values(
         ["submitted_us", "sheet_id", "expense_id"], kind="stable", ignore_index=True
     )
@@ -289,47 +349,149 @@ def _codes(frame: pd.DataFrame, columns: Sequence[str]) -> IntArray:
     )
 
 
-def _prior_count(codes: IntArray) -> FloatArray:
-    """How many earlier rows (rows are in time order) share each row's code."""
-    return np.asarray(
-        pd.Series(codes).groupby(codes, sort=False).cumcount().to_numpy(), dtype=np.float64
-    )
+@dataclass(frozen=True)
+class _Window:
+    """Times as ranks among the frame's distinct times, so (code, time) fits one int64 key."""
+
+    distinct: IntArray
+    history_us: int
+
+    @property
+    def span(self) -> int:
+        return len(self.distinct) + 1
+
+    def rank(self, times: IntArray) -> IntArray:
+        """Rank of each time (which must be one of the frame's)."""
+        return np.asarray(np.searchsorted(self.distinct, times, side="left"), np.int64)
+
+    def since_rank(self, times: IntArray) -> IntArray:
+        """Rank of the earliest frame time inside the window of each time."""
+        since = np.searchsorted(self.distinct, times - self.history_us, side="left")
+        return np.asarray(since, np.int64)
 
 
-def _prior_sheet_mean(codes: IntArray, sheet_rank: IntArray, values: FloatArray) -> FloatArray:
-    """Mean of `values` over rows of the same code in earlier sheets (NaN when there are none).
+def _prior_count(codes: IntArray, times: IntArray, window: _Window) -> FloatArray:
+    """How many earlier rows (rows are in time order) share each row's code, within the window."""
+    n = len(codes)
+    order = np.lexsort((np.arange(n), codes))  # by code, then by position (time order)
+    sorted_codes = codes[order] * window.span
+    keys = sorted_codes + window.rank(times)[order]
+    first = np.searchsorted(keys, sorted_codes + window.since_rank(times)[order], side="left")
+    counts = np.empty(n, dtype=np.float64)
+    counts[order] = np.arange(n) - first
+    return counts
 
-    Lines of one sheet are submitted together, so none of them is history for another.
+
+def _prior_sheet_mean(
+    codes: IntArray,
+    sheet_rank: IntArray,
+    values: FloatArray,
+    sheet_time: IntArray,
+    window: _Window,
+    summary: tuple[FloatArray, FloatArray] | None = None,
+) -> FloatArray:
+    """Mean of `values` over rows of the same code in earlier sheets of the window (NaN if none).
+
+    Lines of one sheet are submitted together, so none of them is history for another; a sheet
+    is as old as its first line (`sheet_time`, per row). `summary` (per row: lines, sum of
+    values) adds lines that are not rows.
     """
-    per_sheet = (
-        pd.DataFrame({"code": codes, "sheet": sheet_rank, "value": values})
-        .groupby(["code", "sheet"], sort=True)["value"]
-        .agg(["sum", "count"])
+    n = len(codes)
+    order = np.lexsort((sheet_rank, codes))  # by code, then sheet (sheets in time order)
+    code_sorted, sheet_sorted = codes[order], sheet_rank[order]
+    new_group = np.ones(n, dtype=np.bool_)
+    new_group[1:] = (code_sorted[1:] != code_sorted[:-1]) | (sheet_sorted[1:] != sheet_sorted[:-1])
+    starts = np.flatnonzero(new_group)
+    group_lines = np.diff(np.append(starts, n))
+    group_sum = np.add.reduceat(values[order], starts) if n else np.zeros(0)
+    running_sum = np.concatenate(([0.0], np.cumsum(group_sum)))
+    running_lines = np.concatenate(([0.0], np.cumsum(group_lines, dtype=np.float64)))
+    group_code = code_sorted[starts] * window.span
+    group_time = sheet_time[order][starts]
+    keys = group_code + window.rank(group_time)
+    first = np.searchsorted(keys, group_code + window.since_rank(group_time), side="left")
+    here = np.arange(len(starts))
+    group_of_row = np.empty(n, dtype=np.int64)
+    group_of_row[order] = np.repeat(here, group_lines)
+    prior_sum = (running_sum[here] - running_sum[first])[group_of_row]
+    prior_lines = (running_lines[here] - running_lines[first])[group_of_row]
+    if summary is not None:
+        prior_lines = prior_lines + summary[0]
+        prior_sum = prior_sum + summary[1]
+    safe = np.where(prior_lines > 0, prior_lines, 1.0)
+    return np.asarray(np.where(prior_lines > 0, prior_sum / safe, np.nan), dtype=np.float64)
+
+
+def _summary_for(
+    frame: pd.DataFrame, summary: HistorySummary | None, name: str, covered: BoolArray
+) -> tuple[FloatArray, FloatArray]:
+    """Per row, the summary's (lines, log-amount sum) of the row's key (zero where not covered)."""
+    n = len(frame)
+    totals = None if summary is None else summary.totals.get(name)
+    if totals is None or totals.empty or not covered.any():
+        return np.zeros(n), np.zeros(n)
+    columns = list(HISTORY_KEYS[name])
+    found = frame.loc[:, columns].merge(
+        totals.loc[:, columns + list(SUMMARY_COLUMNS)].drop_duplicates(columns, keep="last"),
+        on=columns,
+        how="left",
+        sort=False,
+        validate="m:1",
     )
-    running = per_sheet.groupby(level="code", sort=False).cumsum()
-    prior_sum = running["sum"] - per_sheet["sum"]
-    prior_count = running["count"] - per_sheet["count"]
-    prior_mean = (prior_sum / prior_count.where(prior_count > 0)).rename("prior")
-    lookup = pd.MultiIndex.from_arrays([codes, sheet_rank], names=["code", "sheet"])
-    return np.asarray(prior_mean.reindex(lookup).to_numpy(dtype=np.float64), dtype=np.float64)
+    lines = np.nan_to_num(found["lines"].to_numpy(dtype=np.float64))
+    log_sum = np.nan_to_num(found["log_amount_sum"].to_numpy(dtype=np.float64))
+    return np.where(covered, lines, 0.0), np.where(covered, log_sum, 0.0)
 
 
 def expense_features(
-    expenses: pd.DataFrame, *, approval_limit: float = DEFAULT_APPROVAL_LIMIT
+    expenses: pd.DataFrame,
+    *,
+    approval_limit: float = DEFAULT_APPROVAL_LIMIT,
+    history_days: int = DEFAULT_HISTORY_DAYS,
+    summary: HistorySummary | None = None,
 ) -> pd.DataFrame:
     """One row per expense line, in submission order, with EXPENSE_FEATURES.
 
-    Habits (typical amounts, merchants, receipts) come from earlier sheets only. The result
-    keeps `expense_id`, `sheet_id` and `submitted_us` (microseconds) beside the features.
+    Habits (typical amounts, merchants, receipts) come from earlier lines submitted at most
+    `history_days` before (earlier sheets for the habits, earlier lines for the counts), so a
+    line's features need only its window, whatever came before it. `summary` stands in for
+    history lines given as totals (see HistorySummary). The result keeps `expense_id`,
+    `sheet_id` and `submitted_us` (microseconds) beside the features.
     """
     frame = _ordered_lines(expenses)
+    times = frame["submitted_us"].to_numpy(dtype=np.int64)
+    window = _Window(np.unique(times), history_days * _US_PER_DAY)
+    sheet_rank = frame["sheet_rank"].to_numpy(dtype=np.int64)
+    sheet_time = times[np.unique(sheet_rank, return_index=True)[1]][sheet_rank]
+    covered = np.zeros(len(frame), dtype=np.bool_)
+    if summary is not None:
+        covered = (sheet_time - window.history_us <= summary.since_us) & (
+            summary.until_us <= sheet_time
+        )
+
+    def known(name: str) -> tuple[FloatArray, FloatArray]:
+        return _summary_for(frame, summary, name, covered)
+
+    def prior_count(name: str) -> FloatArray:
+        return _prior_count(_codes(frame, HISTORY_KEYS[name]), times, window) + known(name)[0]
+
     amount = _float(frame, "amount")
     log_amount = np.log1p(np.maximum(amount, 0.0))
-    sheet_rank = frame["sheet_rank"].to_numpy(dtype=np.int64)
-    employee_category = _codes(frame, ["employee_id", "category"])
-    category = _codes(frame, ["category"])
-    employee_habit = _prior_sheet_mean(employee_category, sheet_rank, log_amount)
-    category_habit = _prior_sheet_mean(category, sheet_rank, log_amount)
+    employee_category = _codes(frame, HISTORY_KEYS["employee_category"])
+    employee_habit = _prior_sheet_mean(
+        employee_category, sheet_rank, log_amount, sheet_time, window, known("employee_category")
+    )
+    category_habit = _prior_sheet_mean(
+        _codes(frame, HISTORY_KEYS["category"]),
+        sheet_rank,
+        log_amount,
+        sheet_time,
+        window,
+        known("category"),
+    )
+    employee_category_history = (
+        _prior_count(employee_category, times, window) + known("employee_category")[0]
+    )
 
     cents = np.round(amount * 100).astype(np.int64)
     day = _day_numbers(frame["expense_date"])
@@ -342,11 +504,11 @@ def expense_features(
     has_receipt = receipt.notna().to_numpy(dtype=np.bool_) & (receipt.fillna("") != "").to_numpy(
         dtype=np.bool_
     )
-    receipt_seen = np.where(has_receipt, _prior_count(_codes(frame, ["receipt_ref"])), 0.0)
+    receipt_seen = np.where(has_receipt, prior_count("receipt"), 0.0)
 
-    merchant_history = _prior_count(_codes(frame, ["merchant"]))
-    merchant_category_history = _prior_count(_codes(frame, ["merchant", "category"]))
-    employee_merchant_history = _prior_count(_codes(frame, ["employee_id", "merchant"]))
+    merchant_history = prior_count("merchant")
+    merchant_category_history = prior_count("merchant_category")
+    employee_merchant_history = prior_count("employee_merchant")
 
     sheet_codes = frame["sheet_rank"]
     lines_in_sheet = sheet_codes.map(sheet_codes.value_counts()).to_numpy(dtype=np.float64)
@@ -361,7 +523,7 @@ def expense_features(
             "log_amount": log_amount,
             "amount_vs_employee_habit": log_amount - employee_habit,
             "amount_vs_category_habit": log_amount - category_habit,
-            "employee_category_history": np.log1p(_prior_count(employee_category)),
+            "employee_category_history": np.log1p(employee_category_history),
             "is_round_amount": ((cents % 5000) == 0).astype(np.float64),
             "just_under_limit": (
                 (amount >= 0.95 * approval_limit) & (amount < approval_limit)

@@ -231,7 +231,11 @@ def expense_set(
         check_expense_minimums(expenses, settings)
     elif len(expenses) < 2:
         raise InsufficientData(f"at least 2 expenses to fit anything; found {len(expenses)}")
-    features = expense_features(expenses, approval_limit=settings.approval_limit)
+    features = expense_features(
+        expenses,
+        approval_limit=settings.approval_limit,
+        history_days=settings.expense_history_days,
+    )
     verdict = labels.drop_duplicates("expense_id", keep="last").set_index("expense_id")["is_fraud"]
     mapped = features["expense_id"].map(verdict.astype(np.float64))
     target: FloatArray = np.asarray(mapped.to_numpy(dtype=np.float64), dtype=np.float64)
