@@ -50,6 +50,15 @@ class TopicNames(BaseModel):
 RENAMED_PREFIX = "RETRAINER_TOPIC_"
 """How topics were renamed before the nested field: refused with the new name, not ignored."""
 
+RETIRED: dict[str, str] = {
+    "RETRAINER_SCORE_CONTEXT_LINES": "RETRAINER_EXPENSE_HISTORY_DAYS",
+    "RETRAINER_SCORE_CONTEXT_REFRESH_S": "RETRAINER_EXPENSE_HISTORY_DAYS",
+}
+"""Settings that are gone, with the one that replaces them: refused, not silently ignored.
+
+The expense scorer kept the newest N lines in memory, refreshed every so often; it now reads
+the history of each batch, bounded in days like the trainer's."""
+
 
 class SharedSettings(KafkaSettings):
     """What worker and trainer both read: the Kafka connection, the topics, the minimum data."""
@@ -78,9 +87,16 @@ class SharedSettings(KafkaSettings):
 
     @model_validator(mode="before")
     @classmethod
-    def _no_old_topic_variables(cls, data: Any) -> Any:
+    def _no_old_variables(cls, data: Any) -> Any:
         old = sorted(k for k in os.environ if k.startswith(RENAMED_PREFIX))
         if old:
             new = [f"RETRAINER_TOPICS__{k.removeprefix(RENAMED_PREFIX)}" for k in old]
             raise ValueError(f"{', '.join(old)} renamed: set {', '.join(new)} instead")
+        retired = sorted(k for k in RETIRED if k in os.environ)
+        if retired:
+            replacements = sorted({RETIRED[k] for k in retired})
+            raise ValueError(
+                f"{', '.join(retired)} no longer exist: the expense history is bounded in time, "
+                f"set {', '.join(replacements)} instead (and unset the old variables)"
+            )
         return data

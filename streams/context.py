@@ -131,9 +131,8 @@ def build_context(settings: StreamsSettings) -> WorkerContext:
         scorer=Scorer(
             holder,
             database.pool,
-            context_lines=settings.score_context_lines,
-            context_refresh_s=settings.score_context_refresh_s,
             approval_limit=settings.approval_limit,
+            history_days=settings.expense_history_days,
         ),
         reachability=Reachability(database.pool, settings.kafka),
     )

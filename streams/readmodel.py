@@ -18,8 +18,9 @@ from schemas.base import ModelFamily
 from schemas.bundles import RANDOM_FOREST
 from schemas.features import EXPENSE_COLUMNS
 from streams.policy import Action, Counters, PolicyConfig, decide
-from streams.scoring_frames import ExpenseContext, LoadedModel, score
+from streams.scoring_frames import LoadedModel, score
 from streams.services.policy import PolicyState, manual_request_id
+from streams.services.scoring import expense_features_of
 from streams.store import analysis as analysis_store
 from streams.store import policy_state
 from streams.store import sheets as sheet_store
@@ -186,12 +187,12 @@ class AnalysisAnswer(Answer):
 
 
 def _analysed(
-    lines: pd.DataFrame, model: LoadedModel | None, context: ExpenseContext, limit: float
+    features: pd.DataFrame | None, model: LoadedModel | None, count: int
 ) -> list[tuple[float | None, float | None, bool]]:
     """Each line's (anomaly score, fraud probability, flagged), in the lines' order."""
-    if model is None or lines.empty:
-        return [(None, None, False)] * len(lines)
-    scores = score(model, context.features(lines, limit))
+    if model is None or features is None:
+        return [(None, None, False)] * count
+    scores = score(model, features)
     anomaly = scores.anomaly_score if scores.anomaly_score is not None else scores.score
     has_classifier = RANDOM_FOREST in model.bundle.models
     return [
@@ -200,27 +201,30 @@ def _analysed(
             float(scores.score[i]) if has_classifier else None,
             bool(scores.flagged[i]),
         )
-        for i in range(len(lines))
+        for i in range(count)
     ]
 
 
 async def analyse(
     pool: asyncpg.Pool,
-    context: ExpenseContext,
     model: LoadedModel | None,
     sheet_ids: list[str],
     approval_limit: float,
+    history_days: int,
 ) -> AnalysisSummary:
     """Score the stored lines of these sheets with `model` (none: every line unscored).
 
-    Features are computed against `context`, the recent lines the live scorer uses.
+    Features come from the same stored history the live scorer and the trainer use.
     """
+    features = None
     async with pool.acquire() as conn:
         rows = await sheet_store.lines_of_sheets(conn, sheet_ids)
-        if context.lines.empty:
-            context.replace(await sheet_store.newest_lines(conn, context.max_lines))
-    lines = pd.DataFrame([tuple(r) for r in rows], columns=list(EXPENSE_COLUMNS))
-    verdicts = _analysed(lines, model, context, approval_limit)
+        lines = pd.DataFrame([tuple(r) for r in rows], columns=list(EXPENSE_COLUMNS))
+        if model is not None and not lines.empty:
+            features = await expense_features_of(
+                conn, lines, approval_limit=approval_limit, history_days=history_days
+            )
+    verdicts = _analysed(features, model, len(lines))
     results = [
         AnalysedLine(
             expense_id=row["expense_id"],

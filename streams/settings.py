@@ -43,8 +43,6 @@ class StreamsSettings(SharedSettings):
     session_timeout_s: float = Field(default=10.0, ge=6)
     upload_wait_s: float = Field(default=10.0, ge=0, description="upload waits for storage")
 
-    score_context_lines: int = Field(default=20_000, ge=0, description="expense history kept")
-    score_context_refresh_s: float = 30.0
     analysis_wait_s: float = Field(default=120.0, ge=0, description="analyze waits for training")
 
     new_sheets_threshold: int = Field(default=10, ge=1)

@@ -20,10 +20,11 @@ from schemas.expense_sheet import ExpenseSheetSubmitted
 from streams import metrics
 from streams.models import ModelHolder
 from streams.scoring_frames import (
-    ExpenseContext,
+    ExpenseHistoryQuery,
     LoadedModel,
     activity_frame,
     agreement,
+    batch_expense_features,
     customer_scores,
     expense_frame,
     expense_scores,
@@ -37,7 +38,27 @@ from streams.store.scores import (
     store_customer_scores,
     store_expense_scores,
 )
-from streams.store.sheets import newest_lines
+from streams.store.sheets import Queryable, expense_history
+
+
+async def expense_features_of(
+    db: Queryable, lines: pd.DataFrame, *, approval_limit: float, history_days: int
+) -> pd.DataFrame:
+    """Features of `lines` (in their order) over the stored history the trainer would use.
+
+    One read per call: the stored lines of the window sharing a key with `lines`, and totals
+    per key of the window's middle. The live scorer, re-scoring and analysis all come here.
+    """
+    query = ExpenseHistoryQuery.of(lines, history_days)
+    stored = await expense_history(db, query.expense_ids, query.keys, query.moments)
+    return batch_expense_features(
+        lines,
+        query,
+        stored.lines,
+        stored.totals,
+        approval_limit=approval_limit,
+        history_days=history_days,
+    )
 
 
 @dataclass(frozen=True)
@@ -55,16 +76,13 @@ class Scorer:
         self,
         holder: ModelHolder,
         pool: Callable[[], Awaitable[asyncpg.Pool]],
-        context_lines: int = 20_000,
-        context_refresh_s: float = 30.0,
         approval_limit: float = 500.0,
+        history_days: int = 365,
     ) -> None:
         self.holder = holder
         self.pool = pool
-        self.context = ExpenseContext(context_lines)
-        self.context_refresh_s = context_refresh_s
         self.approval_limit = approval_limit
-        self._context_loaded = 0.0
+        self.history_days = history_days
 
     async def score_sheets(
         self,
@@ -74,25 +92,26 @@ class Scorer:
         family = ModelFamily.EXPENSE_FRAUD
         pool = await self.pool()
         lines = expense_frame(sheets).drop_duplicates("expense_id", keep="first")
-        async with pool.acquire() as conn:
-            done = await already_scored(conn, family, list(lines["expense_id"]))
-            if time.monotonic() - self._context_loaded > self.context_refresh_s:
-                self.context.replace(await newest_lines(conn, self.context.max_lines))
-                self._context_loaded = time.monotonic()
-        todo = lines[~lines["expense_id"].isin(done)].reset_index(drop=True)
-        if todo.empty:
-            return ScoredBatch(0, None)
         # One reference for the whole batch: a swap lands between batches, never inside one.
         model = self.holder.current(family)
-        began = time.perf_counter()
-        scores = None
-        if model is not None:
-            features = self.context.features(todo, self.approval_limit)
-            scores = score(model, features)
-            self._shadow(family, model, features, scores)
+        async with pool.acquire() as conn:
+            done = await already_scored(conn, family, list(lines["expense_id"]))
+            todo = lines[~lines["expense_id"].isin(done)].reset_index(drop=True)
+            if todo.empty:
+                return ScoredBatch(0, None)
+            began = time.perf_counter()
+            scores = None
+            if model is not None:
+                features = await expense_features_of(
+                    conn,
+                    todo,
+                    approval_limit=self.approval_limit,
+                    history_days=self.history_days,
+                )
+                scores = score(model, features)
+                self._shadow(family, model, features, scores)
         scored = expense_scores(todo, model, scores)
         metrics.SCORING_SECONDS.labels(family.value).observe(time.perf_counter() - began)
-        self.context.remember(todo)
         await emit(scored)
         async with pool.acquire() as conn:
             await store_expense_scores(conn, scored)

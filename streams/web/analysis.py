@@ -89,10 +89,10 @@ async def analysed(ctx: WebContext, sheet_ids: list[str]) -> AnalysisSummary:
     """The sheets' lines scored by the model this worker scores expense-fraud with."""
     return await analyse(
         await ctx.pool(),
-        ctx.scorer.context,
         ctx.holder.current(FAMILY),
         sheet_ids,
         ctx.settings.approval_limit,
+        ctx.settings.expense_history_days,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -34,15 +35,29 @@ async def test_lines_of_sheets_come_in_the_feature_columns_oldest_first(
     assert isinstance(rows[0]["amount"], float)
 
 
-async def test_newest_lines_and_lines_before_a_moment(pool: asyncpg.Pool) -> None:
+async def test_a_batchs_history_comes_as_lines_near_the_edges_and_totals_in_between(
+    pool: asyncpg.Pool,
+) -> None:
+    # s-1 (3 lines, START + 1 h), s-2 (2 lines, + 2 h), s-3 (4 lines, + 3 h): employees e-1,
+    # e-2, e-3; merchants merchant-0.. by line; categories travel, meals, lodging by line.
+    hour = timedelta(hours=1)
+    edges = [START, START + 1.5 * hour, START + 2.5 * hour, START + 3 * hour]
+    keys = [["e-2"], ["merchant-3"], [], ["lodging"]]
     async with pool.acquire() as conn:
-        newest = await store.newest_lines(conn, 5)
-        before = await store.lines_before(conn, START + timedelta(hours=2), 100)
-        nothing = await store.lines_before(conn, None, 100)
-    assert {r["sheet_id"] for r in newest} == {"s-3", "s-2"}
-    assert len(newest) == 5
-    assert {r["sheet_id"] for r in before} == {"s-1"}
-    assert nothing == []
+        found = await store.expense_history(conn, ["s-3-2"], keys, edges)
+    # As lines: s-1 (its lodging line) and s-3 (e-3's lines share merchant-3 / lodging).
+    assert sorted(row[0] for row in found.lines) == ["s-1-2", "s-3-3"]
+    assert all(len(row) == len(EXPENSE_COLUMNS) for row in found.lines)
+    # As totals: s-2's lines (employee e-2) by each key that reaches them.
+    totals = {(row[0], row[1], row[2], row[3]): row[5] for row in found.totals}
+    assert totals == {
+        ("employee_category", "e-2", "travel", None): 1,
+        ("employee_category", "e-2", "meals", None): 1,
+        ("employee_merchant", "e-2", None, "merchant-0"): 1,
+        ("employee_merchant", "e-2", None, "merchant-1"): 1,
+    }
+    log_sums = {row[2]: row[6] for row in found.totals if row[0] == "employee_category"}
+    assert log_sums == pytest.approx({"travel": math.log1p(20.02), "meals": math.log1p(23.02)})
 
 
 async def test_sheet_lookups(pool: asyncpg.Pool) -> None:
