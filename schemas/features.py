@@ -310,10 +310,10 @@ def microseconds(moments: pd.Series) -> IntArray:
 class HistorySpan:
     """The history a batch's features need, as times in microseconds.
 
-    Lines submitted in [since_us, until_us] may matter; those in [summary_since_us,
+    Lines submitted in [since_us, until_us] may matter. Those in [summary_since_us,
     summary_until_us) lie inside every batch line's window, so their totals per key (a
-    HistorySummary) do as well as the lines themselves. The span is empty when the batch spans
-    more than the window.
+    HistorySummary) do as well as the lines themselves; that middle is whole UTC days, so daily
+    totals can make it up. It is empty when the batch spans about as long as the window.
     """
 
     since_us: int
@@ -324,10 +324,11 @@ class HistorySpan:
     @classmethod
     def of(cls, submitted_us: Sequence[int], history_days: int) -> HistorySpan:
         first, last = int(min(submitted_us)), int(max(submitted_us))
-        history_us = history_days * _US_PER_DAY
-        summary_since = last - history_us
-        summary_until = max(first, summary_since)
-        return cls(first - history_us, summary_since, summary_until, last)
+        since = first - history_days * _US_PER_DAY
+        # The first whole day inside every window, and the day the batch begins on.
+        summary_since = -(-(last - history_days * _US_PER_DAY) // _US_PER_DAY) * _US_PER_DAY
+        summary_until = max(first // _US_PER_DAY * _US_PER_DAY, summary_since)
+        return cls(since, summary_since, summary_until, last)
 
 
 def _ordered_lines(expenses: pd.DataFrame) -> pd.DataFrame:
@@ -431,16 +432,19 @@ def _summary_for(
     if totals is None or totals.empty or not covered.any():
         return np.zeros(n), np.zeros(n)
     columns = list(HISTORY_KEYS[name])
-    found = frame.loc[:, columns].merge(
-        totals.loc[:, columns + list(SUMMARY_COLUMNS)].drop_duplicates(columns, keep="last"),
-        on=columns,
-        how="left",
-        sort=False,
-        validate="m:1",
-    )
-    lines = np.nan_to_num(found["lines"].to_numpy(dtype=np.float64))
-    log_sum = np.nan_to_num(found["log_amount_sum"].to_numpy(dtype=np.float64))
-    return np.where(covered, lines, 0.0), np.where(covered, log_sum, 0.0)
+    totals = totals.drop_duplicates(columns, keep="last")
+    if len(columns) == 1:
+        known = pd.Index(totals[columns[0]])
+        position = known.get_indexer(pd.Index(frame.loc[covered, columns[0]]))
+    else:
+        known = pd.MultiIndex.from_frame(totals.loc[:, columns])
+        position = known.get_indexer(pd.MultiIndex.from_frame(frame.loc[covered, columns]))
+    found = position >= 0
+    lines, log_sum = np.zeros(n), np.zeros(n)
+    rows = np.flatnonzero(covered)[found]
+    lines[rows] = totals["lines"].to_numpy(dtype=np.float64)[position[found]]
+    log_sum[rows] = totals["log_amount_sum"].to_numpy(dtype=np.float64)[position[found]]
+    return lines, log_sum
 
 
 def expense_features(
@@ -469,8 +473,10 @@ def expense_features(
             summary.until_us <= sheet_time
         )
 
+    given = {name: _summary_for(frame, summary, name, covered) for name in HISTORY_KEYS}
+
     def known(name: str) -> tuple[FloatArray, FloatArray]:
-        return _summary_for(frame, summary, name, covered)
+        return given[name]
 
     def prior_count(name: str) -> FloatArray:
         return _prior_count(_codes(frame, HISTORY_KEYS[name]), times, window) + known(name)[0]

@@ -37,8 +37,9 @@ _OF_SHEETS = EXPENSE_LINES + (
 
 # The history of a batch's lines, in one round trip: $1 the batch's expense ids, $2..$5 its
 # employees, merchants, receipts and categories, $6..$9 the times of a HistorySpan. Lines in
-# [$6, $7) and [$8, $9] come as lines (those sharing a key with the batch), the lines between
-# as totals per key (what HistorySummary holds). Every interpolated part is a constant.
+# [$6, $7) and [$8, $9] come as lines (those sharing a key with the batch), the whole days in
+# [$7, $8) as totals per key (what HistorySummary holds): from the lines for employees and
+# receipts, from expense_day_totals for the busy keys. Every interpolated part is a constant.
 _SHARING_A_KEY = (
     "(employee_id = ANY($2::text[]) OR merchant = ANY($3::text[]) "
     "OR receipt_ref = ANY($4::text[]) OR category = ANY($5::text[]))"
@@ -51,19 +52,30 @@ _HISTORY_LINES = (
     f"AND NOT expense_id = ANY($1::text[]) AND {_SHARING_A_KEY}"
 )
 _KEY_FILTER = {"employee_id": "$2", "merchant": "$3", "receipt_ref": "$4", "category": "$5"}
+_DAY_TOTALS = {"category", "merchant", "merchant_category"}
+"""Keys whose totals expense_day_totals keeps (see migration 0009)."""
 
 
 def _totals_of(name: str, columns: tuple[str, ...]) -> str:
     def key(column: str) -> str:
         return column if column in columns else "NULL::text"
 
-    # Names and columns are HISTORY_KEYS constants.
-    return (
-        f"SELECT '{name}'::text, NULL::text, NULL::text, {key('employee_id')}, NULL::float8, "  # noqa: S608
+    shown = (
+        f"SELECT '{name}'::text, NULL::text, NULL::text, {key('employee_id')}, NULL::float8, "
         f"{key('category')}, {key('merchant')}, NULL::date, {key('receipt_ref')}, "
-        "NULL::timestamptz, count(*), sum(ln(1 + greatest(amount::float8, 0))) FROM expenses "
-        f"WHERE {columns[0]} = ANY({_KEY_FILTER[columns[0]]}::text[]) "
-        f"AND submitted_at >= $7 AND submitted_at < $8 GROUP BY {', '.join(columns)}"
+        "NULL::timestamptz, "
+    )
+    wanted = f"{columns[0]} = ANY({_KEY_FILTER[columns[0]]}::text[])"
+    if name in _DAY_TOTALS:
+        return (
+            shown + "sum(lines)::bigint, sum(log_amount_sum) FROM expense_day_totals "
+            f"WHERE key_kind = '{name}' AND {wanted} AND day >= ($7 AT TIME ZONE 'UTC')::date "
+            f"AND day < ($8 AT TIME ZONE 'UTC')::date GROUP BY {', '.join(columns)}"
+        )
+    return (
+        shown + "count(*), sum(ln(1 + greatest(amount::float8, 0))) FROM expenses "
+        f"WHERE {wanted} AND submitted_at >= $7 AND submitted_at < $8 "
+        f"GROUP BY {', '.join(columns)}"
     )
 
 
