@@ -38,19 +38,19 @@ from streams.store.scores import (
     store_customer_scores,
     store_expense_scores,
 )
-from streams.store.sheets import Queryable, expense_history
+from streams.store.sheets import expense_history
 
 
 async def expense_features_of(
-    db: Queryable, lines: pd.DataFrame, *, approval_limit: float, history_days: int
+    conn: asyncpg.Connection, lines: pd.DataFrame, *, approval_limit: float, history_days: int
 ) -> pd.DataFrame:
     """Features of `lines` (in their order) over the stored history the trainer would use.
 
-    One read per call: the stored lines of the window sharing a key with `lines`, and totals
+    One query per call: the stored lines of the window sharing a key with `lines`, and totals
     per key of the window's middle. The live scorer, re-scoring and analysis all come here.
     """
     query = ExpenseHistoryQuery.of(lines, history_days)
-    stored = await expense_history(db, query.expense_ids, query.keys, query.moments)
+    stored = await expense_history(conn, query.expense_ids, query.keys, query.moments)
     return batch_expense_features(
         lines,
         query,

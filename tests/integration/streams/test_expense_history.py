@@ -154,7 +154,12 @@ async def test_the_scorers_features_equal_the_trainers_for_every_line(
     trained = (await _trainer_features(stored)).loc[lines["expense_id"]].to_numpy()
     for column, name in enumerate(EXPENSE_FEATURES):
         np.testing.assert_allclose(
-            scored[:, column], trained[:, column], rtol=1e-9, equal_nan=True, err_msg=name
+            scored[:, column],
+            trained[:, column],
+            rtol=1e-9,
+            atol=1e-9,
+            equal_nan=True,
+            err_msg=name,
         )
 
 
@@ -174,5 +179,7 @@ async def test_a_history_cut_at_a_line_count_differs_from_the_trainers(
     capped = expense_features(pd.concat([newest, batch]), history_days=HISTORY_DAYS)
     capped_matrix = capped.set_index("expense_id").loc[batch["expense_id"], list(EXPENSE_FEATURES)]
     trained = (await _trainer_features(stored)).loc[batch["expense_id"]]
-    same = np.isclose(capped_matrix.to_numpy(), trained.to_numpy(), rtol=1e-9, equal_nan=True)
+    same = np.isclose(
+        capped_matrix.to_numpy(), trained.to_numpy(), rtol=1e-9, atol=1e-9, equal_nan=True
+    )
     assert not same.all(axis=1).all()

@@ -69,3 +69,33 @@ async def test_sheet_lookups(pool: asyncpg.Pool) -> None:
     assert await store.recent_sheet_ids(pool, 1, 10) == []
     assert await store.stored_up_to(pool, None) == 3
     assert await store.stored_up_to(pool, START) == 0
+
+
+_DAY_TOTALS_OF_LINES = """
+SELECT k.key_kind,
+       CASE WHEN k.key_kind = 'category' THEN '' ELSE merchant END AS merchant,
+       CASE WHEN k.key_kind = 'merchant' THEN '' ELSE category END AS category,
+       (submitted_at AT TIME ZONE 'UTC')::date AS day, count(*) AS lines
+FROM expenses CROSS JOIN (VALUES ('category'), ('merchant'), ('merchant_category')) k (key_kind)
+GROUP BY 1, 2, 3, 4
+"""
+
+
+async def test_day_totals_follow_the_stored_lines(pool: asyncpg.Pool) -> None:
+    async def totals(conn: asyncpg.Connection) -> set[tuple[object, ...]]:
+        rows = await conn.fetch(
+            "SELECT key_kind, merchant, category, day, lines FROM expense_day_totals"
+            " WHERE lines <> 0"
+        )
+        return {tuple(r) for r in rows}
+
+    async with pool.acquire() as conn:
+        await sink.store_sheets(conn, [sheet(30, lines=5), sheet(1, lines=3)])  # s-1 is stored
+        assert await totals(conn) == {tuple(r) for r in await conn.fetch(_DAY_TOTALS_OF_LINES)}
+        # Travel lines: the first and fourth of each sheet; s-1 (stored again) counts once.
+        travel = {r[3]: r[4] for r in await totals(conn) if r[:3] == ("category", "", "travel")}
+        assert travel == {START.date(): 4, START.date() + timedelta(days=1): 2}
+        await conn.execute("DELETE FROM expenses WHERE sheet_id = 's-3'")
+        assert await totals(conn) == {tuple(r) for r in await conn.fetch(_DAY_TOTALS_OF_LINES)}
+        await conn.execute("TRUNCATE expenses")
+        assert await totals(conn) == set()
