@@ -341,43 +341,55 @@ def _ordered_lines(expenses: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _codes(frame: pd.DataFrame, columns: Sequence[str]) -> IntArray:
-    """One integer per distinct combination of `columns` (NaN/None count as a value)."""
-    if len(columns) == 1:
-        return np.asarray(pd.factorize(frame[columns[0]], use_na_sentinel=False)[0], np.int64)
-    return np.asarray(
-        frame.groupby(list(columns), sort=False, dropna=False).ngroup().to_numpy(), np.int64
-    )
+class _Codes:
+    """One integer per distinct value of each key column, and per combination of HISTORY_KEYS.
+
+    Each column is factorized once (NaN/None count as a value); a pair of columns combines their
+    codes arithmetically, then renumbers them densely.
+    """
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.columns = {
+            column: np.asarray(pd.factorize(frame[column], use_na_sentinel=False)[0], np.int64)
+            for column in {c for key in HISTORY_KEYS.values() for c in key}
+        }
+
+    def of(self, name: str) -> IntArray:
+        first, *rest = HISTORY_KEYS[name]
+        codes = self.columns[first]
+        for column in rest:
+            other = self.columns[column]
+            combined = codes * (int(other.max(initial=0)) + 1) + other
+            codes = np.asarray(pd.factorize(combined)[0], np.int64)
+        return codes
 
 
 @dataclass(frozen=True)
 class _Window:
-    """Times as ranks among the frame's distinct times, so (code, time) fits one int64 key."""
+    """Row times as ranks among the frame's distinct times, so (code, time) fits one int64 key.
 
-    distinct: IntArray
-    history_us: int
+    `rank` of each row's time, and `since` the rank of the earliest time inside its window.
+    """
 
-    @property
-    def span(self) -> int:
-        return len(self.distinct) + 1
+    rank: IntArray
+    since: IntArray
+    span: int
 
-    def rank(self, times: IntArray) -> IntArray:
-        """Rank of each time (which must be one of the frame's)."""
-        return np.asarray(np.searchsorted(self.distinct, times, side="left"), np.int64)
-
-    def since_rank(self, times: IntArray) -> IntArray:
-        """Rank of the earliest frame time inside the window of each time."""
-        since = np.searchsorted(self.distinct, times - self.history_us, side="left")
-        return np.asarray(since, np.int64)
+    @classmethod
+    def of(cls, times: IntArray, history_us: int) -> _Window:
+        distinct = np.unique(times)
+        rank = np.searchsorted(distinct, times, side="left")
+        since = np.searchsorted(distinct, times - history_us, side="left")
+        return cls(np.asarray(rank, np.int64), np.asarray(since, np.int64), len(distinct) + 1)
 
 
-def _prior_count(codes: IntArray, times: IntArray, window: _Window) -> FloatArray:
+def _prior_count(codes: IntArray, window: _Window) -> FloatArray:
     """How many earlier rows (rows are in time order) share each row's code, within the window."""
     n = len(codes)
     order = np.lexsort((np.arange(n), codes))  # by code, then by position (time order)
     sorted_codes = codes[order] * window.span
-    keys = sorted_codes + window.rank(times)[order]
-    first = np.searchsorted(keys, sorted_codes + window.since_rank(times)[order], side="left")
+    keys = sorted_codes + window.rank[order]
+    first = np.searchsorted(keys, sorted_codes + window.since[order], side="left")
     counts = np.empty(n, dtype=np.float64)
     counts[order] = np.arange(n) - first
     return counts
@@ -387,15 +399,14 @@ def _prior_sheet_mean(
     codes: IntArray,
     sheet_rank: IntArray,
     values: FloatArray,
-    sheet_time: IntArray,
-    window: _Window,
+    sheet_window: _Window,
     summary: tuple[FloatArray, FloatArray] | None = None,
 ) -> FloatArray:
     """Mean of `values` over rows of the same code in earlier sheets of the window (NaN if none).
 
     Lines of one sheet are submitted together, so none of them is history for another; a sheet
-    is as old as its first line (`sheet_time`, per row). `summary` (per row: lines, sum of
-    values) adds lines that are not rows.
+    is as old as its first line (`sheet_window` holds, per row, its sheet's time). `summary`
+    (per row: lines, sum of values) adds lines that are not rows.
     """
     n = len(codes)
     order = np.lexsort((sheet_rank, codes))  # by code, then sheet (sheets in time order)
@@ -407,10 +418,9 @@ def _prior_sheet_mean(
     group_sum = np.add.reduceat(values[order], starts) if n else np.zeros(0)
     running_sum = np.concatenate(([0.0], np.cumsum(group_sum)))
     running_lines = np.concatenate(([0.0], np.cumsum(group_lines, dtype=np.float64)))
-    group_code = code_sorted[starts] * window.span
-    group_time = sheet_time[order][starts]
-    keys = group_code + window.rank(group_time)
-    first = np.searchsorted(keys, group_code + window.since_rank(group_time), side="left")
+    group_code = code_sorted[starts] * sheet_window.span
+    keys = group_code + sheet_window.rank[order][starts]
+    first = np.searchsorted(keys, group_code + sheet_window.since[order][starts], side="left")
     here = np.arange(len(starts))
     group_of_row = np.empty(n, dtype=np.int64)
     group_of_row[order] = np.repeat(here, group_lines)
@@ -464,14 +474,18 @@ def expense_features(
     """
     frame = _ordered_lines(expenses)
     times = frame["submitted_us"].to_numpy(dtype=np.int64)
-    window = _Window(np.unique(times), history_days * _US_PER_DAY)
+    history_us = history_days * _US_PER_DAY
+    window = _Window.of(times, history_us)
     sheet_rank = frame["sheet_rank"].to_numpy(dtype=np.int64)
-    sheet_time = times[np.unique(sheet_rank, return_index=True)[1]][sheet_rank]
+    first_line = np.unique(sheet_rank, return_index=True)[1]
+    sheet_time = times[first_line][sheet_rank]
+    sheet_window = _Window(
+        window.rank[first_line][sheet_rank], window.since[first_line][sheet_rank], window.span
+    )
+    codes = _Codes(frame)
     covered = np.zeros(len(frame), dtype=np.bool_)
     if summary is not None:
-        covered = (sheet_time - window.history_us <= summary.since_us) & (
-            summary.until_us <= sheet_time
-        )
+        covered = (sheet_time - history_us <= summary.since_us) & (summary.until_us <= sheet_time)
 
     given = {name: _summary_for(frame, summary, name, covered) for name in HISTORY_KEYS}
 
@@ -479,25 +493,21 @@ def expense_features(
         return given[name]
 
     def prior_count(name: str) -> FloatArray:
-        return _prior_count(_codes(frame, HISTORY_KEYS[name]), times, window) + known(name)[0]
+        return _prior_count(codes.of(name), window) + known(name)[0]
 
     amount = _float(frame, "amount")
     log_amount = np.log1p(np.maximum(amount, 0.0))
-    employee_category = _codes(frame, HISTORY_KEYS["employee_category"])
     employee_habit = _prior_sheet_mean(
-        employee_category, sheet_rank, log_amount, sheet_time, window, known("employee_category")
-    )
-    category_habit = _prior_sheet_mean(
-        _codes(frame, HISTORY_KEYS["category"]),
+        codes.of("employee_category"),
         sheet_rank,
         log_amount,
-        sheet_time,
-        window,
-        known("category"),
+        sheet_window,
+        known("employee_category"),
     )
-    employee_category_history = (
-        _prior_count(employee_category, times, window) + known("employee_category")[0]
+    category_habit = _prior_sheet_mean(
+        codes.of("category"), sheet_rank, log_amount, sheet_window, known("category")
     )
+    employee_category_history = prior_count("employee_category")
 
     cents = np.round(amount * 100).astype(np.int64)
     day = _day_numbers(frame["expense_date"])
