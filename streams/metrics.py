@@ -102,7 +102,7 @@ CONSUMER_LAG = Gauge(
 
 SCORING_SECONDS = Histogram(
     "retrainer_scoring_latency_seconds",
-    "Time to score one micro-batch (features + predict), per family.",
+    "Time to score one micro-batch (reading its history, features, predict), per family.",
     ["family"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
