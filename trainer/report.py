@@ -53,9 +53,9 @@ _STYLE: Final[dict[str, Any]] = {
     "grid.linewidth": 0.8,
     "legend.fontsize": 9.5,
     "legend.frameon": False,
-    "svg.fonttype": "path",
+    "svg.fonttype": "none",
 }
-"""matplotlib settings for every figure; text as paths, so no font is needed to view it."""
+"""matplotlib settings for every figure; text stays text (searchable, read by screen readers)."""
 
 
 @dataclass(frozen=True)
@@ -425,7 +425,7 @@ def _precision_recall(inputs: ReportInputs, labelled: _Labelled) -> Figure:
     axes.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.03), title=title)
     axes.set_xlabel("recall")
     axes.set_ylabel("precision")
-    axes.legend(loc="lower left")
+    axes.legend(loc="best")
     return figure
 
 
@@ -584,8 +584,14 @@ def _importance(inputs: ReportInputs, labelled: _Labelled) -> Figure:
     axes.tick_params(axis="y", labelsize=9.5 if len(shown) > 10 else 10.5)
     axes.grid(axis="y", visible=False)
     for position, share in zip(positions, shares, strict=True):
-        axes.text(
-            share, float(position), f" {share:.1f} %", va="center", fontsize=9, color="#333333"
+        axes.annotate(
+            f"{share:.1f} %",
+            (share, float(position)),
+            xytext=(4, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=9,
+            color="#333333",
         )
     axes.set_xlim(0, max(shares) * 1.18)
     axes.set_xlabel(f"share of {inputs.importance_kind} (%)")
