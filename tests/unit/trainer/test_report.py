@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -15,39 +13,14 @@ import pytest
 from schemas.bundles import ISOLATION_FOREST, RANDOM_FOREST, ModelBundle
 from tests.unit.test_import_graph import imported_roots
 from tests.unit.trainer.factories import frames, world
+from tests.unit.trainer.report_inputs import inputs
 from trainer.families import delinquency_set, expense_set, fit
-from trainer.report import ReportInputs, render_report
+from trainer.report import render_report
 from trainer.reporting import holdout_scores, importances, score_meaning
 from trainer.settings import TrainerSettings
 
 ROOT = Path(__file__).resolve().parents[3]
 SETTINGS = TrainerSettings(training_threads=1, forest_trees=20)
-NAMES = ("amount", "hour", "weekday")
-
-
-def inputs(rows: int = 200, **changes: object) -> ReportInputs:
-    rng = np.random.default_rng(3)
-    truth = (rng.random(rows) < 0.3).astype(np.float64)
-    truth[rng.random(rows) < 0.1] = np.nan
-    scores = np.clip(0.2 + 0.5 * np.nan_to_num(truth) + rng.normal(0, 0.2, rows), 0, 1)
-    base = ReportInputs(
-        version="20261202T0800Z",
-        family="delinquency",
-        truth=truth,
-        challenger_scores=scores,
-        threshold=0.5,
-        metrics={"auc": 0.9, "precision": 0.7, "recall": 0.6, "f1": 0.65},
-        promoted=True,
-        decision="first model of the family",
-        samples=800,
-        data_start=datetime(2026, 6, 1, tzinfo=UTC),
-        data_cutoff=datetime(2026, 12, 1, tzinfo=UTC),
-        score_label="P(delinquent)",
-        feature_names=NAMES,
-        importances=(3.0, 2.0, 1.0),
-        importance_kind="XGBoost total gain",
-    )
-    return replace(base, **changes)  # type: ignore[arg-type]
 
 
 def panels(page: str) -> dict[str, str]:
