@@ -260,8 +260,8 @@ def _panel(name: str, title: str, svg: str) -> str:
 def _drift_table(drift: Mapping[str, float] | None) -> str:
     if drift is None:
         return (
-            "<p>Drift was not computed for this version (no champion reference to compare the "
-            "training window with).</p>"
+            "<p>Drift of the training window against the champion's reference was not computed "
+            "for this version.</p>"
         )
     if not drift:
         return "<p>Drift: no feature could be compared with the champion's reference.</p>"

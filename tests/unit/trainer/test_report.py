@@ -118,7 +118,7 @@ def test_zero_holdout_rows_and_no_importances() -> None:
     assert_self_contained(page)
     assert "0 rows, 0 labelled, 0 positive" in page
     assert "not promoted" in page
-    assert "Drift was not computed" in page
+    assert "reference was not computed" in page
 
 
 def test_text_from_the_registry_is_escaped() -> None:
