@@ -187,3 +187,42 @@ def test_each_family_reads_its_importances_and_threshold(sim) -> None:  # type: 
     scores = detector_only.score(np.nan_to_num(expenses.features[expenses.holdout_rows]))
     np.testing.assert_array_equal(scores.score > meaning.threshold, scores.flagged)
     assert RANDOM_FOREST not in detector_only.models
+
+
+def test_a_report_that_cannot_be_drawn_is_logged_and_left_out(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The version is recorded without a report: nothing is written, the log says why."""
+    import asyncio
+    import logging
+    from types import SimpleNamespace
+    from typing import Any
+
+    from trainer import reporting
+
+    def broken(*_args: object, **_kwargs: object) -> str:
+        raise ValueError("a plot went wrong")
+
+    monkeypatch.setattr(reporting, "report_inputs", broken)
+
+    class NoDatabase:
+        async def execute(self, *_args: object) -> None:
+            raise AssertionError("nothing may be stored")
+
+    async def inline(function: Any) -> Any:
+        return function()
+
+    caplog.set_level(logging.ERROR, logger="trainer.reporting")
+    stored = asyncio.run(
+        reporting.store_report(
+            NoDatabase(),  # type: ignore[arg-type]
+            SimpleNamespace(version="v1"),  # type: ignore[arg-type]
+            SimpleNamespace(),  # type: ignore[arg-type]
+            SimpleNamespace(),  # type: ignore[arg-type]
+            SimpleNamespace(),  # type: ignore[arg-type]
+            inline,
+        )
+    )
+    assert stored is False
+    assert "the report of v1 could not be drawn" in caplog.text
+    assert "a plot went wrong" in caplog.text
