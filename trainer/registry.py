@@ -269,6 +269,34 @@ async def save_version(
     return await get_version(conn, version)
 
 
+async def save_report(conn: asyncpg.Connection, version: str, page: str) -> None:
+    """Store (or replace) the HTML report of `version`."""
+    await conn.execute(
+        "INSERT INTO model_reports (version, html) VALUES ($1, $2) "
+        "ON CONFLICT (version) DO UPDATE SET html = excluded.html, created_at = now()",
+        version,
+        page,
+    )
+
+
+async def report(conn: asyncpg.Connection, version: str) -> str:
+    """The HTML report of `version`; RegistryError for an unknown version or one without."""
+    row = await conn.fetchrow(
+        "SELECT r.html FROM model_versions v LEFT JOIN model_reports r ON r.version = v.version "
+        "WHERE v.version = $1",
+        version,
+    )
+    if row is None:
+        raise RegistryError(f"no model version {version!r} in the registry")
+    if row["html"] is None:
+        raise RegistryError(
+            f"version {version} has no report (trained before reports were kept, or its report "
+            "could not be drawn: the trainer's log says why)"
+        )
+    page: str = row["html"]
+    return page
+
+
 async def retire_champion(conn: asyncpg.Connection, family: ModelFamily, reason: str) -> str | None:
     """Retire the family's champion (inside a transaction); returns its version, if any."""
     version: str | None = await conn.fetchval(

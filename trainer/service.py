@@ -27,7 +27,7 @@ from schemas.codec import utc_now
 from schemas.model_updated import ModelUpdated
 from schemas.retrain_requested import RetrainRequested
 from schemas.training_outcome import OutcomeStatus, TrainingOutcome
-from trainer import admission, datasets, families, gate, metrics, outcomes, registry
+from trainer import admission, datasets, families, gate, metrics, outcomes, registry, reporting
 from trainer.errors import (
     ArtifactIntegrityError,
     ChampionChanged,
@@ -378,6 +378,15 @@ class Trainer:
                 record = await self._save_version(conn, request, candidate, recorded, data_start)
                 if decision.promote:
                     record = await _promote(conn, family, record, candidate.prepared.selection, now)
+                await reporting.store_report(
+                    conn,
+                    record,
+                    candidate.bundle,
+                    candidate.prepared.data,
+                    decision,
+                    self._off_loop,
+                    champion=current,
+                )
                 outcome = outcomes.OutcomeRecord(
                     request_id=request.request_id,
                     family=family,
