@@ -55,17 +55,23 @@ class ModelBundle:
     feature_names: tuple[str, ...]
     threshold: float
     notes: tuple[str, ...] = ()
+    reference: Mapping[str, Any] | None = None
+    """The training data's bins (schemas.drift.build_reference) live data is compared with;
+    None for a version trained before references were kept."""
 
     @property
     def params(self) -> dict[str, Any]:
         """What the registry stores beside the artifacts so any loader can use them."""
-        return {
+        params: dict[str, Any] = {
             "feature_names": list(self.feature_names),
             "features_version": FEATURES_VERSION,
             "threshold": self.threshold,
             "roles": sorted(self.models),
             "notes": list(self.notes),
         }
+        if self.reference is not None:
+            params["reference"] = dict(self.reference)
+        return params
 
     def score(self, features: FloatArray) -> Scores:
         # Imported here, once a model is scored: a process that never scores (the CLI, a worker
@@ -112,4 +118,5 @@ class ModelBundle:
             feature_names=tuple(params["feature_names"]),
             threshold=float(params["threshold"]),
             notes=tuple(params.get("notes", ())),
+            reference=params.get("reference"),
         )
