@@ -78,7 +78,7 @@ class QualityMonitor:
                 conn, window, config.performance_max_sample
             )
         else:
-            labelled = await self._labelled_statements(conn, now)
+            labelled = [row[1:] for row in await self.labelled_statements(conn, now)]
         versions = sorted({row[0] for row in labelled} | {version})
         facts = await store.version_facts(conn, versions)
         champion = facts.get(version)
@@ -97,10 +97,11 @@ class QualityMonitor:
         )
         return QualityFigures(family, version, now, drift=drift, performance=performance)
 
-    async def _labelled_statements(
+    async def labelled_statements(
         self, conn: asyncpg.Connection, now: datetime
-    ) -> list[tuple[str, float | None, bool, bool]]:
-        """Live statement scores whose horizon has passed, labelled by the trainer's rule."""
+    ) -> list[tuple[str, str, float | None, bool, bool]]:
+        """Live statement scores whose horizon has passed, labelled by the trainer's rule:
+        (statement_id, version, score, flagged, delinquent)."""
         config = self.config
         today = now.date()
         mature = await store.mature_statement_scores(
@@ -123,7 +124,7 @@ class QualityMonitor:
         )
         known = labels.to_dict()
         return [
-            (version, score, flagged, bool(known[statement]))
+            (statement, version, score, flagged, bool(known[statement]))
             for statement, version, score, flagged in mature.scores
             if statement in known
         ]
