@@ -6,7 +6,7 @@ Trainer and scorers both use this, so a version scores the same in evaluation an
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -20,6 +20,7 @@ from schemas.artifacts import (
     load,
 )
 from schemas.base import ModelFamily
+from schemas.drift import DEFAULT_BINS, build_reference
 from schemas.features import FEATURES_VERSION
 
 __all__ = [
@@ -72,6 +73,13 @@ class ModelBundle:
         if self.reference is not None:
             params["reference"] = dict(self.reference)
         return params
+
+    def with_reference(self, training_matrix: FloatArray, bins: int = DEFAULT_BINS) -> ModelBundle:
+        """This bundle with the reference of its training rows (`training_matrix` in the columns
+        of `feature_names`), scored by the bundle itself, as drift is measured against."""
+        scores = self.score(training_matrix).score
+        reference = build_reference(training_matrix, self.feature_names, scores, bins)
+        return replace(self, reference=reference)
 
     def score(self, features: FloatArray) -> Scores:
         # Imported here, once a model is scored: a process that never scores (the CLI, a worker

@@ -6,9 +6,10 @@ import json
 
 import numpy as np
 import pytest
+import xgboost as xgb
 
 from schemas.base import ModelFamily
-from schemas.bundles import ModelBundle
+from schemas.bundles import CLASSIFIER, ModelBundle
 from schemas.drift import ReferenceError, bin_values, build_reference, compare, ks_distance, psi
 
 RNG = np.random.default_rng(7)
@@ -97,3 +98,18 @@ def test_a_bundle_carries_its_reference_through_params() -> None:
     bundle = ModelBundle(ModelFamily.DELINQUENCY, {}, ("a",), 0.5, reference=reference)
     assert bundle.params["reference"] == reference
     assert "reference" not in ModelBundle(ModelFamily.DELINQUENCY, {}, ("a",), 0.5).params
+
+
+def test_a_bundle_builds_its_reference_from_its_own_scores() -> None:
+    features = RNG.normal(size=(300, 2))
+    truth = (features[:, 0] > 0).astype(np.float64)
+    booster = xgb.train({"max_depth": 2, "nthread": 1}, xgb.DMatrix(features, label=truth), 3)
+    bundle = ModelBundle(ModelFamily.DELINQUENCY, {CLASSIFIER: booster}, ("a", "b"), 0.5)
+    with_reference = bundle.with_reference(features)
+    reference = with_reference.reference
+    assert reference is not None
+    assert reference["samples"] == 300
+    assert set(reference["features"]) == {"a", "b"}
+    scores = bundle.score(features).score
+    assert psi(reference["score"], scores) == pytest.approx(0.0, abs=1e-9)
+    assert with_reference.models is bundle.models
