@@ -8,12 +8,15 @@ than `QualityConfig.refresh`, or at once when the champion changed. No Faust, no
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 import asyncpg
 import pandas as pd
 
+from edge.logs import RateLimitedLog
+from edge.retry import TRANSIENT_ERRORS
 from schemas.base import ModelFamily
 from schemas.features import ACTIVITY_COLUMNS
 from schemas.quality import known_delinquency
@@ -25,6 +28,9 @@ from streams.quality import (
     performance_figures,
 )
 from streams.store import quality as store
+
+log = logging.getLogger(__name__)
+_errors = RateLimitedLog(log)
 
 _EPOCH = datetime(1970, 1, 1).date()
 
@@ -59,10 +65,25 @@ class QualityMonitor:
         Without `refresh` (a request is in flight, the answer would not change a thing) the
         cached figures are returned as they are, whatever their age.
         """
-        if refresh and version is not None and self.due(family, version, now):
+        if version is None:
+            return None  # no champion: nothing to measure
+        if refresh and self.due(family, version, now):
             pool = await self.pool()
-            async with pool.acquire() as conn:
-                figures = await self.read(conn, family, version, now)
+            try:
+                async with pool.acquire() as conn:
+                    figures = await self.read(conn, family, version, now)
+            except TRANSIENT_ERRORS:
+                raise  # PostgreSQL unreachable for now: the caller's retry waits it out
+            except (asyncpg.PostgresError, ValueError) as exc:
+                # Figures that cannot be read must not stop the count triggers: the champion is
+                # left without figures until the next refresh, and the log says why.
+                _errors.warning(
+                    f"quality-{family.value}", "quality figures of %s unreadable: %s", version, exc
+                )
+                note = f"figures unreadable: {exc}"
+                figures = QualityFigures(
+                    family, version, now, drift=DriftFigures(version, 0, note=note)
+                )
             self._cached[family] = figures
             self.reads += 1
         return self._cached.get(family)

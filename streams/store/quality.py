@@ -35,19 +35,18 @@ ORDER BY scored_at DESC
 LIMIT $4
 """
 
-# The latest verdict per expense wins, as in the trainer's data set.
+# The latest verdict per expense wins, as in the trainer's data set. Labels are far fewer than
+# scores, so the join starts from them (each finds its live score by the primary key).
 _LABELLED_EXPENSES = """
 SELECT s.model_version, coalesce(s.fraud_probability, s.anomaly_score) AS score, s.is_flagged,
        l.is_fraud
-FROM expense_scores s
-CROSS JOIN LATERAL (
-    SELECT is_fraud FROM expense_labels
-    WHERE expense_id = s.expense_id
-    ORDER BY labelled_at DESC, ingested_at DESC
-    LIMIT 1
+FROM (
+    SELECT DISTINCT ON (expense_id) expense_id, is_fraud
+    FROM expense_labels
+    ORDER BY expense_id, labelled_at DESC, ingested_at DESC
 ) l
-WHERE s.scoring_run = $1 AND s.model_version <> ''
-  AND s.scored_at > clock_timestamp() - $2::interval
+JOIN expense_scores s ON s.expense_id = l.expense_id AND s.scoring_run = $1
+WHERE s.model_version <> '' AND s.scored_at > clock_timestamp() - $2::interval
 ORDER BY s.scored_at DESC
 LIMIT $3
 """
