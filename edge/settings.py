@@ -73,6 +73,12 @@ class SharedSettings(KafkaSettings):
     """New customers since the cutoff that call for a delinquency retraining."""
     approval_limit: float = Field(default=500.0, gt=0)
     """Expenses above this amount need approval (an expense-fraud feature)."""
+    # Delinquency labels: the trainer labels its data with them, the worker the live scores whose
+    # realised performance it measures; both must mean the same thing.
+    delinquency_horizon_days: int = Field(default=92, ge=1)
+    """A statement is labelled delinquent when a later one within this many days is."""
+    delinquent_days_past_due: int = Field(default=30, ge=1)
+    """Days past due from which a statement counts as delinquent."""
 
     @model_validator(mode="before")
     @classmethod

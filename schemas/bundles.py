@@ -6,7 +6,7 @@ Trainer and scorers both use this, so a version scores the same in evaluation an
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -20,6 +20,7 @@ from schemas.artifacts import (
     load,
 )
 from schemas.base import ModelFamily
+from schemas.drift import DEFAULT_BINS, build_reference
 from schemas.features import FEATURES_VERSION
 
 __all__ = [
@@ -55,17 +56,30 @@ class ModelBundle:
     feature_names: tuple[str, ...]
     threshold: float
     notes: tuple[str, ...] = ()
+    reference: Mapping[str, Any] | None = None
+    """The training data's bins (schemas.drift.build_reference) live data is compared with;
+    None for a version trained before references were kept."""
 
     @property
     def params(self) -> dict[str, Any]:
         """What the registry stores beside the artifacts so any loader can use them."""
-        return {
+        params: dict[str, Any] = {
             "feature_names": list(self.feature_names),
             "features_version": FEATURES_VERSION,
             "threshold": self.threshold,
             "roles": sorted(self.models),
             "notes": list(self.notes),
         }
+        if self.reference is not None:
+            params["reference"] = dict(self.reference)
+        return params
+
+    def with_reference(self, training_matrix: FloatArray, bins: int = DEFAULT_BINS) -> ModelBundle:
+        """This bundle with the reference of its training rows (`training_matrix` in the columns
+        of `feature_names`), scored by the bundle itself, as drift is measured against."""
+        scores = self.score(training_matrix).score
+        reference = build_reference(training_matrix, self.feature_names, scores, bins)
+        return replace(self, reference=reference)
 
     def score(self, features: FloatArray) -> Scores:
         # Imported here, once a model is scored: a process that never scores (the CLI, a worker
@@ -112,4 +126,5 @@ class ModelBundle:
             feature_names=tuple(params["feature_names"]),
             threshold=float(params["threshold"]),
             notes=tuple(params.get("notes", ())),
+            reference=params.get("reference"),
         )

@@ -31,8 +31,6 @@ class TrainerSettings(SharedSettings):
     # Data and evaluation
     max_customers: int = Field(default=200, ge=0)
     """Delinquency training set cap: new customers first, then existing ones; 0 = all."""
-    delinquency_horizon_days: int = Field(default=92, ge=1)
-    delinquent_days_past_due: int = Field(default=30, ge=1)
     holdout_fraction: float = Field(default=0.2, gt=0, lt=1)
     decision_threshold: float = Field(default=0.5, gt=0, lt=1)
     point_in_time_ingestion: bool = True
