@@ -35,7 +35,14 @@ from schemas.features import (
     feature_matrix,
 )
 from trainer.errors import InsufficientData
-from trainer.evaluation import Split, anomaly_rate, binary_metrics, time_split
+from trainer.evaluation import (
+    Split,
+    anomaly_rate,
+    binary_metrics,
+    population_stability,
+    time_split,
+)
+from trainer.gate import Overlap, UnlabelledEvidence
 from trainer.selection import CustomerSelection
 from trainer.settings import TrainerSettings
 from trainer.thresholds import choose_threshold
@@ -147,6 +154,47 @@ def evaluate(
             metrics["isolation_forest_auc"] = second_opinion["auc"]
     metrics["train_samples"] = float(len(data.train_rows))
     return metrics
+
+
+@dataclass(frozen=True)
+class ChampionEvidence:
+    """The champion on the challenger's holdout: what the gate compares them on."""
+
+    metrics: dict[str, float]
+    """The champion's metrics on the whole holdout."""
+    overlap: Overlap
+    unlabelled: UnlabelledEvidence
+
+
+def champion_evidence(
+    challenger: ModelBundle, champion: ModelBundle, data: TrainingSet, champion_data_end: datetime
+) -> ChampionEvidence:
+    """Score the champion on the holdout beside the challenger.
+
+    `champion_data_end` is the time of the newest row the champion was fitted on (its data
+    cutoff when the version does not record it): holdout rows up to it may be in its fit.
+    """
+    rows = data.holdout_rows
+    seen = data.times[rows] <= time_value(data.family, champion_data_end)
+    unseen = rows[~seen]
+    overlap = Overlap(seen_rows=int(seen.sum()), holdout_rows=len(rows))
+    if seen.any() and len(unseen):
+        ours, theirs = evaluate(challenger, data, unseen), evaluate(champion, data, unseen)
+        if "auc" in ours and "auc" in theirs:
+            overlap = replace(overlap, unseen_challenger=ours, unseen_champion=theirs)
+    ours_scores = bundle_scores(challenger, data, rows)
+    their_scores = bundle_scores(champion, data, rows)
+    same_scale = challenger.flagged_by == champion.flagged_by
+    unlabelled = UnlabelledEvidence(
+        rows=len(rows),
+        flag_rate=anomaly_rate(ours_scores.flagged),
+        champion_flag_rate=anomaly_rate(their_scores.flagged),
+        agreement=float(np.mean(ours_scores.flagged == their_scores.flagged)) if len(rows) else 0.0,
+        score_psi=(
+            population_stability(their_scores.score, ours_scores.score) if same_scale else None
+        ),
+    )
+    return ChampionEvidence(evaluate(champion, data), overlap, unlabelled)
 
 
 def _threads(settings: TrainerSettings) -> int:
