@@ -297,7 +297,7 @@ def _both_classes(truth: FloatArray) -> bool:
 
 def chosen_threshold(
     truth: BoolArray, score: FloatArray, settings: TrainerSettings
-) -> tuple[float, str, tuple[str, ...]]:
+) -> tuple[float, str, list[str]]:
     """The threshold the configured rule picks on validation scores: (threshold, how, notes).
 
     Falls back to `decision_threshold`, with a note saying why, when the validation slice lacks
@@ -315,34 +315,38 @@ def chosen_threshold(
                 f"{rule} on {rows} validation rows (precision {choice.precision:.3f}, "
                 f"recall {choice.recall:.3f}, F1 {choice.f1:.3f})"
             )
-            return choice.threshold, how, ()
+            return choice.threshold, how, []
         why = f"no threshold reaches {rule} on the {rows} validation rows"
     note = f"threshold {fallback:g} (RETRAINER_DECISION_THRESHOLD): {why}"
-    return fallback, "decision_threshold", (note,)
+    return fallback, "decision_threshold", [note]
 
 
 def fit_delinquency(data: TrainingSet, settings: TrainerSettings) -> ModelBundle:
-    """XGBoost on the training split minus its validation slice; the threshold is chosen on the
-    validation slice with the configured rule."""
-    validation = validation_split(data, settings.validation_fraction)
-    rows, check = validation.train, validation.holdout
-    notes: list[str] = []
-    if not _both_classes(data.labels[rows]):
-        # Too little data to set a slice aside: fit on the whole training split, fixed threshold.
-        rows, check = data.train_rows, np.array([], dtype=np.int64)
+    """XGBoost on the training split, flagging from the threshold the configured rule chose.
+
+    The threshold is chosen on the validation slice (the newest part of the training split)
+    with the same configuration fitted on the rest; the model is then fitted on the whole
+    training split, the threshold carried over (the embargo before the validation slice would
+    otherwise cost the model a horizon's worth of its newest rows).
+    """
+    rows = data.train_rows
     truth = data.labels[rows]
     if not _both_classes(truth):
         raise InsufficientData(
             f"the training part ({len(rows)} observations before the holdout) needs both "
             "delinquent and sound observations"
         )
-    booster = _xgboost(data.features[rows], truth, settings)
-    score = np.asarray(booster.predict(xgb.DMatrix(data.features[check])), dtype=np.float64)
-    threshold, how, fallback = chosen_threshold(data.labels[check] >= 0.5, score, settings)
-    notes.extend(fallback)
+    validation = validation_split(data, settings.validation_fraction)
+    fit_rows, check = validation.train, validation.holdout
+    if _both_classes(data.labels[fit_rows]):
+        trial = _xgboost(data.features[fit_rows], data.labels[fit_rows], settings)
+        score = np.asarray(trial.predict(xgb.DMatrix(data.features[check])), dtype=np.float64)
+    else:
+        check, score = np.array([], dtype=np.int64), np.array([], dtype=np.float64)
+    threshold, how, notes = chosen_threshold(data.labels[check] >= 0.5, score, settings)
     return ModelBundle(
         family=ModelFamily.DELINQUENCY,
-        models={CLASSIFIER: booster},
+        models={CLASSIFIER: _xgboost(data.features[rows], truth, settings)},
         feature_names=data.feature_names,
         threshold=threshold,
         notes=tuple(notes),
@@ -482,24 +486,21 @@ def fit_expense_fraud(data: TrainingSet, settings: TrainerSettings) -> ModelBund
         and frauds >= settings.min_fraud_labels
         and sound >= 1
     )
-    fit_rows, check = validation.train, validation.holdout
-    if not supervised or not _both_classes(data.labels[data.labelled(fit_rows)]):
-        # No classifier, or too few labels to set a validation slice aside: fit on all of it.
-        fit_rows, check = rows, np.array([], dtype=np.int64)
-    detector = _isolation_forest(data, fit_rows, settings)
-    models: dict[str, object] = {ISOLATION_FOREST: detector}
+    models: dict[str, object] = {ISOLATION_FOREST: _isolation_forest(data, rows, settings)}
     threshold, how = settings.decision_threshold, "decision_threshold"
     if supervised:
-        classifier = _random_forest(data, fit_rows, settings)
-        models[RANDOM_FOREST] = classifier
-        checked = data.labelled(check)
-        score = (
-            np.asarray(classifier.predict_proba(data.features[checked])[:, 1], dtype=np.float64)
-            if len(checked)
-            else np.array([], dtype=np.float64)
-        )
+        # As for delinquency: the threshold from a fit before the validation slice, the model
+        # from the whole training split.
+        fit_rows, checked = validation.train, data.labelled(validation.holdout)
+        score = np.array([], dtype=np.float64)
+        if len(checked) and _both_classes(data.labels[data.labelled(fit_rows)]):
+            trial = _random_forest(data, fit_rows, settings)
+            score = np.asarray(trial.predict_proba(data.features[checked])[:, 1], np.float64)
+        else:
+            checked = np.array([], dtype=np.int64)
         threshold, how, fallback = chosen_threshold(data.labels[checked] >= 0.5, score, settings)
         notes.extend(fallback)
+        models[RANDOM_FOREST] = _random_forest(data, rows, settings)
     else:
         notes.append(
             f"random forest skipped: {len(labelled)} labelled expenses with {frauds} frauds "
@@ -513,8 +514,8 @@ def fit_expense_fraud(data: TrainingSet, settings: TrainerSettings) -> ModelBund
         threshold=threshold,
         notes=tuple(notes),
         threshold_source=how,
-        fitted_rows=len(fit_rows),
-        fitted_until=data.time_of(int(data.times[fit_rows].max())),
+        fitted_rows=len(rows),
+        fitted_until=data.time_of(int(data.times[rows].max())),
     )
 
 

@@ -137,7 +137,7 @@ def test_the_random_forest_flags_and_the_threshold_is_chosen_on_data(sim) -> Non
     assert bundle.params["flagged_by"] == "random_forest"
     assert bundle.threshold_source.startswith("max_f1 on ")
     validation = validation_split(data, SETTINGS.validation_fraction)
-    assert bundle.fitted_rows == len(validation.train)
+    assert bundle.fitted_rows == len(data.train_rows)
     assert not set(validation.holdout.tolist()) & set(validation.train.tolist())
     assert set(validation.holdout.tolist()) <= set(data.train_rows.tolist())
     assert data.times[validation.train].max() < data.times[validation.holdout].min()
@@ -154,7 +154,7 @@ def test_delinquency_validation_slice_is_embargoed(sim) -> None:  # type: ignore
     assert gap > SETTINGS.delinquency_horizon_days
     bundle = fit(data, SETTINGS)
     assert bundle.flagged_by == "xgboost"
-    assert bundle.fitted_rows == len(validation.train)
+    assert bundle.fitted_rows == len(data.train_rows)
     metrics = evaluate(bundle, data)
     assert 0.0 <= metrics["past_due_rule_f1"] <= 1.0
 
