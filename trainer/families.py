@@ -167,17 +167,26 @@ class ChampionEvidence:
 
 
 def champion_evidence(
-    challenger: ModelBundle, champion: ModelBundle, data: TrainingSet, champion_data_end: datetime
+    challenger: ModelBundle,
+    champion: ModelBundle,
+    data: TrainingSet,
+    champion_data_end: datetime,
+    champion_recorded_auc: float | None = None,
 ) -> ChampionEvidence:
     """Score the champion on the holdout beside the challenger.
 
     `champion_data_end` is the time of the newest row the champion was fitted on (its data
     cutoff when the version does not record it): holdout rows up to it may be in its fit.
+    `champion_recorded_auc` is the AUC recorded when the champion was evaluated.
     """
     rows = data.holdout_rows
     seen = data.times[rows] <= time_value(data.family, champion_data_end)
     unseen = rows[~seen]
-    overlap = Overlap(seen_rows=int(seen.sum()), holdout_rows=len(rows))
+    overlap = Overlap(
+        seen_rows=int(seen.sum()),
+        holdout_rows=len(rows),
+        champion_recorded_auc=champion_recorded_auc,
+    )
     if seen.any() and len(unseen):
         ours, theirs = evaluate(challenger, data, unseen), evaluate(champion, data, unseen)
         if "auc" in ours and "auc" in theirs:

@@ -7,8 +7,10 @@ It always compares something, and says which evidence decided (`GateDecision.evi
 - `auc`: the holdout holds both classes. The challenger's AUC must not be below the champion's by
   more than the tolerance. A champion refitted on its whole window may have been fitted on part of
   this holdout (its newest fitted row is later than the holdout start): then both are compared on
-  the holdout rows newer than the champion's data when those still hold both classes, else on the
-  whole holdout, and the reason says how much of it the champion had seen.
+  the holdout rows newer than the champion's data when those still hold both classes; else the
+  challenger's holdout AUC is compared with the champion's recorded holdout AUC (the out-of-sample
+  figure of its own evaluation) or, for a champion that recorded none, with its AUC on the whole
+  holdout. The reason says how much of the holdout the champion had seen.
 - `unlabelled`: the holdout has no labels or one class, so its AUC, precision, recall and F1 are
   reported but never count. Compared instead, on the same holdout rows (`UnlabelledEvidence`):
   1. where the family has a flag-rate band (expense-fraud: the policy's anomaly band), a
@@ -51,6 +53,8 @@ class Overlap:
     unseen_challenger: Mapping[str, float] | None = None
     """The challenger's metrics on the holdout rows newer than the champion's data."""
     unseen_champion: Mapping[str, float] | None = None
+    champion_recorded_auc: float | None = None
+    """The champion's AUC on its own holdout when it was evaluated (out of sample for it)."""
 
     def seen_text(self, name: str) -> str:
         share = self.seen_rows / self.holdout_rows if self.holdout_rows else 0.0
@@ -166,6 +170,12 @@ def _on_auc(
         if unseen_ours is not None and unseen_theirs is not None:
             ours, theirs = unseen_ours, unseen_theirs
             where = f" on the {unseen} holdout rows newer than {name}'s data"
+        elif overlap.champion_recorded_auc is not None:
+            where = (
+                f" on its own holdout ({overlap.seen_text(name)} and the {unseen} newer rows lack "
+                f"a class, so its {theirs:.4f} on them is not out of sample)"
+            )
+            theirs = overlap.champion_recorded_auc
         else:
             where = (
                 f" on the whole holdout, though {overlap.seen_text(name)} (the {unseen} newer "

@@ -372,9 +372,9 @@ class Trainer:
             )
         # Versions from before the fitted data end was recorded: their cutoff bounds it.
         data_end = bundle.fitted_until or record.data_cutoff
-        champion = bundle
+        champion, recorded_auc = bundle, record.metrics.get("auc")
         evidence = await self._off_loop(
-            lambda: families.champion_evidence(challenger, champion, data, data_end)
+            lambda: families.champion_evidence(challenger, champion, data, data_end, recorded_auc)
         )
         return _Comparison(record.version, evidence)
 

@@ -91,6 +91,26 @@ CASES = [
         overlap=Overlap(40, 100),
     ),
     Case(
+        "champion refitted on the whole holdout: compared with its recorded holdout auc",
+        BOTH,
+        {"auc": 0.99},
+        True,
+        EVIDENCE_AUC,
+        "auc 0.8000 vs v1 0.8050 on its own holdout (v1's data reach 100 of the 100 holdout "
+        "rows (100%) and the 0 newer rows lack a class, so its 0.9900 on them is not out of "
+        "sample)",
+        overlap=Overlap(100, 100, champion_recorded_auc=0.805),
+    ),
+    Case(
+        "recorded holdout auc decides against the challenger too",
+        BOTH,
+        {"auc": 0.99},
+        False,
+        EVIDENCE_AUC,
+        "is worse than v1's 0.8500 on its own holdout",
+        overlap=Overlap(100, 100, champion_recorded_auc=0.85),
+    ),
+    Case(
         "one class, champion scored: similar behaviour promotes",
         ONE_CLASS,
         {"holdout_samples": 40.0},
