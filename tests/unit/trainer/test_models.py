@@ -12,13 +12,16 @@ from schemas.base import ModelFamily
 from schemas.bundles import ISOLATION_FOREST, RANDOM_FOREST
 from tests.unit.trainer.factories import frames, world
 from trainer.errors import ArtifactIntegrityError, InsufficientData
+from trainer.evaluation import population_stability
 from trainer.families import (
+    champion_evidence,
     delinquency_set,
     detector_contamination,
     detector_rows,
     evaluate,
     expense_set,
     fit,
+    refit,
     validation_split,
 )
 from trainer.settings import TrainerSettings
@@ -170,3 +173,32 @@ def test_a_validation_slice_without_a_class_falls_back_to_the_decision_threshold
     assert bundle.threshold == SETTINGS.decision_threshold
     assert bundle.threshold_source == "decision_threshold"
     assert any("lacks a class" in note for note in bundle.notes)
+
+
+def test_population_stability() -> None:
+    rng = np.random.default_rng(0)
+    reference = rng.normal(size=5000)
+    assert population_stability(reference, reference) == pytest.approx(0.0)
+    assert population_stability(reference, rng.normal(size=5000)) < 0.05
+    assert population_stability(reference, rng.normal(loc=1.0, size=5000)) > 0.25
+    assert population_stability(np.zeros(100), np.zeros(100)) == pytest.approx(0.0)
+
+
+def test_champion_evidence_splits_the_holdout_at_the_champions_data(sim) -> None:  # type: ignore[no-untyped-def]
+    data = delinquency_set(
+        sim.activity, sim.customers, cutoff_day=_cutoff_day(sim), settings=SETTINGS
+    )
+    challenger = fit(data, SETTINGS)
+    champion = refit(data, SETTINGS, challenger)
+    holdout_days = np.sort(data.times[data.holdout_rows])
+    middle = int(holdout_days[len(holdout_days) // 2])
+    evidence = champion_evidence(challenger, champion, data, data.time_of(middle), 0.8)
+    assert evidence.overlap.seen_rows == int((holdout_days <= middle).sum())
+    assert evidence.overlap.holdout_rows == len(holdout_days)
+    assert evidence.overlap.champion_recorded_auc == 0.8
+    assert evidence.overlap.unseen_challenger is not None
+    assert evidence.unlabelled.score_psi is not None  # both flag with XGBoost
+    assert 0.0 <= evidence.unlabelled.agreement <= 1.0
+    # A champion whose data end before the holdout has seen none of it.
+    before = champion_evidence(challenger, champion, data, data.time_of(int(holdout_days[0]) - 1))
+    assert before.overlap.seen_rows == 0
