@@ -79,6 +79,10 @@ class SharedSettings(KafkaSettings):
     """A statement is labelled delinquent when a later one within this many days is."""
     delinquent_days_past_due: int = Field(default=30, ge=1)
     """Days past due from which a statement counts as delinquent."""
+    anomaly_rate_low: float = Field(default=0.05, ge=0, le=1)
+    """The expense-fraud flagged share below this is out of band (policy trigger, gate)."""
+    anomaly_rate_high: float = Field(default=0.30, ge=0, le=1)
+    """… and above this."""
 
     @model_validator(mode="before")
     @classmethod
@@ -88,3 +92,12 @@ class SharedSettings(KafkaSettings):
             new = [f"RETRAINER_TOPICS__{k.removeprefix(RENAMED_PREFIX)}" for k in old]
             raise ValueError(f"{', '.join(old)} renamed: set {', '.join(new)} instead")
         return data
+
+    @model_validator(mode="after")
+    def _anomaly_band_is_a_band(self) -> SharedSettings:
+        if self.anomaly_rate_low >= self.anomaly_rate_high:
+            raise ValueError(
+                "RETRAINER_ANOMALY_RATE_LOW must be below RETRAINER_ANOMALY_RATE_HIGH "
+                f"({self.anomaly_rate_low} >= {self.anomaly_rate_high})"
+            )
+        return self

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,9 @@ from schemas.features import FEATURES_VERSION
 
 __all__ = [
     "CLASSIFIER",
+    "FLAGGED_BY_ISOLATION_FOREST",
+    "FLAGGED_BY_RANDOM_FOREST",
+    "FLAGGED_BY_XGBOOST",
     "ISOLATION_FOREST",
     "RANDOM_FOREST",
     "BoolArray",
@@ -35,6 +39,10 @@ __all__ = [
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
+
+FLAGGED_BY_XGBOOST = "xgboost"
+FLAGGED_BY_RANDOM_FOREST = "random_forest"
+FLAGGED_BY_ISOLATION_FOREST = "isolation_forest"
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,23 @@ class ModelBundle:
     reference: Mapping[str, Any] | None = None
     """The training data's bins (schemas.drift.build_reference) live data is compared with;
     None for a version trained before references were kept."""
+    threshold_source: str = ""
+    """How the threshold was chosen (the rule and the rows it was chosen on, or the fallback)."""
+    fitted_rows: int | None = None
+    """Rows the models were fitted on (None: not recorded, a version from before it was)."""
+    fitted_until: datetime | None = None
+    """Time of the newest row fitted on: the champion has seen every row up to it."""
+
+    @property
+    def flagged_by(self) -> str:
+        """The model whose flags are the bundle's flags (the others are a second opinion)."""
+        if self.family is ModelFamily.DELINQUENCY:
+            return FLAGGED_BY_XGBOOST
+        return (
+            FLAGGED_BY_RANDOM_FOREST
+            if RANDOM_FOREST in self.models
+            else (FLAGGED_BY_ISOLATION_FOREST)
+        )
 
     @property
     def params(self) -> dict[str, Any]:
@@ -67,9 +92,15 @@ class ModelBundle:
             "feature_names": list(self.feature_names),
             "features_version": FEATURES_VERSION,
             "threshold": self.threshold,
+            "threshold_source": self.threshold_source,
+            "flagged_by": self.flagged_by,
             "roles": sorted(self.models),
             "notes": list(self.notes),
         }
+        if self.fitted_rows is not None:
+            params["fitted_rows"] = self.fitted_rows
+        if self.fitted_until is not None:
+            params["fitted_until"] = self.fitted_until.isoformat()
         if self.reference is not None:
             params["reference"] = dict(self.reference)
         return params
@@ -127,4 +158,11 @@ class ModelBundle:
             threshold=float(params["threshold"]),
             notes=tuple(params.get("notes", ())),
             reference=params.get("reference"),
+            threshold_source=str(params.get("threshold_source", "")),
+            fitted_rows=int(params["fitted_rows"]) if "fitted_rows" in params else None,
+            fitted_until=(
+                datetime.fromisoformat(params["fitted_until"])
+                if params.get("fitted_until")
+                else None
+            ),
         )

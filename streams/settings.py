@@ -49,8 +49,6 @@ class StreamsSettings(SharedSettings):
     analysis_wait_s: float = Field(default=120.0, ge=0, description="analyze waits for training")
 
     new_sheets_threshold: int = Field(default=10, ge=1)
-    anomaly_rate_low: float = Field(default=0.05, ge=0, le=1)
-    anomaly_rate_high: float = Field(default=0.30, ge=0, le=1)
     anomaly_min_sample: int = Field(default=200, ge=1)
     anomaly_window_days: int = Field(default=30, ge=1)
     interval_hours: float = Field(default=24.0, gt=0)
@@ -87,15 +85,6 @@ class StreamsSettings(SharedSettings):
     def upstream_group_id(self) -> str:
         """The consumer group that stores and scores the upstream topics (Faust's is app_id)."""
         return f"{self.app_id}-upstream"
-
-    @model_validator(mode="after")
-    def _band_is_a_band(self) -> StreamsSettings:
-        if self.anomaly_rate_low >= self.anomaly_rate_high:
-            raise ValueError(
-                "RETRAINER_ANOMALY_RATE_LOW must be below RETRAINER_ANOMALY_RATE_HIGH "
-                f"({self.anomaly_rate_low} >= {self.anomaly_rate_high})"
-            )
-        return self
 
     @model_validator(mode="after")
     def _samples_fit(self) -> StreamsSettings:

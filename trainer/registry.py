@@ -224,8 +224,11 @@ async def save_version(
     request_id: UUID | None,
     trained_at: datetime,
     promoted_at: datetime | None,
+    gate_evidence: str | None = None,
 ) -> VersionRecord:
-    """Insert a new version and its artifacts under a fresh unique id (inside a transaction)."""
+    """Insert a new version and its artifacts under a fresh unique id (inside a transaction).
+
+    `gate_evidence` (what the gate decided on) is stored in the params beside the bundle's."""
     taken = await _taken_versions(conn, base_version(trained_at))
     version = unique_version(trained_at, taken)
     await conn.execute(
@@ -239,7 +242,11 @@ async def save_version(
         status,
         status_reason,
         json.dumps(dict(metrics)),
-        json.dumps(bundle.params),
+        json.dumps(
+            bundle.params
+            if gate_evidence is None
+            else bundle.params | {"gate_evidence": gate_evidence}
+        ),
         samples,
         data_start,
         data_cutoff,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -10,11 +12,17 @@ from schemas.base import ModelFamily
 from schemas.bundles import ISOLATION_FOREST, RANDOM_FOREST
 from tests.unit.trainer.factories import frames, world
 from trainer.errors import ArtifactIntegrityError, InsufficientData
+from trainer.evaluation import population_stability
 from trainer.families import (
+    champion_evidence,
     delinquency_set,
+    detector_contamination,
+    detector_rows,
     evaluate,
     expense_set,
     fit,
+    refit,
+    validation_split,
 )
 from trainer.settings import TrainerSettings
 
@@ -95,3 +103,102 @@ def test_family_of_a_bundle(sim) -> None:  # type: ignore[no-untyped-def]
         sim.activity, sim.customers, cutoff_day=_cutoff_day(sim), settings=SETTINGS
     )
     assert fit(data, SETTINGS).family is ModelFamily.DELINQUENCY
+
+
+def test_the_detector_does_not_learn_known_fraud(sim) -> None:  # type: ignore[no-untyped-def]
+    data = expense_set(sim.expenses, sim.labels, settings=SETTINGS)
+    rows = data.train_rows
+    learnt = detector_rows(data, rows)
+    fraud = rows[data.labels[rows] >= 0.5]
+    assert len(fraud) > 0
+    assert not set(fraud.tolist()) & set(learnt.tolist())
+    # Unlabelled and sound lines stay.
+    assert set(learnt.tolist()) == set(rows.tolist()) - set(fraud.tolist())
+
+
+def test_detector_contamination_follows_the_fraud_label_rate(sim) -> None:  # type: ignore[no-untyped-def]
+    data = expense_set(sim.expenses, sim.labels, settings=SETTINGS)
+    rows = data.train_rows
+    labelled = data.labelled(rows)
+    rate = float(np.mean(data.labels[labelled] >= 0.5))
+    assert detector_contamination(data, rows, SETTINGS)[0] == pytest.approx(
+        min(max(rate, 0.005), 0.5)
+    )
+    off = SETTINGS.model_copy(update={"contamination_follows_labels": False})
+    assert detector_contamination(data, rows, off)[0] == off.isolation_contamination
+    few = SETTINGS.model_copy(update={"min_labelled_expenses": len(labelled) + 1})
+    assert detector_contamination(data, rows, few)[0] == few.isolation_contamination
+    # Every label fraud: clipped, never 1.
+    all_fraud = replace(data, labels=np.where(np.isnan(data.labels), np.nan, 1.0))
+    assert detector_contamination(all_fraud, rows, SETTINGS)[0] == 0.5
+
+
+def test_the_random_forest_flags_and_the_threshold_is_chosen_on_data(sim) -> None:  # type: ignore[no-untyped-def]
+    data = expense_set(sim.expenses, sim.labels, settings=SETTINGS)
+    bundle = fit(data, SETTINGS)
+    assert bundle.flagged_by == "random_forest"
+    assert bundle.params["flagged_by"] == "random_forest"
+    assert bundle.threshold_source.startswith("max_f1 on ")
+    validation = validation_split(data, SETTINGS.validation_fraction)
+    assert bundle.fitted_rows == len(data.train_rows)
+    assert not set(validation.holdout.tolist()) & set(validation.train.tolist())
+    assert set(validation.holdout.tolist()) <= set(data.train_rows.tolist())
+    assert data.times[validation.train].max() < data.times[validation.holdout].min()
+    detector_only = fit(expense_set(sim.expenses, sim.labels.head(10), settings=SETTINGS), SETTINGS)
+    assert detector_only.flagged_by == "isolation_forest"
+
+
+def test_delinquency_validation_slice_is_embargoed(sim) -> None:  # type: ignore[no-untyped-def]
+    data = delinquency_set(
+        sim.activity, sim.customers, cutoff_day=_cutoff_day(sim), settings=SETTINGS
+    )
+    validation = validation_split(data, SETTINGS.validation_fraction)
+    gap = data.times[validation.holdout].min() - data.times[validation.train].max()
+    assert gap > SETTINGS.delinquency_horizon_days
+    bundle = fit(data, SETTINGS)
+    assert bundle.flagged_by == "xgboost"
+    assert bundle.fitted_rows == len(data.train_rows)
+    metrics = evaluate(bundle, data)
+    assert 0.0 <= metrics["past_due_rule_f1"] <= 1.0
+
+
+def test_a_validation_slice_without_a_class_falls_back_to_the_decision_threshold(sim) -> None:  # type: ignore[no-untyped-def]
+    data = delinquency_set(
+        sim.activity, sim.customers, cutoff_day=_cutoff_day(sim), settings=SETTINGS
+    )
+    validation = validation_split(data, SETTINGS.validation_fraction)
+    labels = data.labels.copy()
+    labels[validation.holdout] = 0.0
+    bundle = fit(replace(data, labels=labels), SETTINGS)
+    assert bundle.threshold == SETTINGS.decision_threshold
+    assert bundle.threshold_source == "decision_threshold"
+    assert any("lacks a class" in note for note in bundle.notes)
+
+
+def test_population_stability() -> None:
+    rng = np.random.default_rng(0)
+    reference = rng.normal(size=5000)
+    assert population_stability(reference, reference) == pytest.approx(0.0)
+    assert population_stability(reference, rng.normal(size=5000)) < 0.05
+    assert population_stability(reference, rng.normal(loc=1.0, size=5000)) > 0.25
+    assert population_stability(np.zeros(100), np.zeros(100)) == pytest.approx(0.0)
+
+
+def test_champion_evidence_splits_the_holdout_at_the_champions_data(sim) -> None:  # type: ignore[no-untyped-def]
+    data = delinquency_set(
+        sim.activity, sim.customers, cutoff_day=_cutoff_day(sim), settings=SETTINGS
+    )
+    challenger = fit(data, SETTINGS)
+    champion = refit(data, SETTINGS, challenger)
+    holdout_days = np.sort(data.times[data.holdout_rows])
+    middle = int(holdout_days[len(holdout_days) // 2])
+    evidence = champion_evidence(challenger, champion, data, data.time_of(middle), 0.8)
+    assert evidence.overlap.seen_rows == int((holdout_days <= middle).sum())
+    assert evidence.overlap.holdout_rows == len(holdout_days)
+    assert evidence.overlap.champion_recorded_auc == 0.8
+    assert evidence.overlap.unseen_challenger is not None
+    assert evidence.unlabelled.score_psi is not None  # both flag with XGBoost
+    assert 0.0 <= evidence.unlabelled.agreement <= 1.0
+    # A champion whose data end before the holdout has seen none of it.
+    before = champion_evidence(challenger, champion, data, data.time_of(int(holdout_days[0]) - 1))
+    assert before.overlap.seen_rows == 0
