@@ -20,6 +20,7 @@ import numpy.typing as npt
 from schemas.artifacts import ArtifactIntegrityError
 from schemas.base import ModelFamily
 from schemas.bundles import CLASSIFIER, ISOLATION_FOREST, RANDOM_FOREST, ModelBundle
+from schemas.drift import compare
 from trainer import registry
 from trainer.errors import RegistryError
 from trainer.families import TrainingSet
@@ -159,6 +160,20 @@ def report_inputs(
     )
 
 
+def window_drift(champion: ModelBundle | None, data: TrainingSet) -> Mapping[str, float] | None:
+    """PSI per feature of the whole training window against the champion's training reference
+    (None when there is no champion, it keeps no reference, or it uses features we no longer
+    build)."""
+    if champion is None or champion.reference is None or len(data.labels) == 0:
+        return None
+    if not set(champion.feature_names) <= set(data.feature_names):
+        return None
+    columns = np.array([data.feature_names.index(n) for n in champion.feature_names], np.int64)
+    matrix = data.features[:, columns]
+    scores = champion.score(matrix).score
+    return compare(champion.reference, matrix, champion.feature_names, scores).feature_psi
+
+
 async def store_report(
     conn: asyncpg.Connection,
     record: registry.VersionRecord,
@@ -191,7 +206,7 @@ async def store_report(
             decision,
             champion=champion,
             champion_bundle=champion_bundle,
-            drift=drift,
+            drift=drift if drift is not None else window_drift(champion_bundle, data),
             notes=notes,
         )
         return render_report(inputs)

@@ -18,6 +18,7 @@ from typing import TypeVar
 from uuid import UUID
 
 import asyncpg
+import numpy as np
 
 from edge.requests import record_request
 from schemas import artifacts
@@ -36,7 +37,7 @@ from trainer.errors import (
     RegistryError,
     TrainerError,
 )
-from trainer.families import TrainingSet
+from trainer.families import IntArray, TrainingSet
 from trainer.retry import TRANSIENT, retrying
 from trainer.selection import CustomerSelection
 from trainer.settings import TrainerSettings
@@ -415,12 +416,22 @@ class Trainer:
         data, settings = prepared.data, self._settings
         return await self._off_loop(lambda: families.refit(data, settings, evaluated))
 
-    async def _stored(self, bundle: ModelBundle) -> tuple[ModelBundle, list[artifacts.Artifact]]:
-        """The bundle with its artifacts serialised (what the registry stores)."""
-        stored = await self._off_loop(
-            lambda: [artifacts.dump(role, model) for role, model in sorted(bundle.models.items())]
-        )
-        return bundle, stored
+    async def _stored(
+        self, bundle: ModelBundle, data: TrainingSet, rows: IntArray
+    ) -> tuple[ModelBundle, list[artifacts.Artifact]]:
+        """The bundle with the reference of the rows it was fitted on (what the worker measures
+        drift against) and its artifacts serialised: what the registry stores."""
+
+        def store() -> tuple[ModelBundle, list[artifacts.Artifact]]:
+            columns = np.array(
+                [data.feature_names.index(n) for n in bundle.feature_names], np.int64
+            )
+            kept = bundle.with_reference(data.features[np.ix_(rows, columns)])
+            return kept, [
+                artifacts.dump(role, model) for role, model in sorted(kept.models.items())
+            ]
+
+        return await self._off_loop(store)
 
     async def _train(self, request: RetrainRequested, began: float, report: ReportStage) -> Result:
         family = request.family
@@ -442,11 +453,13 @@ class Trainer:
             if decision.promote:
                 if refitted is None:
                     report("refitting on the whole window")
-                    refitted = await self._stored(await self._refit(prepared, evaluated.bundle))
+                    refit = await self._refit(prepared, evaluated.bundle)
+                    window = np.arange(len(data.labels), dtype=np.int64)
+                    refitted = await self._stored(refit, data, window)
                 bundle, stored = refitted
             else:
                 if kept is None:
-                    kept = await self._stored(evaluated.bundle)
+                    kept = await self._stored(evaluated.bundle, data, data.train_rows)
                 bundle, stored = kept
             report("recording")
             candidate = _Candidate(
