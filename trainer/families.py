@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -72,6 +72,9 @@ class TrainingSet:
     """What was loaded, for the log and `retrainer check` (observations, positive rate, …)."""
     embargo: int = 0
     """Training rows this close before an evaluation slice are dropped (the label horizon)."""
+    groups: IntArray | None = None
+    """Per row, the entity whose rows belong together (customer, sheet): folds keep them whole.
+    None = every row on its own."""
 
     @property
     def train_rows(self) -> IntArray:
@@ -107,15 +110,57 @@ def time_value(family: ModelFamily, instant: datetime) -> float:
     return seconds / 86_400 if family is ModelFamily.DELINQUENCY else seconds * 1_000_000
 
 
-def validation_split(data: TrainingSet, fraction: float) -> Split:
-    """The newest `fraction` of the training split (by time) to choose the threshold on.
+def threshold_folds(
+    data: TrainingSet, rows: IntArray, settings: TrainerSettings
+) -> list[tuple[IntArray, IntArray]]:
+    """Cross-fitting folds over `rows`: (fit rows, scored rows), each group in one fold only.
 
-    The same embargo as the holdout's applies, so no fitted row's label was decided inside the
-    validation slice. The holdout is never touched: the gate judges on it.
+    The threshold is chosen on the scores every row gets from a fit that never saw its group
+    (its customer, its sheet), so all training rows serve, not just a slice of them; the
+    holdout is never touched. Past `threshold_max_rows` whole groups are sampled (seeded).
     """
-    train = data.train_rows
-    inner = time_split(data.times[train], fraction, embargo=data.embargo)
-    return Split(train[inner.train], train[inner.holdout], inner.holdout_start)
+    groups = data.groups[rows] if data.groups is not None else rows
+    unique = np.unique(groups)
+    if len(unique) < settings.threshold_folds:
+        return []
+    if len(rows) > settings.threshold_max_rows:
+        rng = np.random.default_rng(settings.random_seed)
+        keep = round(len(unique) * settings.threshold_max_rows / len(rows))
+        chosen = rng.choice(unique, size=max(keep, settings.threshold_folds), replace=False)
+        inside = np.isin(groups, chosen)
+        rows, groups, unique = rows[inside], groups[inside], np.unique(chosen)
+    rng = np.random.default_rng(settings.random_seed)
+    fold_of_group = rng.permutation(len(unique)) % settings.threshold_folds
+    fold = fold_of_group[np.searchsorted(unique, groups)]
+    return [
+        (rows[fold != k], rows[fold == k])
+        for k in range(settings.threshold_folds)
+        if (fold == k).any()
+    ]
+
+
+def out_of_fold_threshold(
+    data: TrainingSet,
+    rows: IntArray,
+    settings: TrainerSettings,
+    fit_and_score: Callable[[IntArray, IntArray], FloatArray],
+) -> tuple[float, str, list[str]]:
+    """The threshold the configured rule picks on out-of-fold scores of the labelled `rows`.
+
+    `fit_and_score(fit_rows, scored_rows)` fits the family's configuration on the first and
+    scores the second. Folds whose fit part lacks a class are left out.
+    """
+    checked: list[IntArray] = []
+    scores: list[FloatArray] = []
+    for fit_rows, scored_rows in threshold_folds(data, data.labelled(rows), settings):
+        if _both_classes(data.labels[fit_rows]) and len(scored_rows):
+            checked.append(scored_rows)
+            scores.append(fit_and_score(fit_rows, scored_rows))
+    if not checked:
+        empty = np.array([], dtype=np.float64)
+        return chosen_threshold(np.array([], dtype=np.bool_), empty, settings)
+    truth = data.labels[np.concatenate(checked)] >= 0.5
+    return chosen_threshold(truth, np.concatenate(scores), settings)
 
 
 def bundle_scores(bundle: ModelBundle, data: TrainingSet, rows: IntArray) -> Scores:
@@ -266,6 +311,7 @@ def delinquency_set(
         split=split,
         feature_names=DELINQUENCY_FEATURES,
         embargo=settings.delinquency_horizon_days,
+        groups=pd.factorize(kept["customer_id"])[0].astype(np.int64),
         customers=int(kept["customer_id"].nunique()),
         summary={
             "statements_loaded": float(len(features)),
@@ -307,25 +353,25 @@ def _both_classes(truth: FloatArray) -> bool:
 def chosen_threshold(
     truth: BoolArray, score: FloatArray, settings: TrainerSettings
 ) -> tuple[float, str, list[str]]:
-    """The threshold the configured rule picks on validation scores: (threshold, how, notes).
+    """The threshold the configured rule picks on held-out scores: (threshold, how, notes).
 
-    Falls back to `decision_threshold`, with a note saying why, when the validation slice lacks
+    Falls back to `decision_threshold`, with a note saying why, when the scores lack
     a class or no threshold meets the rule's target.
     """
     rule, fallback = settings.rule, settings.decision_threshold
     rows = len(truth)
     positives = int(np.sum(truth))
     if positives == 0 or positives == rows:
-        why = f"the validation slice ({rows} labelled rows, {positives} positive) lacks a class"
+        why = f"the out-of-fold scores ({rows} labelled rows, {positives} positive) lack a class"
     else:
         choice = choose_threshold(truth, score, rule)
         if choice is not None:
             how = (
-                f"{rule} on {rows} validation rows (precision {choice.precision:.3f}, "
+                f"{rule} on {rows} out-of-fold rows (precision {choice.precision:.3f}, "
                 f"recall {choice.recall:.3f}, F1 {choice.f1:.3f})"
             )
             return choice.threshold, how, []
-        why = f"no threshold reaches {rule} on the {rows} validation rows"
+        why = f"no threshold reaches {rule} on the {rows} out-of-fold rows"
     note = f"threshold {fallback:g} (RETRAINER_DECISION_THRESHOLD): {why}"
     return fallback, "decision_threshold", [note]
 
@@ -333,10 +379,9 @@ def chosen_threshold(
 def fit_delinquency(data: TrainingSet, settings: TrainerSettings) -> ModelBundle:
     """XGBoost on the training split, flagging from the threshold the configured rule chose.
 
-    The threshold is chosen on the validation slice (the newest part of the training split)
-    with the same configuration fitted on the rest; the model is then fitted on the whole
-    training split, the threshold carried over (the embargo before the validation slice would
-    otherwise cost the model a horizon's worth of its newest rows).
+    The threshold is chosen on out-of-fold scores of the training split (folds of whole
+    customers, see `threshold_folds`); the model is then fitted on the whole training split, the
+    threshold carried over.
     """
     rows = data.train_rows
     truth = data.labels[rows]
@@ -345,14 +390,12 @@ def fit_delinquency(data: TrainingSet, settings: TrainerSettings) -> ModelBundle
             f"the training part ({len(rows)} observations before the holdout) needs both "
             "delinquent and sound observations"
         )
-    validation = validation_split(data, settings.validation_fraction)
-    fit_rows, check = validation.train, validation.holdout
-    if _both_classes(data.labels[fit_rows]):
+
+    def fit_and_score(fit_rows: IntArray, scored_rows: IntArray) -> FloatArray:
         trial = _xgboost(data.features[fit_rows], data.labels[fit_rows], settings)
-        score = np.asarray(trial.predict(xgb.DMatrix(data.features[check])), dtype=np.float64)
-    else:
-        check, score = np.array([], dtype=np.int64), np.array([], dtype=np.float64)
-    threshold, how, notes = chosen_threshold(data.labels[check] >= 0.5, score, settings)
+        return np.asarray(trial.predict(xgb.DMatrix(data.features[scored_rows])), np.float64)
+
+    threshold, how, notes = out_of_fold_threshold(data, rows, settings, fit_and_score)
     return ModelBundle(
         family=ModelFamily.DELINQUENCY,
         models={CLASSIFIER: _xgboost(data.features[rows], truth, settings)},
@@ -413,6 +456,7 @@ def expense_set(
         times=times,
         split=split,
         feature_names=EXPENSE_FEATURES,
+        groups=pd.factorize(features["sheet_id"])[0].astype(np.int64),
         summary={
             "expenses_loaded": float(len(features)),
             "sheets_loaded": float(features["sheet_id"].nunique()),
@@ -480,12 +524,11 @@ def _random_forest(
 
 def fit_expense_fraud(data: TrainingSet, settings: TrainerSettings) -> ModelBundle:
     """An IsolationForest on the training lines not labelled fraud; a RandomForest too once labels
-    suffice, which then flags (its threshold chosen on the validation slice) while the detector
+    suffice, which then flags (its threshold chosen on out-of-fold scores) while the detector
     gives a second opinion."""
     rows = data.train_rows
     if len(rows) < 2:
         raise InsufficientData(f"at least 2 expenses before the holdout; found {len(rows)}")
-    validation = validation_split(data, settings.validation_fraction)
     labelled = data.labelled(rows)
     frauds = int((data.labels[labelled] >= 0.5).sum())
     sound = len(labelled) - frauds
@@ -498,16 +541,13 @@ def fit_expense_fraud(data: TrainingSet, settings: TrainerSettings) -> ModelBund
     models: dict[str, object] = {ISOLATION_FOREST: _isolation_forest(data, rows, settings)}
     threshold, how = settings.decision_threshold, "decision_threshold"
     if supervised:
-        # As for delinquency: the threshold from a fit before the validation slice, the model
-        # from the whole training split.
-        fit_rows, checked = validation.train, data.labelled(validation.holdout)
-        score = np.array([], dtype=np.float64)
-        if len(checked) and _both_classes(data.labels[data.labelled(fit_rows)]):
+        # As for delinquency: the threshold from out-of-fold scores, the model from the whole
+        # training split.
+        def fit_and_score(fit_rows: IntArray, scored_rows: IntArray) -> FloatArray:
             trial = _random_forest(data, fit_rows, settings)
-            score = np.asarray(trial.predict_proba(data.features[checked])[:, 1], np.float64)
-        else:
-            checked = np.array([], dtype=np.int64)
-        threshold, how, fallback = chosen_threshold(data.labels[checked] >= 0.5, score, settings)
+            return np.asarray(trial.predict_proba(data.features[scored_rows])[:, 1], np.float64)
+
+        threshold, how, fallback = out_of_fold_threshold(data, rows, settings, fit_and_score)
         notes.extend(fallback)
         models[RANDOM_FOREST] = _random_forest(data, rows, settings)
     else:

@@ -334,7 +334,7 @@ class Trainer:
         return _Prepared(data, None, expense.rows, expense.seconds)
 
     async def _evaluate(self, prepared: _Prepared) -> _Evaluated:
-        """Fit before the holdout (threshold chosen on the validation slice), score the holdout."""
+        """Fit before the holdout (threshold chosen on out-of-fold scores), score the holdout."""
         data, settings = prepared.data, self._settings
         fit_began = time.monotonic()
         bundle = await self._off_loop(lambda: self._fit(data, settings))

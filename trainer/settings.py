@@ -34,11 +34,13 @@ class TrainerSettings(SharedSettings):
     """Delinquency training set cap: new customers first, then existing ones; 0 = all."""
     holdout_fraction: float = Field(default=0.2, gt=0, lt=1)
     decision_threshold: float = Field(default=0.5, gt=0, lt=1)
-    """The threshold when none can be chosen on data (the validation slice lacks a class)."""
+    """The threshold when none can be chosen on data (the out-of-fold scores lack a class)."""
     threshold_rule: str = "max_f1"
-    """How the threshold is chosen on the validation slice: max_f1, precision:T or recall:T."""
-    validation_fraction: float = Field(default=0.2, gt=0, lt=1)
-    """Newest share of the training split (by time) the threshold is chosen on."""
+    """How the threshold is chosen on out-of-fold scores: max_f1, precision:T or recall:T."""
+    threshold_folds: int = Field(default=3, ge=2, le=10)
+    """Folds (of whole customers or sheets) whose out-of-fold scores choose the threshold."""
+    threshold_max_rows: int = Field(default=200_000, ge=100)
+    """Out-of-fold scoring uses at most about this many training rows (whole groups, sampled)."""
     point_in_time_ingestion: bool = True
     """Also require rows to have been stored (ingested_at) by the cutoff: reproducible reruns."""
 

@@ -1,7 +1,7 @@
 """Where a probability becomes a flag: the rule users configure and how it picks a threshold.
 
 Plain NumPy, no scikit-learn: the settings parse the rule, the trainer applies it to the scores
-of a validation slice (never the holdout the gate judges on).
+of rows held out of the fit that scored them (never the holdout the gate judges on).
 """
 
 from __future__ import annotations

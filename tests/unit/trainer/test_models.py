@@ -22,7 +22,7 @@ from trainer.families import (
     expense_set,
     fit,
     refit,
-    validation_split,
+    threshold_folds,
 )
 from trainer.settings import TrainerSettings
 
@@ -139,40 +139,62 @@ def test_the_random_forest_flags_and_the_threshold_is_chosen_on_data(sim) -> Non
     assert bundle.flagged_by == "random_forest"
     assert bundle.params["flagged_by"] == "random_forest"
     assert bundle.threshold_source.startswith("max_f1 on ")
-    validation = validation_split(data, SETTINGS.validation_fraction)
     assert bundle.fitted_rows == len(data.train_rows)
-    assert not set(validation.holdout.tolist()) & set(validation.train.tolist())
-    assert set(validation.holdout.tolist()) <= set(data.train_rows.tolist())
-    assert data.times[validation.train].max() < data.times[validation.holdout].min()
     detector_only = fit(expense_set(sim.expenses, sim.labels.head(10), settings=SETTINGS), SETTINGS)
     assert detector_only.flagged_by == "isolation_forest"
 
 
-def test_delinquency_validation_slice_is_embargoed(sim) -> None:  # type: ignore[no-untyped-def]
+def test_threshold_folds_keep_customers_whole_and_never_touch_the_holdout(sim) -> None:  # type: ignore[no-untyped-def]
     data = delinquency_set(
         sim.activity, sim.customers, cutoff_day=_cutoff_day(sim), settings=SETTINGS
     )
-    validation = validation_split(data, SETTINGS.validation_fraction)
-    gap = data.times[validation.holdout].min() - data.times[validation.train].max()
-    assert gap > SETTINGS.delinquency_horizon_days
+    assert data.groups is not None
+    folds = threshold_folds(data, data.train_rows, SETTINGS)
+    assert len(folds) == SETTINGS.threshold_folds
+    scored = np.concatenate([check for _, check in folds])
+    # Every training row is scored once, by a fit that never saw its customer.
+    assert sorted(scored.tolist()) == sorted(data.train_rows.tolist())
+    holdout = set(data.holdout_rows.tolist())
+    for fit_rows, check in folds:
+        assert not set(data.groups[fit_rows].tolist()) & set(data.groups[check].tolist())
+        assert not (set(fit_rows.tolist()) | set(check.tolist())) & holdout
     bundle = fit(data, SETTINGS)
     assert bundle.flagged_by == "xgboost"
     assert bundle.fitted_rows == len(data.train_rows)
+    assert bundle.threshold_source.startswith(f"max_f1 on {len(data.train_rows)} out-of-fold rows")
     metrics = evaluate(bundle, data)
     assert 0.0 <= metrics["past_due_rule_f1"] <= 1.0
 
 
-def test_a_validation_slice_without_a_class_falls_back_to_the_decision_threshold(sim) -> None:  # type: ignore[no-untyped-def]
+def test_threshold_folds_sample_whole_groups_past_the_row_limit(sim) -> None:  # type: ignore[no-untyped-def]
     data = delinquency_set(
         sim.activity, sim.customers, cutoff_day=_cutoff_day(sim), settings=SETTINGS
     )
-    validation = validation_split(data, SETTINGS.validation_fraction)
+    assert data.groups is not None
+    limited = SETTINGS.model_copy(update={"threshold_max_rows": len(data.train_rows) // 4})
+    folds = threshold_folds(data, data.train_rows, limited)
+    scored = np.concatenate([check for _, check in folds])
+    assert len(scored) < len(data.train_rows) // 2
+    customers = set(data.groups[scored].tolist())
+    # Whole customers: every training row of a sampled customer is scored.
+    every = data.train_rows[np.isin(data.groups[data.train_rows], list(customers))]
+    assert sorted(every.tolist()) == sorted(scored.tolist())
+
+
+def test_scores_without_a_class_fall_back_to_the_decision_threshold(sim) -> None:  # type: ignore[no-untyped-def]
+    data = delinquency_set(
+        sim.activity, sim.customers, cutoff_day=_cutoff_day(sim), settings=SETTINGS
+    )
     labels = data.labels.copy()
-    labels[validation.holdout] = 0.0
+    # One delinquent customer only: every fold's fit part or scored part lacks a class.
+    assert data.groups is not None
+    positive = data.groups[(labels >= 0.5)][0]
+    labels[(data.groups != positive)] = 0.0
+    labels[(data.groups == positive)] = 1.0
     bundle = fit(replace(data, labels=labels), SETTINGS)
     assert bundle.threshold == SETTINGS.decision_threshold
     assert bundle.threshold_source == "decision_threshold"
-    assert any("lacks a class" in note for note in bundle.notes)
+    assert any("lack a class" in note for note in bundle.notes)
 
 
 def test_population_stability() -> None:
