@@ -82,6 +82,16 @@ class SharedSettings(KafkaSettings):
     """New customers since the cutoff that call for a delinquency retraining."""
     approval_limit: float = Field(default=500.0, gt=0)
     """Expenses above this amount need approval (an expense-fraud feature)."""
+    # Delinquency labels: the trainer labels its data with them, the worker the live scores whose
+    # realised performance it measures; both must mean the same thing.
+    delinquency_horizon_days: int = Field(default=92, ge=1)
+    """A statement is labelled delinquent when a later one within this many days is."""
+    delinquent_days_past_due: int = Field(default=30, ge=1)
+    """Days past due from which a statement counts as delinquent."""
+    anomaly_rate_low: float = Field(default=0.05, ge=0, le=1)
+    """The expense-fraud flagged share below this is out of band (policy trigger, gate)."""
+    anomaly_rate_high: float = Field(default=0.30, ge=0, le=1)
+    """… and above this."""
     expense_history_days: int = Field(default=365, ge=1)
     """How far back an expense line's history reaches (habits, receipts and merchants seen)."""
 
@@ -100,3 +110,12 @@ class SharedSettings(KafkaSettings):
                 f"set {', '.join(replacements)} instead (and unset the old variables)"
             )
         return data
+
+    @model_validator(mode="after")
+    def _anomaly_band_is_a_band(self) -> SharedSettings:
+        if self.anomaly_rate_low >= self.anomaly_rate_high:
+            raise ValueError(
+                "RETRAINER_ANOMALY_RATE_LOW must be below RETRAINER_ANOMALY_RATE_HIGH "
+                f"({self.anomaly_rate_low} >= {self.anomaly_rate_high})"
+            )
+        return self

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from schemas.base import ModelFamily
-from schemas.bundles import RANDOM_FOREST, ModelBundle, Scores
+from schemas.bundles import RANDOM_FOREST, FloatArray, ModelBundle, Scores
 from schemas.customer_activity import CustomerActivityRecorded
 from schemas.customer_scored import CustomerScored
 from schemas.expense_scored import ExpenseScored
@@ -188,8 +188,13 @@ def statement_features(
     return features.set_index("statement_id").loc[batch["statement_id"]].reset_index()
 
 
+def model_matrix(model: LoadedModel, features: pd.DataFrame) -> FloatArray:
+    """The features as the version reads them: its feature_names' columns, in its order."""
+    return feature_matrix(features, model.bundle.feature_names)
+
+
 def score(model: LoadedModel, features: pd.DataFrame) -> Scores:
-    return model.bundle.score(feature_matrix(features, model.bundle.feature_names))
+    return model.bundle.score(model_matrix(model, features))
 
 
 def _finite(value: float) -> float | None:

@@ -12,7 +12,7 @@ import asyncpg
 import pandas as pd
 
 from schemas.base import ModelFamily
-from schemas.bundles import Scores
+from schemas.bundles import FloatArray, Scores
 from schemas.customer_activity import CustomerActivityRecorded
 from schemas.customer_scored import CustomerScored
 from schemas.expense_scored import ExpenseScored
@@ -28,6 +28,7 @@ from streams.scoring_frames import (
     customer_scores,
     expense_frame,
     expense_scores,
+    model_matrix,
     score,
     statement_features,
 )
@@ -59,6 +60,11 @@ async def expense_features_of(
         approval_limit=approval_limit,
         history_days=history_days,
     )
+
+
+def _rows(matrix: FloatArray | None) -> list[list[float]] | None:
+    """The feature vectors stored beside the scores (drift compares them with the reference)."""
+    return None if matrix is None else matrix.tolist()
 
 
 @dataclass(frozen=True)
@@ -100,7 +106,7 @@ class Scorer:
             if todo.empty:
                 return ScoredBatch(0, None)
             began = time.perf_counter()
-            scores = None
+            scores = matrix = None
             if model is not None:
                 features = await expense_features_of(
                     conn,
@@ -108,13 +114,14 @@ class Scorer:
                     approval_limit=self.approval_limit,
                     history_days=self.history_days,
                 )
-                scores = score(model, features)
+                matrix = model_matrix(model, features)
+                scores = model.bundle.score(matrix)
                 self._shadow(family, model, features, scores)
         scored = expense_scores(todo, model, scores)
         metrics.SCORING_SECONDS.labels(family.value).observe(time.perf_counter() - began)
         await emit(scored)
         async with pool.acquire() as conn:
-            await store_expense_scores(conn, scored)
+            await store_expense_scores(conn, scored, _rows(matrix))
         return self._account(family, model, scored)
 
     async def score_statements(
@@ -132,19 +139,20 @@ class Scorer:
             if todo.empty:
                 return ScoredBatch(0, None)
             began = time.perf_counter()
-            scores = None
+            scores = matrix = None
             if model is not None:
                 customers = sorted(set(todo["customer_id"]))
                 history = await other_statements(conn, customers, list(todo["statement_id"]))
                 profiles = await customer_profiles(conn, customers)
                 features = statement_features(todo, history, profiles)
-                scores = score(model, features)
+                matrix = model_matrix(model, features)
+                scores = model.bundle.score(matrix)
                 self._shadow(family, model, features, scores)
         scored = customer_scores(todo, model, scores)
         metrics.SCORING_SECONDS.labels(family.value).observe(time.perf_counter() - began)
         await emit(scored)
         async with pool.acquire() as conn:
-            await store_customer_scores(conn, scored)
+            await store_customer_scores(conn, scored, _rows(matrix))
         return self._account(family, model, scored)
 
     def _shadow(
