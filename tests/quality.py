@@ -170,7 +170,11 @@ class _Rows:
 
 
 def _expense_rows(world: World, tables: Frames, settings: TrainerSettings) -> _Rows:
-    built = expense_features(tables.expenses, approval_limit=settings.approval_limit)
+    built = expense_features(
+        tables.expenses,
+        approval_limit=settings.approval_limit,
+        history_days=settings.expense_history_days,
+    )
     truth = world.truth
     ids = built["expense_id"].tolist()
     return _Rows(
