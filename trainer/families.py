@@ -21,6 +21,7 @@ from sklearn.ensemble import IsolationForest, RandomForestClassifier
 from schemas.base import ModelFamily
 from schemas.bundles import (
     CLASSIFIER,
+    FLAGGED_BY_ISOLATION_FOREST,
     ISOLATION_FOREST,
     RANDOM_FOREST,
     ModelBundle,
@@ -45,7 +46,7 @@ from trainer.evaluation import (
 from trainer.gate import Overlap, UnlabelledEvidence
 from trainer.selection import CustomerSelection
 from trainer.settings import TrainerSettings
-from trainer.thresholds import choose_threshold
+from trainer.thresholds import ThresholdRule, choose_threshold
 
 log = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float64]
@@ -187,6 +188,8 @@ def evaluate(
         past_due = data.features[rows, data.feature_names.index("days_past_due")] > 0
         rule = binary_metrics(truth, past_due[labelled].astype(np.float64), past_due[labelled])
         metrics["past_due_rule_f1"] = rule["f1"]
+    if "f1" in metrics and bundle.flagged_by != FLAGGED_BY_ISOLATION_FOREST:
+        metrics.update(_threshold_yardsticks(truth, scores.score[labelled]))
     if scores.anomaly_flagged is not None and scores.anomaly_score is not None:
         metrics["anomaly_rate"] = anomaly_rate(scores.anomaly_flagged)
         detector = bundle.models[ISOLATION_FOREST]
@@ -199,6 +202,18 @@ def evaluate(
             metrics["isolation_forest_auc"] = second_opinion["auc"]
     metrics["train_samples"] = float(len(data.train_rows))
     return metrics
+
+
+def _threshold_yardsticks(truth: BoolArray, probability: FloatArray) -> dict[str, float]:
+    """What the chosen threshold is measured against on the same holdout: the F1 of flagging
+    from 0.5 (the fixed threshold of old), and the best F1 any threshold reaches (chosen in
+    hindsight, on the holdout itself: a bound, not something a model can deploy)."""
+    at_half = binary_metrics(truth, probability, probability >= 0.5)
+    best = choose_threshold(truth, probability, ThresholdRule.parse("max_f1"))
+    return {
+        "f1_at_0_5": at_half["f1"],
+        "best_f1": best.f1 if best is not None else at_half["f1"],
+    }
 
 
 @dataclass(frozen=True)
