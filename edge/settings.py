@@ -51,6 +51,15 @@ class TopicNames(BaseModel):
 RENAMED_PREFIX = "RETRAINER_TOPIC_"
 """How topics were renamed before the nested field: refused with the new name, not ignored."""
 
+RETIRED: dict[str, str] = {
+    "RETRAINER_SCORE_CONTEXT_LINES": "RETRAINER_EXPENSE_HISTORY_DAYS",
+    "RETRAINER_SCORE_CONTEXT_REFRESH_S": "RETRAINER_EXPENSE_HISTORY_DAYS",
+}
+"""Settings that are gone, with the one that replaces them: refused, not silently ignored.
+
+The expense scorer kept the newest N lines in memory, refreshed every so often; it now reads
+the history of each batch, bounded in days like the trainer's."""
+
 
 class SharedSettings(KafkaSettings):
     """What worker and trainer both read: the Kafka connection, the topics, the minimum data."""
@@ -74,15 +83,24 @@ class SharedSettings(KafkaSettings):
     """Labelled delinquency observations needed to train."""
     min_positive_observations: int = Field(default=10, ge=1)
     """… of which delinquent (and at least one sound)."""
-    delinquency_horizon_days: int = Field(default=92, ge=1)
-    """An observation is delinquent if the customer becomes so within this many days."""
-    delinquent_days_past_due: int = Field(default=30, ge=1)
     holdout_fraction: float = Field(default=0.2, gt=0, lt=1)
     """Share of the rows held out to evaluate on: the most recent ones."""
     new_customers_threshold: int = Field(default=50, ge=1)
     """New customers since the cutoff that call for a delinquency retraining."""
     approval_limit: float = Field(default=500.0, gt=0)
     """Expenses above this amount need approval (an expense-fraud feature)."""
+    # Delinquency labels: the trainer labels its data with them, the worker the live scores whose
+    # realised performance it measures; both must mean the same thing.
+    delinquency_horizon_days: int = Field(default=92, ge=1)
+    """A statement is labelled delinquent when a later one within this many days is."""
+    delinquent_days_past_due: int = Field(default=30, ge=1)
+    """Days past due from which a statement counts as delinquent."""
+    anomaly_rate_low: float = Field(default=0.05, ge=0, le=1)
+    """The expense-fraud flagged share below this is out of band (policy trigger, gate)."""
+    anomaly_rate_high: float = Field(default=0.30, ge=0, le=1)
+    """… and above this."""
+    expense_history_days: int = Field(default=365, ge=1)
+    """How far back an expense line's history reaches (habits, receipts and merchants seen)."""
 
     def minimums(self) -> DataMinimums:
         """The minimum data, as the policy and the trainer both check it."""
@@ -99,9 +117,25 @@ class SharedSettings(KafkaSettings):
 
     @model_validator(mode="before")
     @classmethod
-    def _no_old_topic_variables(cls, data: Any) -> Any:
+    def _no_old_variables(cls, data: Any) -> Any:
         old = sorted(k for k in os.environ if k.startswith(RENAMED_PREFIX))
         if old:
             new = [f"RETRAINER_TOPICS__{k.removeprefix(RENAMED_PREFIX)}" for k in old]
             raise ValueError(f"{', '.join(old)} renamed: set {', '.join(new)} instead")
+        retired = sorted(k for k in RETIRED if k in os.environ)
+        if retired:
+            replacements = sorted({RETIRED[k] for k in retired})
+            raise ValueError(
+                f"{', '.join(retired)} no longer exist: the expense history is bounded in time, "
+                f"set {', '.join(replacements)} instead (and unset the old variables)"
+            )
         return data
+
+    @model_validator(mode="after")
+    def _anomaly_band_is_a_band(self) -> SharedSettings:
+        if self.anomaly_rate_low >= self.anomaly_rate_high:
+            raise ValueError(
+                "RETRAINER_ANOMALY_RATE_LOW must be below RETRAINER_ANOMALY_RATE_HIGH "
+                f"({self.anomaly_rate_low} >= {self.anomaly_rate_high})"
+            )
+        return self

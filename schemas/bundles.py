@@ -6,7 +6,8 @@ Trainer and scorers both use this, so a version scores the same in evaluation an
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -20,10 +21,14 @@ from schemas.artifacts import (
     load,
 )
 from schemas.base import ModelFamily
+from schemas.drift import DEFAULT_BINS, build_reference
 from schemas.features import FEATURES_VERSION
 
 __all__ = [
     "CLASSIFIER",
+    "FLAGGED_BY_ISOLATION_FOREST",
+    "FLAGGED_BY_RANDOM_FOREST",
+    "FLAGGED_BY_XGBOOST",
     "ISOLATION_FOREST",
     "RANDOM_FOREST",
     "BoolArray",
@@ -34,6 +39,10 @@ __all__ = [
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
+
+FLAGGED_BY_XGBOOST = "xgboost"
+FLAGGED_BY_RANDOM_FOREST = "random_forest"
+FLAGGED_BY_ISOLATION_FOREST = "isolation_forest"
 
 
 @dataclass(frozen=True)
@@ -55,17 +64,53 @@ class ModelBundle:
     feature_names: tuple[str, ...]
     threshold: float
     notes: tuple[str, ...] = ()
+    reference: Mapping[str, Any] | None = None
+    """The training data's bins (schemas.drift.build_reference) live data is compared with;
+    None for a version trained before references were kept."""
+    threshold_source: str = ""
+    """How the threshold was chosen (the rule and the rows it was chosen on, or the fallback)."""
+    fitted_rows: int | None = None
+    """Rows the models were fitted on (None: not recorded, a version from before it was)."""
+    fitted_until: datetime | None = None
+    """Time of the newest row fitted on: the champion has seen every row up to it."""
+
+    @property
+    def flagged_by(self) -> str:
+        """The model whose flags are the bundle's flags (the others are a second opinion)."""
+        if self.family is ModelFamily.DELINQUENCY:
+            return FLAGGED_BY_XGBOOST
+        return (
+            FLAGGED_BY_RANDOM_FOREST
+            if RANDOM_FOREST in self.models
+            else (FLAGGED_BY_ISOLATION_FOREST)
+        )
 
     @property
     def params(self) -> dict[str, Any]:
         """What the registry stores beside the artifacts so any loader can use them."""
-        return {
+        params: dict[str, Any] = {
             "feature_names": list(self.feature_names),
             "features_version": FEATURES_VERSION,
             "threshold": self.threshold,
+            "threshold_source": self.threshold_source,
+            "flagged_by": self.flagged_by,
             "roles": sorted(self.models),
             "notes": list(self.notes),
         }
+        if self.fitted_rows is not None:
+            params["fitted_rows"] = self.fitted_rows
+        if self.fitted_until is not None:
+            params["fitted_until"] = self.fitted_until.isoformat()
+        if self.reference is not None:
+            params["reference"] = dict(self.reference)
+        return params
+
+    def with_reference(self, training_matrix: FloatArray, bins: int = DEFAULT_BINS) -> ModelBundle:
+        """This bundle with the reference of its training rows (`training_matrix` in the columns
+        of `feature_names`), scored by the bundle itself, as drift is measured against."""
+        scores = self.score(training_matrix).score
+        reference = build_reference(training_matrix, self.feature_names, scores, bins)
+        return replace(self, reference=reference)
 
     def score(self, features: FloatArray) -> Scores:
         # Imported here, once a model is scored: a process that never scores (the CLI, a worker
@@ -112,4 +157,12 @@ class ModelBundle:
             feature_names=tuple(params["feature_names"]),
             threshold=float(params["threshold"]),
             notes=tuple(params.get("notes", ())),
+            reference=params.get("reference"),
+            threshold_source=str(params.get("threshold_source", "")),
+            fitted_rows=int(params["fitted_rows"]) if "fitted_rows" in params else None,
+            fitted_until=(
+                datetime.fromisoformat(params["fitted_until"])
+                if params.get("fitted_until")
+                else None
+            ),
         )

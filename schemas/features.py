@@ -18,10 +18,10 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
-FEATURES_VERSION = 2
+FEATURES_VERSION = 3
 """Bumped whenever a feature's meaning changes; stored with every model version.
 
-2: employment statuses are normalised (`Self-Employed`, `part-time` …), contractor and part-time
+3: employment statuses are normalised (`Self-Employed`, `part-time` …), contractor and part-time
 have their own features, and every other value goes to `employment_other`."""
 
 # --- delinquency ----------------------------------------------------------------------------
@@ -344,15 +344,76 @@ EXPENSE_FEATURES: tuple[str, ...] = (
 )
 
 DEFAULT_APPROVAL_LIMIT = 500.0
+DEFAULT_HISTORY_DAYS = 365
+"""How far back a line's history reaches: habits and counts use earlier lines of this window."""
+_US_PER_DAY = 86_400_000_000
 _FIXED_HOLIDAYS = np.array([101, 501, 1224, 1225, 1226], dtype=np.int64)
 """Month * 100 + day of the public holidays common to most countries."""
+
+HISTORY_KEYS: dict[str, tuple[str, ...]] = {
+    "employee_category": ("employee_id", "category"),
+    "category": ("category",),
+    "receipt": ("receipt_ref",),
+    "merchant": ("merchant",),
+    "merchant_category": ("merchant", "category"),
+    "employee_merchant": ("employee_id", "merchant"),
+}
+"""Every key a line's history is counted or averaged by, with the columns that make it up."""
+
+SUMMARY_COLUMNS: tuple[str, ...] = ("lines", "log_amount_sum")
+"""Beside its key columns, what a `HistorySummary` knows of each key's lines."""
+
+
+@dataclass(frozen=True)
+class HistorySummary:
+    """Earlier lines given as totals per key instead of as lines.
+
+    Covers the lines submitted in [since_us, until_us) (microseconds) that are not among the
+    lines passed to `expense_features`. `totals` maps each name of HISTORY_KEYS to a frame of
+    that key's columns plus SUMMARY_COLUMNS (a key without lines may be absent). A line's
+    features add the totals when its window holds the whole span: at most the history window
+    before `since_us`, and at or after `until_us`. Other lines ignore them.
+    """
+
+    since_us: int
+    until_us: int
+    totals: dict[str, pd.DataFrame]
+
+
+def microseconds(moments: pd.Series) -> IntArray:
+    """Microseconds since 1970-01-01 UTC of a column of moments (how lines are ordered)."""
+    as_us = pd.to_datetime(moments, utc=True).to_numpy(dtype="datetime64[us]")
+    return np.asarray(as_us.astype(np.int64), dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class HistorySpan:
+    """The history a batch's features need, as times in microseconds.
+
+    Lines submitted in [since_us, until_us] may matter. Those in [summary_since_us,
+    summary_until_us) lie inside every batch line's window, so their totals per key (a
+    HistorySummary) do as well as the lines themselves; that middle is whole UTC days, so daily
+    totals can make it up. It is empty when the batch spans about as long as the window.
+    """
+
+    since_us: int
+    summary_since_us: int
+    summary_until_us: int
+    until_us: int
+
+    @classmethod
+    def of(cls, submitted_us: Sequence[int], history_days: int) -> HistorySpan:
+        first, last = int(min(submitted_us)), int(max(submitted_us))
+        since = first - history_days * _US_PER_DAY
+        # The first whole day inside every window, and the day the batch begins on.
+        summary_since = -(-(last - history_days * _US_PER_DAY) // _US_PER_DAY) * _US_PER_DAY
+        summary_until = max(first // _US_PER_DAY * _US_PER_DAY, summary_since)
+        return cls(since, summary_since, summary_until, last)
 
 
 def _ordered_lines(expenses: pd.DataFrame) -> pd.DataFrame:
     frame = expenses.loc[:, list(EXPENSE_COLUMNS)].copy()
-    frame["submitted_us"] = (
-        pd.to_datetime(frame["submitted_at"], utc=True).to_numpy(dtype="datetime64[us]")
-    ).astype(np.int64)
+    frame["submitted_us"] = microseconds(frame["submitted_at"])
     frame = frame.sort_values(
         ["submitted_us", "sheet_id", "expense_id"], kind="stable", ignore_index=True
     )
@@ -360,56 +421,173 @@ def _ordered_lines(expenses: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _codes(frame: pd.DataFrame, columns: Sequence[str]) -> IntArray:
-    """One integer per distinct combination of `columns` (NaN/None count as a value)."""
-    if len(columns) == 1:
-        return np.asarray(pd.factorize(frame[columns[0]], use_na_sentinel=False)[0], np.int64)
-    return np.asarray(
-        frame.groupby(list(columns), sort=False, dropna=False).ngroup().to_numpy(), np.int64
-    )
+class _Codes:
+    """One integer per distinct value of each key column, and per combination of HISTORY_KEYS.
 
-
-def _prior_count(codes: IntArray) -> FloatArray:
-    """How many earlier rows (rows are in time order) share each row's code."""
-    return np.asarray(
-        pd.Series(codes).groupby(codes, sort=False).cumcount().to_numpy(), dtype=np.float64
-    )
-
-
-def _prior_sheet_mean(codes: IntArray, sheet_rank: IntArray, values: FloatArray) -> FloatArray:
-    """Mean of `values` over rows of the same code in earlier sheets (NaN when there are none).
-
-    Lines of one sheet are submitted together, so none of them is history for another.
+    Each column is factorized once (NaN/None count as a value); a pair of columns combines their
+    codes arithmetically, then renumbers them densely.
     """
-    per_sheet = (
-        pd.DataFrame({"code": codes, "sheet": sheet_rank, "value": values})
-        .groupby(["code", "sheet"], sort=True)["value"]
-        .agg(["sum", "count"])
-    )
-    running = per_sheet.groupby(level="code", sort=False).cumsum()
-    prior_sum = running["sum"] - per_sheet["sum"]
-    prior_count = running["count"] - per_sheet["count"]
-    prior_mean = (prior_sum / prior_count.where(prior_count > 0)).rename("prior")
-    lookup = pd.MultiIndex.from_arrays([codes, sheet_rank], names=["code", "sheet"])
-    return np.asarray(prior_mean.reindex(lookup).to_numpy(dtype=np.float64), dtype=np.float64)
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.columns = {
+            column: np.asarray(pd.factorize(frame[column], use_na_sentinel=False)[0], np.int64)
+            for column in {c for key in HISTORY_KEYS.values() for c in key}
+        }
+
+    def of(self, name: str) -> IntArray:
+        first, *rest = HISTORY_KEYS[name]
+        codes = self.columns[first]
+        for column in rest:
+            other = self.columns[column]
+            combined = codes * (int(other.max(initial=0)) + 1) + other
+            codes = np.asarray(pd.factorize(combined)[0], np.int64)
+        return codes
+
+
+@dataclass(frozen=True)
+class _Window:
+    """Row times as ranks among the frame's distinct times, so (code, time) fits one int64 key.
+
+    `rank` of each row's time, and `since` the rank of the earliest time inside its window.
+    """
+
+    rank: IntArray
+    since: IntArray
+    span: int
+
+    @classmethod
+    def of(cls, times: IntArray, history_us: int) -> _Window:
+        distinct = np.unique(times)
+        rank = np.searchsorted(distinct, times, side="left")
+        since = np.searchsorted(distinct, times - history_us, side="left")
+        return cls(np.asarray(rank, np.int64), np.asarray(since, np.int64), len(distinct) + 1)
+
+
+def _prior_count(codes: IntArray, window: _Window) -> FloatArray:
+    """How many earlier rows (rows are in time order) share each row's code, within the window."""
+    n = len(codes)
+    order = np.lexsort((np.arange(n), codes))  # by code, then by position (time order)
+    sorted_codes = codes[order] * window.span
+    keys = sorted_codes + window.rank[order]
+    first = np.searchsorted(keys, sorted_codes + window.since[order], side="left")
+    counts = np.empty(n, dtype=np.float64)
+    counts[order] = np.arange(n) - first
+    return counts
+
+
+def _prior_sheet_mean(
+    codes: IntArray,
+    sheet_rank: IntArray,
+    values: FloatArray,
+    sheet_window: _Window,
+    summary: tuple[FloatArray, FloatArray] | None = None,
+) -> FloatArray:
+    """Mean of `values` over rows of the same code in earlier sheets of the window (NaN if none).
+
+    Lines of one sheet are submitted together, so none of them is history for another; a sheet
+    is as old as its first line (`sheet_window` holds, per row, its sheet's time). `summary`
+    (per row: lines, sum of values) adds lines that are not rows.
+    """
+    n = len(codes)
+    order = np.lexsort((sheet_rank, codes))  # by code, then sheet (sheets in time order)
+    code_sorted, sheet_sorted = codes[order], sheet_rank[order]
+    new_group = np.ones(n, dtype=np.bool_)
+    new_group[1:] = (code_sorted[1:] != code_sorted[:-1]) | (sheet_sorted[1:] != sheet_sorted[:-1])
+    starts = np.flatnonzero(new_group)
+    group_lines = np.diff(np.append(starts, n))
+    group_sum = np.add.reduceat(values[order], starts) if n else np.zeros(0)
+    running_sum = np.concatenate(([0.0], np.cumsum(group_sum)))
+    running_lines = np.concatenate(([0.0], np.cumsum(group_lines, dtype=np.float64)))
+    group_code = code_sorted[starts] * sheet_window.span
+    keys = group_code + sheet_window.rank[order][starts]
+    first = np.searchsorted(keys, group_code + sheet_window.since[order][starts], side="left")
+    here = np.arange(len(starts))
+    group_of_row = np.empty(n, dtype=np.int64)
+    group_of_row[order] = np.repeat(here, group_lines)
+    prior_sum = (running_sum[here] - running_sum[first])[group_of_row]
+    prior_lines = (running_lines[here] - running_lines[first])[group_of_row]
+    if summary is not None:
+        prior_lines = prior_lines + summary[0]
+        prior_sum = prior_sum + summary[1]
+    safe = np.where(prior_lines > 0, prior_lines, 1.0)
+    return np.asarray(np.where(prior_lines > 0, prior_sum / safe, np.nan), dtype=np.float64)
+
+
+def _summary_for(
+    frame: pd.DataFrame, summary: HistorySummary | None, name: str, covered: BoolArray
+) -> tuple[FloatArray, FloatArray]:
+    """Per row, the summary's (lines, log-amount sum) of the row's key (zero where not covered)."""
+    n = len(frame)
+    totals = None if summary is None else summary.totals.get(name)
+    if totals is None or totals.empty or not covered.any():
+        return np.zeros(n), np.zeros(n)
+    columns = list(HISTORY_KEYS[name])
+    totals = totals.drop_duplicates(columns, keep="last")
+    if len(columns) == 1:
+        known = pd.Index(totals[columns[0]])
+        position = known.get_indexer(pd.Index(frame.loc[covered, columns[0]]))
+    else:
+        known = pd.MultiIndex.from_frame(totals.loc[:, columns])
+        position = known.get_indexer(pd.MultiIndex.from_frame(frame.loc[covered, columns]))
+    found = position >= 0
+    lines, log_sum = np.zeros(n), np.zeros(n)
+    rows = np.flatnonzero(covered)[found]
+    lines[rows] = totals["lines"].to_numpy(dtype=np.float64)[position[found]]
+    log_sum[rows] = totals["log_amount_sum"].to_numpy(dtype=np.float64)[position[found]]
+    return lines, log_sum
 
 
 def expense_features(
-    expenses: pd.DataFrame, *, approval_limit: float = DEFAULT_APPROVAL_LIMIT
+    expenses: pd.DataFrame,
+    *,
+    approval_limit: float = DEFAULT_APPROVAL_LIMIT,
+    history_days: int = DEFAULT_HISTORY_DAYS,
+    summary: HistorySummary | None = None,
 ) -> pd.DataFrame:
     """One row per expense line, in submission order, with EXPENSE_FEATURES.
 
-    Habits (typical amounts, merchants, receipts) come from earlier sheets only. The result
-    keeps `expense_id`, `sheet_id` and `submitted_us` (microseconds) beside the features.
+    Habits (typical amounts, merchants, receipts) come from earlier lines submitted at most
+    `history_days` before (earlier sheets for the habits, earlier lines for the counts), so a
+    line's features need only its window, whatever came before it. `summary` stands in for
+    history lines given as totals (see HistorySummary). The result keeps `expense_id`,
+    `sheet_id` and `submitted_us` (microseconds) beside the features.
     """
     frame = _ordered_lines(expenses)
+    times = frame["submitted_us"].to_numpy(dtype=np.int64)
+    history_us = history_days * _US_PER_DAY
+    window = _Window.of(times, history_us)
+    sheet_rank = frame["sheet_rank"].to_numpy(dtype=np.int64)
+    first_line = np.unique(sheet_rank, return_index=True)[1]
+    sheet_time = times[first_line][sheet_rank]
+    sheet_window = _Window(
+        window.rank[first_line][sheet_rank], window.since[first_line][sheet_rank], window.span
+    )
+    codes = _Codes(frame)
+    covered = np.zeros(len(frame), dtype=np.bool_)
+    if summary is not None:
+        covered = (sheet_time - history_us <= summary.since_us) & (summary.until_us <= sheet_time)
+
+    given = {name: _summary_for(frame, summary, name, covered) for name in HISTORY_KEYS}
+
+    def known(name: str) -> tuple[FloatArray, FloatArray]:
+        return given[name]
+
+    def prior_count(name: str) -> FloatArray:
+        return _prior_count(codes.of(name), window) + known(name)[0]
+
     amount = _float(frame, "amount")
     log_amount = np.log1p(np.maximum(amount, 0.0))
-    sheet_rank = frame["sheet_rank"].to_numpy(dtype=np.int64)
-    employee_category = _codes(frame, ["employee_id", "category"])
-    category = _codes(frame, ["category"])
-    employee_habit = _prior_sheet_mean(employee_category, sheet_rank, log_amount)
-    category_habit = _prior_sheet_mean(category, sheet_rank, log_amount)
+    employee_habit = _prior_sheet_mean(
+        codes.of("employee_category"),
+        sheet_rank,
+        log_amount,
+        sheet_window,
+        known("employee_category"),
+    )
+    category_habit = _prior_sheet_mean(
+        codes.of("category"), sheet_rank, log_amount, sheet_window, known("category")
+    )
+    employee_category_history = prior_count("employee_category")
 
     cents = np.round(amount * 100).astype(np.int64)
     day = _day_numbers(frame["expense_date"])
@@ -422,11 +600,11 @@ def expense_features(
     has_receipt = receipt.notna().to_numpy(dtype=np.bool_) & (receipt.fillna("") != "").to_numpy(
         dtype=np.bool_
     )
-    receipt_seen = np.where(has_receipt, _prior_count(_codes(frame, ["receipt_ref"])), 0.0)
+    receipt_seen = np.where(has_receipt, prior_count("receipt"), 0.0)
 
-    merchant_history = _prior_count(_codes(frame, ["merchant"]))
-    merchant_category_history = _prior_count(_codes(frame, ["merchant", "category"]))
-    employee_merchant_history = _prior_count(_codes(frame, ["employee_id", "merchant"]))
+    merchant_history = prior_count("merchant")
+    merchant_category_history = prior_count("merchant_category")
+    employee_merchant_history = prior_count("employee_merchant")
 
     sheet_codes = frame["sheet_rank"]
     lines_in_sheet = sheet_codes.map(sheet_codes.value_counts()).to_numpy(dtype=np.float64)
@@ -441,7 +619,7 @@ def expense_features(
             "log_amount": log_amount,
             "amount_vs_employee_habit": log_amount - employee_habit,
             "amount_vs_category_habit": log_amount - category_habit,
-            "employee_category_history": np.log1p(_prior_count(employee_category)),
+            "employee_category_history": np.log1p(employee_category_history),
             "is_round_amount": ((cents % 5000) == 0).astype(np.float64),
             "just_under_limit": (
                 (amount >= 0.95 * approval_limit) & (amount < approval_limit)

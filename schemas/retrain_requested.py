@@ -18,6 +18,10 @@ class RetrainReason(StrEnum):
     ANOMALY_RATE_HIGH = "anomaly_rate_high"
     INTERVAL = "interval"
     MANUAL = "manual"
+    DRIFT = "drift"
+    """Live features or scores moved away from the champion's training data (PSI)."""
+    PERFORMANCE = "performance"
+    """The champion's realised AUC on late labels fell under a floor or below its holdout AUC."""
 
 
 class RetrainRequested(Event):

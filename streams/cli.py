@@ -133,6 +133,7 @@ async def _scheduled(days: int, force: bool, families: list[ModelFamily]) -> Non
     from edge.health import kafka_problem
     from edge.producer import DeliveringProducer, DeliveryFailed
     from streams.readmodel import family_status, next_manual_request
+    from streams.services.quality import QualityMonitor
     from streams.settings import StreamsSettings
     from streams.signals import PolicySignal, SignalKind
     from streams.store.counts import stored_within
@@ -148,9 +149,15 @@ async def _scheduled(days: int, force: bool, families: list[ModelFamily]) -> Non
     producer = DeliveringProducer(settings.kafka, partitioner="murmur2_random")
 
     policy = settings.policy()
+
+    async def opened() -> asyncpg.Pool:
+        return pool
+
+    # The drift and performance triggers count as due for cron as they do for the worker.
+    quality = QualityMonitor(policy.quality, opened)
     try:
         for family in families:
-            status = await family_status(pool, policy, family)
+            status = await family_status(pool, policy, family, quality=quality)
             async with pool.acquire() as conn:
                 recent = await stored_within(conn, family, days)
             # cron is not held back by the minimum interval between automatic trainings

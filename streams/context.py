@@ -21,6 +21,7 @@ from schemas.dead_letter import DeadLettered
 from streams.health import Reachability
 from streams.models import ModelFollower, ModelHolder, ModelLoader
 from streams.policy import PolicyConfig
+from streams.services.quality import QualityMonitor
 from streams.services.scoring import Scorer
 from streams.settings import StreamsSettings
 from streams.signals import PolicySignal, SignalKind
@@ -86,6 +87,8 @@ class WorkerContext:
     follower: ModelFollower
     scorer: Scorer
     reachability: Reachability
+    quality: QualityMonitor
+    """The champion's drift and performance figures, read at most once per refresh."""
 
     @property
     def topics(self) -> TopicNames:
@@ -119,10 +122,11 @@ def build_context(settings: StreamsSettings) -> WorkerContext:
     database = Database(settings)
     holder = ModelHolder()
     loader = ModelLoader(holder, database.pool)
+    policy = settings.policy()
     return WorkerContext(
         settings=settings,
         codec=codec,
-        policy=settings.policy(),
+        policy=policy,
         database=database,
         producer=WorkerProducer(settings.kafka),
         holder=holder,
@@ -131,9 +135,9 @@ def build_context(settings: StreamsSettings) -> WorkerContext:
         scorer=Scorer(
             holder,
             database.pool,
-            context_lines=settings.score_context_lines,
-            context_refresh_s=settings.score_context_refresh_s,
             approval_limit=settings.approval_limit,
+            history_days=settings.expense_history_days,
         ),
         reachability=Reachability(database.pool, settings.kafka),
+        quality=QualityMonitor(policy.quality, database.pool),
     )

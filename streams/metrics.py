@@ -19,7 +19,7 @@ from schemas.customer_created import CustomerCreated
 from schemas.errors import RejectReason
 from schemas.expense_label import ExpenseLabelled
 from schemas.expense_sheet import ExpenseSheetSubmitted
-from schemas.features import CATEGORICAL_FIELDS
+from schemas.features import CATEGORICAL_FIELDS, DELINQUENCY_FEATURES, EXPENSE_FEATURES
 from schemas.retrain_requested import RetrainReason
 from streams.policy import Action, Counters
 
@@ -33,6 +33,11 @@ FAMILIES = tuple(family.value for family in ModelFamily)
 STORE_OUTCOMES = ("new", "present")
 RELOAD_OUTCOMES = ("loaded", "refused", "failed", "fallback")
 POLICY_COUNTERS = tuple(Counters(observed_at=datetime.now(UTC)).as_dict())
+FAMILY_FEATURES = {
+    ModelFamily.EXPENSE_FRAUD.value: EXPENSE_FEATURES,
+    ModelFamily.DELINQUENCY.value: DELINQUENCY_FEATURES,
+}
+"""The `feature` label of the PSI gauge: each family's features (a fixed set per code version)."""
 
 BUILD_INFO = Gauge(
     "retrainer_build_info",
@@ -88,6 +93,49 @@ REQUESTS_IN_FLIGHT = Gauge(
 POLICY_DECISIONS = Counter(
     "retrainer_policy_decisions_total", "Policy evaluations by outcome.", ["family", "action"]
 )
+FEATURE_PSI = Gauge(
+    "retrainer_feature_psi",
+    "PSI of each feature of the champion's recent scored rows against its training reference "
+    "(NaN until computed on the minimum sample).",
+    ["family", "feature"],
+)
+SCORE_PSI = Gauge(
+    "retrainer_score_psi",
+    "PSI of the champion's recent scores against its training reference (NaN until computed).",
+    ["family"],
+)
+SCORE_KS = Gauge(
+    "retrainer_score_ks_ratio",
+    "KS distance of the champion's recent scores from its training reference's, at the "
+    "reference's bin edges (NaN until computed).",
+    ["family"],
+)
+DRIFT_SAMPLE = Gauge(
+    "retrainer_drift_sample_events",
+    "Scored rows of the champion the drift figures were computed on.",
+    ["family"],
+)
+REALISED_AUC = Gauge(
+    "retrainer_realised_auc_ratio",
+    "AUC of the champion's live scores against the labels that arrived since (NaN until a "
+    "labelled sample holds both classes).",
+    ["family"],
+)
+REALISED_PRECISION = Gauge(
+    "retrainer_realised_precision_ratio",
+    "Share of the champion's flagged, labelled scores that were positive (NaN before any).",
+    ["family"],
+)
+REALISED_RECALL = Gauge(
+    "retrainer_realised_recall_ratio",
+    "Share of the positive labels the champion flagged (NaN before any).",
+    ["family"],
+)
+REALISED_SAMPLE = Gauge(
+    "retrainer_realised_labelled_events",
+    "Live scores of the champion with a label known now, in the performance window.",
+    ["family"],
+)
 SCORING_RETRIES = Counter(
     "retrainer_scoring_retries_total",
     "Scoring attempts that failed on an outage (PostgreSQL or Kafka) and were retried.",
@@ -103,7 +151,7 @@ CONSUMER_LAG = Gauge(
 
 SCORING_SECONDS = Histogram(
     "retrainer_scoring_latency_seconds",
-    "Time to score one micro-batch (features + predict), per family.",
+    "Time to score one micro-batch (reading its history, features, predict), per family.",
     ["family"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
@@ -180,6 +228,12 @@ def _export_known_label_sets() -> None:
             COUNTER_VALUE.labels(family, counter).set(0)
         THRESHOLD_VALUE.labels(family).set(float("nan"))
         ANOMALY_RATE.labels(family).set(float("nan"))
+        for feature in FAMILY_FEATURES[family]:
+            FEATURE_PSI.labels(family, feature).set(float("nan"))
+        for gauge in (SCORE_PSI, SCORE_KS, REALISED_AUC, REALISED_PRECISION, REALISED_RECALL):
+            gauge.labels(family).set(float("nan"))
+        DRIFT_SAMPLE.labels(family).set(0)
+        REALISED_SAMPLE.labels(family).set(0)
         for retrain_reason in RetrainReason:
             RETRAIN_REQUESTS.labels(family, retrain_reason.value)
         REQUESTS_IN_FLIGHT.labels(family).set(0)

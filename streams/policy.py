@@ -12,6 +12,7 @@ from typing import Any
 from schemas.base import ModelFamily
 from schemas.minimums import DataCounts, DataMinimums, data_gaps
 from schemas.retrain_requested import RetrainReason
+from streams.quality import QualityConfig, QualityFigures
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class PolicyConfig:
     min_training_interval: timedelta = timedelta(minutes=10)
     minimums: DataMinimums = field(default_factory=DataMinimums)
     """The minimum data before a training; the trainer checks the same (schemas.minimums)."""
+    quality: QualityConfig = field(default_factory=QualityConfig)
+    """The drift and realised-performance triggers."""
 
 
 @dataclass(frozen=True)
@@ -238,6 +241,60 @@ def _automatic_trigger(
     return None
 
 
+def quality_trigger(
+    state: FamilyState, quality: QualityFigures | None, config: QualityConfig
+) -> tuple[RetrainReason, str, float] | None:
+    """Drift or realised performance of the champion, from figures the engine computed.
+
+    Only figures of the family's current champion count, and only on their minimum sample:
+    drift when a feature's or the score's PSI reaches the threshold; performance when the
+    realised AUC (labelled sample with both classes) is under the floor, or more than the margin
+    under the version's holdout AUC.
+    """
+    if quality is None or state.model_version is None:
+        return None
+    if quality.model_version != state.model_version:
+        return None  # figures of an earlier champion
+    drift = quality.drift
+    if drift is not None and drift.samples >= config.drift_min_sample:
+        largest = drift.largest()
+        if largest is not None and largest[1] >= config.drift_psi_threshold:
+            name, value = largest
+            return (
+                RetrainReason.DRIFT,
+                f"Drift: PSI {value:.2f} on {name} (threshold {config.drift_psi_threshold:g}; "
+                f"{drift.samples} scored)",
+                config.drift_psi_threshold,
+            )
+    realised = quality.champion_performance
+    if (
+        realised is None
+        or realised.auc is None
+        or realised.samples < config.performance_min_sample
+        or not 0 < realised.positives < realised.samples
+    ):
+        return None
+    sample = f"{realised.samples} labelled, {realised.positives} positive"
+    if realised.auc < config.performance_auc_floor:
+        return (
+            RetrainReason.PERFORMANCE,
+            f"Realised AUC {realised.auc:.2f} under the floor {config.performance_auc_floor:g} "
+            f"({sample})",
+            config.performance_auc_floor,
+        )
+    if realised.holdout_auc is not None:
+        bar = realised.holdout_auc - config.performance_auc_margin
+        # Exactly the margin under the holdout AUC does not fire, floating-point noise apart.
+        if realised.auc < bar - 1e-9:
+            return (
+                RetrainReason.PERFORMANCE,
+                f"Realised AUC {realised.auc:.2f} more than {config.performance_auc_margin:g} "
+                f"under the holdout AUC {realised.holdout_auc:.2f} ({sample})",
+                bar,
+            )
+    return None
+
+
 def automatic_hold(state: FamilyState, config: PolicyConfig) -> tuple[datetime, str] | None:
     """Until when automatic triggers of the family wait, and why; None when nothing holds them.
 
@@ -298,15 +355,17 @@ def decide(
     config: PolicyConfig,
     now: datetime,
     manual: ManualTrigger | None = None,
+    quality: QualityFigures | None = None,
 ) -> Decision:
     """Decide whether `family` needs a retraining now, and why.
 
     Order: a request in flight is waited on (or re-sent after the timeout); a manual trigger
     goes out unless data is missing and it is not forced; an automatic trigger is blocked while
     data is missing, held while the minimum interval or the rest after a failure runs, and sent
-    otherwise. A held trigger moves nothing: the cutoff stays, so the counts keep growing, and
-    the decision is made again from the counters of the moment the hold ends (the policy timer
-    re-evaluates every `policy_tick_s` even when no event arrives).
+    otherwise. `quality` holds the drift and realised-performance figures the engine computed
+    (None when it has none). A held trigger moves nothing: the cutoff stays, so the counts keep
+    growing, and the decision is made again from the counters of the moment the hold ends (the
+    policy timer re-evaluates every `policy_tick_s` even when no event arrives).
     """
     if state.in_flight is not None:
         return _in_flight_decision(family, state.in_flight, config, now)
@@ -315,6 +374,9 @@ def decide(
         return _manual_decision(family, manual, gaps)
 
     trigger = _automatic_trigger(family, counters, state, config, now)
+    if trigger is None or trigger[0] is RetrainReason.INTERVAL:
+        # Drift and performance say more than the time since the last training.
+        trigger = quality_trigger(state, quality, config.quality) or trigger
     if trigger is None:
         return Decision(
             Action.NONE, family, "No training needed", threshold=_threshold(family, config)

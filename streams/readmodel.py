@@ -18,8 +18,11 @@ from schemas.base import ModelFamily
 from schemas.bundles import RANDOM_FOREST
 from schemas.features import EXPENSE_COLUMNS
 from streams.policy import Action, Counters, PolicyConfig, decide
-from streams.scoring_frames import ExpenseContext, LoadedModel, score
+from streams.quality import QualityConfig, QualityFigures
+from streams.scoring_frames import LoadedModel, score
 from streams.services.policy import PolicyState, manual_request_id
+from streams.services.quality import QualityMonitor
+from streams.services.scoring import expense_features_of
 from streams.store import analysis as analysis_store
 from streams.store import policy_state
 from streams.store import sheets as sheet_store
@@ -64,6 +67,83 @@ class Retraining(Answer):
     family: str | None
 
 
+class DriftStatus(Answer):
+    """The champion's recent scored rows against its training reference."""
+
+    model_version: str
+    samples: int
+    """Scored rows compared (the newest in the window, those that kept their features)."""
+    min_sample: int
+    psi_threshold: float
+    feature_psi: dict[str, float]
+    score_psi: float | None
+    score_ks: float | None
+    """KS distance of the scores, at the reference's bin edges."""
+    note: str | None
+    """Why there are no figures, when there are none."""
+
+
+class PerformanceStatus(Answer):
+    """A version's live scores against the labels known now (realised performance)."""
+
+    model_version: str
+    champion: bool
+    samples: int
+    positives: int
+    auc: float | None
+    precision: float | None
+    recall: float | None
+    holdout_auc: float | None
+    """The AUC the trainer measured on the version's holdout."""
+
+
+class QualityStatus(Answer):
+    """The drift and realised-performance figures the policy decides on, and its settings."""
+
+    computed_at: Timestamp
+    drift: DriftStatus | None
+    performance: list[PerformanceStatus]
+    auc_floor: float
+    auc_margin: float
+    min_labelled: int
+
+
+def quality_status(figures: QualityFigures, config: QualityConfig) -> QualityStatus:
+    """The figures as the status endpoint answers them."""
+    drift = figures.drift
+    return QualityStatus(
+        computed_at=figures.computed_at,
+        drift=None
+        if drift is None
+        else DriftStatus(
+            model_version=drift.model_version,
+            samples=drift.samples,
+            min_sample=config.drift_min_sample,
+            psi_threshold=config.drift_psi_threshold,
+            feature_psi=dict(drift.feature_psi),
+            score_psi=drift.score_psi,
+            score_ks=drift.score_ks,
+            note=drift.note,
+        ),
+        performance=[
+            PerformanceStatus(
+                model_version=p.model_version,
+                champion=p.model_version == figures.model_version,
+                samples=p.samples,
+                positives=p.positives,
+                auc=p.auc,
+                precision=p.precision,
+                recall=p.recall,
+                holdout_auc=p.holdout_auc,
+            )
+            for p in figures.performance.values()
+        ],
+        auc_floor=config.performance_auc_floor,
+        auc_margin=config.performance_auc_margin,
+        min_labelled=config.performance_min_sample,
+    )
+
+
 class FamilyStatus(Answer):
     """A family's counters and the policy's verdict now, with its latest retrainings."""
 
@@ -81,6 +161,8 @@ class FamilyStatus(Answer):
     anomaly_rate: float | None
     counters: dict[str, int]
     recent_retraining: list[Retraining]
+    quality: QualityStatus | None = None
+    """Drift and realised performance of the champion; None before figures were read."""
 
     def counted(self) -> Counters:
         """The counters as the policy reads them."""
@@ -88,15 +170,29 @@ class FamilyStatus(Answer):
 
 
 async def family_status(
-    pool: asyncpg.Pool, policy: PolicyConfig, family: ModelFamily, recent: int = 5
+    pool: asyncpg.Pool,
+    policy: PolicyConfig,
+    family: ModelFamily,
+    recent: int = 5,
+    quality: QualityMonitor | None = None,
 ) -> FamilyStatus:
-    """The family's counters and the policy's verdict now, with its `recent` latest retrainings."""
+    """The family's counters and the policy's verdict now, with its `recent` latest retrainings.
+
+    With a quality monitor, the drift and performance figures join the verdict as they join
+    the policy's (read at most once per the monitor's refresh interval).
+    """
+    now = datetime.now(UTC)
     async with pool.acquire() as conn:
         current = PolicyState.from_json(family, await policy_state.stored_state(conn, family))
         state = current.family_state
         counters = await read_counters(conn, family, state.cutoff, state.model_version, policy)
         history = await analysis_store.recent_retrainings(conn, family, recent)
-    decision = decide(family, counters, state, policy, datetime.now(UTC))
+    figures = None
+    if quality is not None:
+        figures = await quality.figures(
+            family, state.model_version, now, refresh=state.in_flight is None
+        )
+    decision = decide(family, counters, state, policy, now, quality=figures)
     threshold = (
         policy.new_customers_threshold
         if family is ModelFamily.DELINQUENCY
@@ -122,6 +218,7 @@ async def family_status(
         anomaly_rate=counters.anomaly_rate,
         counters={name: int(value) for name, value in counters.as_dict().items()},
         recent_retraining=[Retraining.model_validate(dict(row)) for row in history],
+        quality=None if figures is None else quality_status(figures, policy.quality),
     )
 
 
@@ -186,12 +283,12 @@ class AnalysisAnswer(Answer):
 
 
 def _analysed(
-    lines: pd.DataFrame, model: LoadedModel | None, context: ExpenseContext, limit: float
+    features: pd.DataFrame | None, model: LoadedModel | None, count: int
 ) -> list[tuple[float | None, float | None, bool]]:
     """Each line's (anomaly score, fraud probability, flagged), in the lines' order."""
-    if model is None or lines.empty:
-        return [(None, None, False)] * len(lines)
-    scores = score(model, context.features(lines, limit))
+    if model is None or features is None:
+        return [(None, None, False)] * count
+    scores = score(model, features)
     anomaly = scores.anomaly_score if scores.anomaly_score is not None else scores.score
     has_classifier = RANDOM_FOREST in model.bundle.models
     return [
@@ -200,27 +297,30 @@ def _analysed(
             float(scores.score[i]) if has_classifier else None,
             bool(scores.flagged[i]),
         )
-        for i in range(len(lines))
+        for i in range(count)
     ]
 
 
 async def analyse(
     pool: asyncpg.Pool,
-    context: ExpenseContext,
     model: LoadedModel | None,
     sheet_ids: list[str],
     approval_limit: float,
+    history_days: int,
 ) -> AnalysisSummary:
     """Score the stored lines of these sheets with `model` (none: every line unscored).
 
-    Features are computed against `context`, the recent lines the live scorer uses.
+    Features come from the same stored history the live scorer and the trainer use.
     """
+    features = None
     async with pool.acquire() as conn:
         rows = await sheet_store.lines_of_sheets(conn, sheet_ids)
-        if context.lines.empty:
-            context.replace(await sheet_store.newest_lines(conn, context.max_lines))
-    lines = pd.DataFrame([tuple(r) for r in rows], columns=list(EXPENSE_COLUMNS))
-    verdicts = _analysed(lines, model, context, approval_limit)
+        lines = pd.DataFrame([tuple(r) for r in rows], columns=list(EXPENSE_COLUMNS))
+        if model is not None and not lines.empty:
+            features = await expense_features_of(
+                conn, lines, approval_limit=approval_limit, history_days=history_days
+            )
+    verdicts = _analysed(features, model, len(lines))
     results = [
         AnalysedLine(
             expense_id=row["expense_id"],

@@ -31,13 +31,8 @@ from schemas.features import (
 from schemas.features import delinquency_features as build_delinquency_features
 from streams import metrics
 from streams.models import build_model, fetch_version
-from streams.scoring_frames import (
-    ExpenseContext,
-    LoadedModel,
-    customer_scores,
-    expense_scores,
-    score,
-)
+from streams.scoring_frames import LoadedModel, customer_scores, expense_scores, score
+from streams.services.scoring import expense_features_of
 from streams.settings import StreamsSettings
 from streams.store.scores import (
     customer_profiles,
@@ -46,7 +41,7 @@ from streams.store.scores import (
     store_customer_scores,
     store_expense_scores,
 )
-from streams.store.sheets import lines_before, lines_of_sheets
+from streams.store.sheets import lines_of_sheets
 
 
 class RescoreError(Exception):
@@ -202,10 +197,7 @@ async def _rescore_expenses(
     emitter: _Emitter,
     progress: ReportScored | None,
 ) -> tuple[int, int]:
-    """Whole sheets per page (a sheet's totals are features), habits from the lines before."""
-    context = ExpenseContext(settings.score_context_lines)
-    if options.from_time is not None and settings.score_context_lines > 0:
-        context.replace(await lines_before(conn, options.from_time, settings.score_context_lines))
+    """Whole sheets per page (a sheet's totals are features), habits from the window before."""
     page = _page_query("sheets", "sheet_id", _SHEET_TIME[options.time_field])
     after: tuple[Any, str] | None = None
     scored = flagged = 0
@@ -225,9 +217,13 @@ async def _rescore_expenses(
         lines = pd.DataFrame([tuple(r) for r in rows], columns=list(EXPENSE_COLUMNS))
         if lines.empty:
             continue
-        features = context.features(lines, settings.approval_limit)
+        features = await expense_features_of(
+            conn,
+            lines,
+            approval_limit=settings.approval_limit,
+            history_days=settings.expense_history_days,
+        )
         events = expense_scores(lines, model, score(model, features), run=run_id)
-        context.remember(lines)
         emitter.send(events)
         if options.store:
             await store_expense_scores(conn, events)

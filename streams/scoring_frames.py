@@ -1,9 +1,9 @@
 """The pure side of scoring: batches as feature frames, frames as scores, scores as events.
 
 Features come from schemas.features, the code the trainer used, over the batch plus the history
-it needs: recent expense lines (habits, receipts already seen) kept in memory, and each
-customer's earlier statements and profile. The rows come from `streams.store`; nothing here
-talks to PostgreSQL, Kafka or Faust.
+it needs: the stored expense lines of the window that share a key with the batch's lines (those
+far from the window's edges as totals per key), and each customer's earlier statements and
+profile. The rows come from `streams.store`; nothing here talks to PostgreSQL, Kafka or Faust.
 """
 
 from __future__ import annotations
@@ -11,14 +11,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from schemas.base import ModelFamily
-from schemas.bundles import RANDOM_FOREST, ModelBundle, Scores
+from schemas.bundles import RANDOM_FOREST, FloatArray, ModelBundle, Scores
 from schemas.customer_activity import CustomerActivityRecorded
 from schemas.customer_scored import CustomerScored
 from schemas.expense_scored import ExpenseScored
@@ -27,9 +27,13 @@ from schemas.features import (
     ACTIVITY_COLUMNS,
     EXPENSE_COLUMNS,
     PROFILE_COLUMNS,
+    SUMMARY_COLUMNS,
+    HistorySpan,
+    HistorySummary,
     delinquency_features,
     expense_features,
     feature_matrix,
+    microseconds,
 )
 
 
@@ -82,34 +86,91 @@ def activity_frame(statements: Sequence[CustomerActivityRecorded]) -> pd.DataFra
     return pd.DataFrame(rows, columns=list(ACTIVITY_COLUMNS))
 
 
-class ExpenseContext:
-    """The recent expense lines a batch's features are computed against.
+@dataclass(frozen=True)
+class ExpenseHistoryQuery:
+    """What a batch's expense features need from the store: the batch's keys and its span.
 
-    Bounded: the newest `max_lines` lines, replaced by the newest stored ones every so often (so
-    every worker sees lines from every partition) and extended with each scored batch in between.
+    A line's features use the earlier lines of its window that share a key with it (employee,
+    merchant, receipt, category), so those are all the store reads for a batch.
     """
 
-    def __init__(self, max_lines: int) -> None:
-        self.max_lines = max_lines
-        self.lines = pd.DataFrame(columns=list(EXPENSE_COLUMNS))
+    expense_ids: list[str]
+    employees: list[str]
+    merchants: list[str]
+    receipts: list[str]
+    categories: list[str]
+    span: HistorySpan
 
-    def replace(self, rows: Sequence[Any]) -> None:
-        """Start over from these stored lines (rows in `EXPENSE_COLUMNS` order)."""
-        self.lines = pd.DataFrame([tuple(r) for r in rows], columns=list(EXPENSE_COLUMNS))
+    @classmethod
+    def of(cls, batch: pd.DataFrame, history_days: int) -> ExpenseHistoryQuery:
+        receipts = batch["receipt_ref"].dropna().astype(str)
 
-    def features(self, batch: pd.DataFrame, approval_limit: float) -> pd.DataFrame:
-        """Features of the batch's lines, in the batch's order."""
-        history = self.lines[~self.lines["expense_id"].isin(batch["expense_id"])]
-        combined = pd.concat([history, batch], ignore_index=True) if len(history) else batch
-        features = expense_features(combined, approval_limit=approval_limit)
-        return features.set_index("expense_id").loc[batch["expense_id"]].reset_index()
+        def distinct(values: Any) -> list[str]:
+            return sorted({str(v) for v in values})
 
-    def remember(self, batch: pd.DataFrame) -> None:
-        kept = self.lines[~self.lines["expense_id"].isin(batch["expense_id"])]
-        merged = pd.concat([kept, batch], ignore_index=True) if len(kept) else batch.copy()
-        if len(merged) > self.max_lines:
-            merged = merged.sort_values("submitted_at", kind="stable").iloc[-self.max_lines :]
-        self.lines = merged.reset_index(drop=True)
+        return cls(
+            expense_ids=distinct(batch["expense_id"]),
+            employees=distinct(batch["employee_id"]),
+            merchants=distinct(batch["merchant"]),
+            receipts=distinct(receipts[receipts != ""]),
+            categories=distinct(batch["category"]),
+            span=HistorySpan.of(microseconds(batch["submitted_at"]).tolist(), history_days),
+        )
+
+    @property
+    def keys(self) -> tuple[list[str], list[str], list[str], list[str]]:
+        return self.employees, self.merchants, self.receipts, self.categories
+
+    @property
+    def moments(self) -> tuple[datetime, datetime, datetime, datetime]:
+        """The span's four times as UTC datetimes (microseconds kept exactly)."""
+        span = self.span
+        return (
+            _moment(span.since_us),
+            _moment(span.summary_since_us),
+            _moment(span.summary_until_us),
+            _moment(span.until_us),
+        )
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _moment(us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=us)
+
+
+def batch_expense_features(
+    batch: pd.DataFrame,
+    query: ExpenseHistoryQuery,
+    lines: Sequence[Sequence[Any]],
+    totals: Sequence[Sequence[Any]],
+    *,
+    approval_limit: float,
+    history_days: int,
+) -> pd.DataFrame:
+    """Features of the batch's lines, in the batch's order, from the history the store read.
+
+    `lines` are stored lines (EXPENSE_COLUMNS order) and `totals` the stored totals per key
+    (key name, employee_id, category, merchant, receipt_ref, lines, log_amount_sum), both
+    read for `query`. Earlier sheets of the batch are history for its later ones.
+    """
+    stored = pd.DataFrame([tuple(r) for r in lines], columns=list(EXPENSE_COLUMNS))
+    stored = stored[~stored["expense_id"].isin(batch["expense_id"])]
+    combined = pd.concat([stored, batch], ignore_index=True) if len(stored) else batch
+    summed = pd.DataFrame(
+        [tuple(r) for r in totals],
+        columns=["key", "employee_id", "category", "merchant", "receipt_ref", *SUMMARY_COLUMNS],
+    )
+    summary = HistorySummary(
+        query.span.summary_since_us,
+        query.span.summary_until_us,
+        {str(name): part for name, part in summed.groupby("key", sort=False)},
+    )
+    features = expense_features(
+        combined, approval_limit=approval_limit, history_days=history_days, summary=summary
+    )
+    return features.set_index("expense_id").loc[batch["expense_id"]].reset_index()
 
 
 def profile_frame(profiles: Sequence[Any]) -> pd.DataFrame:
@@ -131,8 +192,13 @@ def statement_features(
     return features.set_index("statement_id").loc[batch["statement_id"]].reset_index()
 
 
+def model_matrix(model: LoadedModel, features: pd.DataFrame) -> FloatArray:
+    """The features as the version reads them: its feature_names' columns, in its order."""
+    return feature_matrix(features, model.bundle.feature_names)
+
+
 def score(model: LoadedModel, features: pd.DataFrame) -> Scores:
-    return model.bundle.score(feature_matrix(features, model.bundle.feature_names))
+    return model.bundle.score(model_matrix(model, features))
 
 
 def _finite(value: float) -> float | None:

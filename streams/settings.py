@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from edge.settings import SharedSettings
 from schemas.limits import CodecLimits
 from streams.policy import PolicyConfig
+from streams.quality import QualityConfig
 
 MIN_API_TOKEN_LENGTH = 16
 """Shortest RETRAINER_API_TOKEN a worker starts with: a short token can be guessed."""
@@ -43,13 +44,9 @@ class StreamsSettings(SharedSettings):
     session_timeout_s: float = Field(default=10.0, ge=6)
     upload_wait_s: float = Field(default=10.0, ge=0, description="upload waits for storage")
 
-    score_context_lines: int = Field(default=20_000, ge=0, description="expense history kept")
-    score_context_refresh_s: float = 30.0
     analysis_wait_s: float = Field(default=120.0, ge=0, description="analyze waits for training")
 
     new_sheets_threshold: int = Field(default=10, ge=1)
-    anomaly_rate_low: float = Field(default=0.05, ge=0, le=1)
-    anomaly_rate_high: float = Field(default=0.30, ge=0, le=1)
     anomaly_min_sample: int = Field(default=200, ge=1)
     anomaly_window_days: int = Field(default=30, ge=1)
     interval_hours: float = Field(default=24.0, gt=0)
@@ -59,6 +56,21 @@ class StreamsSettings(SharedSettings):
         ge=0,
         description="automatic trainings of a family start at least this long after its last one",
     )
+
+    # Drift and realised performance of the champion (streams.quality.QualityConfig).
+    drift_psi_threshold: float = Field(
+        default=0.2, gt=0, description="PSI of a feature or the score that calls for a retraining"
+    )
+    drift_min_sample: int = Field(default=500, ge=1, description="scored rows PSI needs")
+    drift_max_sample: int = Field(default=5000, ge=1, description="newest scored rows PSI reads")
+    drift_window_days: int = Field(default=7, ge=1)
+    performance_auc_floor: float = Field(default=0.6, ge=0, le=1)
+    performance_auc_margin: float = Field(default=0.1, ge=0, le=1)
+    performance_min_sample: int = Field(default=200, ge=2)
+    performance_max_sample: int = Field(default=50_000, ge=2)
+    performance_window_days: int = Field(default=90, ge=1)
+    delinquency_performance_window_days: int = Field(default=365, ge=1)
+    quality_refresh_s: float = Field(default=300.0, gt=0)
 
     max_amount: Decimal = Decimal(1_000_000)
     max_string_length: int = 2000
@@ -70,12 +82,14 @@ class StreamsSettings(SharedSettings):
         return f"{self.app_id}-upstream"
 
     @model_validator(mode="after")
-    def _band_is_a_band(self) -> StreamsSettings:
-        if self.anomaly_rate_low >= self.anomaly_rate_high:
-            raise ValueError(
-                "RETRAINER_ANOMALY_RATE_LOW must be below RETRAINER_ANOMALY_RATE_HIGH "
-                f"({self.anomaly_rate_low} >= {self.anomaly_rate_high})"
-            )
+    def _samples_fit(self) -> StreamsSettings:
+        for name in ("drift", "performance"):
+            least, most = getattr(self, f"{name}_min_sample"), getattr(self, f"{name}_max_sample")
+            if least > most:
+                raise ValueError(
+                    f"RETRAINER_{name.upper()}_MIN_SAMPLE must not exceed "
+                    f"RETRAINER_{name.upper()}_MAX_SAMPLE ({least} > {most})"
+                )
         return self
 
     @field_validator("api_token")
@@ -119,4 +133,21 @@ class StreamsSettings(SharedSettings):
             request_timeout=timedelta(seconds=self.request_timeout_s),
             min_training_interval=timedelta(seconds=self.min_training_interval_s),
             minimums=self.minimums(),
+            quality=QualityConfig(
+                drift_psi_threshold=self.drift_psi_threshold,
+                drift_min_sample=self.drift_min_sample,
+                drift_max_sample=self.drift_max_sample,
+                drift_window=timedelta(days=self.drift_window_days),
+                performance_auc_floor=self.performance_auc_floor,
+                performance_auc_margin=self.performance_auc_margin,
+                performance_min_sample=self.performance_min_sample,
+                performance_max_sample=self.performance_max_sample,
+                performance_window=timedelta(days=self.performance_window_days),
+                delinquency_performance_window=timedelta(
+                    days=self.delinquency_performance_window_days
+                ),
+                delinquency_horizon_days=self.delinquency_horizon_days,
+                delinquent_days_past_due=self.delinquent_days_past_due,
+                refresh=timedelta(seconds=self.quality_refresh_s),
+            ),
         )

@@ -94,6 +94,12 @@ async def show(settings: TrainerSettings, version: str) -> Shown:
         return Shown(record, await registry.verify_artifacts(conn, version))
 
 
+async def report(settings: TrainerSettings, version: str) -> str:
+    """The HTML report of `version` (RegistryError for an unknown version or one without)."""
+    async with _registry(settings) as conn:
+        return await registry.report(conn, version)
+
+
 RegistryChange = Callable[[asyncpg.Connection], Awaitable[registry.ChampionChange]]
 """A change of champion made on a connection inside the announcing transaction."""
 

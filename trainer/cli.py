@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 err = Console(stderr=True)
 out = Console()
 
-models_app = typer.Typer(help="The model registry: list, show, promote, roll back.")
+models_app = typer.Typer(help="The model registry: list, show, report, promote, roll back.")
 
 
 def _fail(exc: Exception | diagnostics.Problem, dsn: str | None = None) -> typer.Exit:
@@ -325,6 +326,32 @@ def models_show(
         out.print_json(json.dumps(document))
     if not all(shown.verified.values()):
         raise typer.Exit(code=1)
+
+
+@models_app.command("report")
+def models_report(
+    version: str,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="write the page to this file (default: stdout)", dir_okay=False),
+    ] = None,
+) -> None:
+    """Save VERSION's report: one self-contained HTML page (plots, figures, gate decision)."""
+    from trainer import admin
+
+    settings = TrainerSettings()
+    try:
+        page = asyncio.run(admin.report(settings, version))
+    except TrainerError as exc:
+        raise _fail(exc, settings.dsn) from exc
+    if out is None:
+        sys.stdout.write(page)
+        return
+    try:
+        out.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise _fail(RuntimeError(f"cannot write {out}: {exc.strerror or exc}")) from exc
+    err.print(f"{version}: report written to {escape(str(out))}", soft_wrap=True)
 
 
 @models_app.command("promote")

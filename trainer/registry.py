@@ -224,8 +224,11 @@ async def save_version(
     request_id: UUID | None,
     trained_at: datetime,
     promoted_at: datetime | None,
+    gate_evidence: str | None = None,
 ) -> VersionRecord:
-    """Insert a new version and its artifacts under a fresh unique id (inside a transaction)."""
+    """Insert a new version and its artifacts under a fresh unique id (inside a transaction).
+
+    `gate_evidence` (what the gate decided on) is stored in the params beside the bundle's."""
     taken = await _taken_versions(conn, base_version(trained_at))
     version = unique_version(trained_at, taken)
     await conn.execute(
@@ -239,7 +242,11 @@ async def save_version(
         status,
         status_reason,
         json.dumps(dict(metrics)),
-        json.dumps(bundle.params),
+        json.dumps(
+            bundle.params
+            if gate_evidence is None
+            else bundle.params | {"gate_evidence": gate_evidence}
+        ),
         samples,
         data_start,
         data_cutoff,
@@ -267,6 +274,34 @@ async def save_version(
         ],
     )
     return await get_version(conn, version)
+
+
+async def save_report(conn: asyncpg.Connection, version: str, page: str) -> None:
+    """Store (or replace) the HTML report of `version`."""
+    await conn.execute(
+        "INSERT INTO model_reports (version, html) VALUES ($1, $2) "
+        "ON CONFLICT (version) DO UPDATE SET html = excluded.html, created_at = now()",
+        version,
+        page,
+    )
+
+
+async def report(conn: asyncpg.Connection, version: str) -> str:
+    """The HTML report of `version`; RegistryError for an unknown version or one without."""
+    row = await conn.fetchrow(
+        "SELECT r.html FROM model_versions v LEFT JOIN model_reports r ON r.version = v.version "
+        "WHERE v.version = $1",
+        version,
+    )
+    if row is None:
+        raise RegistryError(f"no model version {version!r} in the registry")
+    if row["html"] is None:
+        raise RegistryError(
+            f"version {version} has no report (trained before reports were kept, or its report "
+            "could not be drawn: the trainer's log says why)"
+        )
+    page: str = row["html"]
+    return page
 
 
 async def retire_champion(conn: asyncpg.Connection, family: ModelFamily, reason: str) -> str | None:

@@ -13,11 +13,12 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TypeVar
 from uuid import UUID
 
 import asyncpg
+import numpy as np
 
 from edge.requests import record_request
 from schemas import artifacts
@@ -28,7 +29,7 @@ from schemas.features import unknown_categories
 from schemas.model_updated import ModelUpdated
 from schemas.retrain_requested import RetrainRequested
 from schemas.training_outcome import OutcomeStatus, TrainingOutcome
-from trainer import admission, datasets, families, gate, metrics, outcomes, registry
+from trainer import admission, datasets, families, gate, metrics, outcomes, registry, reporting
 from trainer.errors import (
     ArtifactIntegrityError,
     ChampionChanged,
@@ -37,7 +38,7 @@ from trainer.errors import (
     RegistryError,
     TrainerError,
 )
-from trainer.families import TrainingSet
+from trainer.families import IntArray, TrainingSet
 from trainer.retry import TRANSIENT, retrying
 from trainer.selection import CustomerSelection
 from trainer.settings import TrainerSettings
@@ -99,31 +100,90 @@ class _Prepared:
 
 
 @dataclass(frozen=True)
+class _Evaluated:
+    """The model fitted before the holdout, and its metrics on the holdout."""
+
+    bundle: ModelBundle
+    scored: Mapping[str, float]
+    fit_seconds: float
+
+
+@dataclass(frozen=True)
+class _Comparison:
+    """The champion the gate compared with and what it compared on (None: no usable champion)."""
+
+    version: str | None
+    evidence: families.ChampionEvidence | None
+    note: str = ""
+
+    @property
+    def metrics(self) -> Mapping[str, float] | None:
+        return None if self.evidence is None else self.evidence.metrics
+
+
+@dataclass(frozen=True)
 class _Candidate:
-    """A trained model, its metrics and the gate's decision on it, ready to be recorded."""
+    """The model to store, its metrics and the gate's decision on it, ready to be recorded.
+
+    A promoted candidate's bundle is the refit on the whole window; a rejected one keeps the
+    evaluated fit. Its metrics are always the evaluated fit's holdout metrics.
+    """
 
     prepared: _Prepared
+    evaluated: _Evaluated
     bundle: ModelBundle
     stored: list[artifacts.Artifact]
-    scored: Mapping[str, float]
-    champion_version: str | None
-    """The champion the gate compared with; recording fails if it is no longer the champion."""
-    champion_metrics: Mapping[str, float] | None
+    comparison: _Comparison
     decision: gate.GateDecision
     trained_at: datetime
 
+    @property
+    def champion_version(self) -> str | None:
+        """The champion the gate compared with; recording fails if it is no longer the champion."""
+        return self.comparison.version
+
+    @property
+    def refitted(self) -> bool:
+        return self.bundle is not self.evaluated.bundle
+
+    @property
+    def samples(self) -> int:
+        """Rows the stored model was fitted on."""
+        fitted = self.bundle.fitted_rows
+        return fitted if fitted is not None else len(self.prepared.data.train_rows)
+
     def recorded_metrics(self) -> dict[str, float]:
-        """The candidate's metrics, with the champion's AUC on the same holdout beside them."""
-        recorded = dict(self.scored)
-        if self.champion_metrics is not None and "auc" in self.champion_metrics:
-            recorded["champion_auc"] = self.champion_metrics["auc"]
+        """The evaluated fit's holdout metrics, what the stored model was fitted on, and the
+        champion's figures on the same holdout beside them."""
+        recorded = dict(self.evaluated.scored)
+        recorded["threshold"] = self.bundle.threshold
+        recorded["fitted_rows"] = float(self.samples)
+        if self.evaluated.bundle.fitted_rows is not None:
+            recorded["evaluated_fitted_rows"] = float(self.evaluated.bundle.fitted_rows)
+        if self.refitted:
+            recorded["refit_samples"] = float(self.samples)
+        if self.bundle.fitted_until is not None:
+            recorded["fitted_until_epoch_s"] = self.bundle.fitted_until.timestamp()
+        evidence = self.comparison.evidence
+        if evidence is not None:
+            if "auc" in evidence.metrics:
+                recorded["champion_auc"] = evidence.metrics["auc"]
+            overlap = evidence.overlap
+            recorded["champion_seen_holdout_rows"] = float(overlap.seen_rows)
+            if overlap.unseen_challenger and overlap.unseen_champion:
+                recorded["unseen_holdout_auc"] = overlap.unseen_challenger["auc"]
+                recorded["champion_unseen_holdout_auc"] = overlap.unseen_champion["auc"]
+            recorded["champion_flag_rate"] = evidence.unlabelled.champion_flag_rate
+            recorded["champion_flag_agreement"] = evidence.unlabelled.agreement
+            if evidence.unlabelled.score_psi is not None:
+                recorded["champion_score_psi"] = evidence.unlabelled.score_psi
         return recorded
 
-    def data_start(self, family: ModelFamily) -> datetime | None:
-        """When the earliest training row happened (None for an empty training split)."""
+    def data_start(self) -> datetime | None:
+        """When the earliest row the stored model was fitted on happened (None: no rows)."""
         data = self.prepared.data
-        train_times = data.times[data.train_rows]
-        return _time_of(family, int(train_times.min())) if len(train_times) else None
+        rows = data.all_rows if self.refitted else data.train_rows
+        return data.time_of(int(data.times[rows].min())) if len(rows) else None
 
 
 class Trainer:
@@ -275,30 +335,108 @@ class Trainer:
         )
         return _Prepared(data, None, expense.rows, expense.seconds)
 
-    async def _champion_metrics(
-        self, family: ModelFamily, data: TrainingSet
-    ) -> tuple[str | None, Mapping[str, float] | None, str]:
-        """The champion's version and its metrics on our holdout (None when it cannot be scored)."""
+    async def _evaluate(self, prepared: _Prepared) -> _Evaluated:
+        """Fit before the holdout (threshold chosen on out-of-fold scores), score the holdout."""
+        data, settings = prepared.data, self._settings
+        fit_began = time.monotonic()
+        bundle = await self._off_loop(lambda: self._fit(data, settings))
+        fit_seconds = time.monotonic() - fit_began
+        scored = await self._off_loop(lambda: families.evaluate(bundle, data))
+        family = data.family.value
+        if "auc" in scored:
+            metrics.LAST_AUC.labels(family).set(scored["auc"])
+        if "f1" in scored:
+            metrics.LAST_F1.labels(family).set(scored["f1"])
+        return _Evaluated(bundle, scored, fit_seconds)
 
-        async def fetch(conn: asyncpg.Connection) -> tuple[str | None, ModelBundle | None, str]:
+    async def _compare(self, data: TrainingSet, challenger: ModelBundle) -> _Comparison:
+        """The champion scored beside the challenger on our holdout (what the gate compares)."""
+        family = data.family
+
+        async def fetch(
+            conn: asyncpg.Connection,
+        ) -> tuple[registry.VersionRecord | None, ModelBundle | None, str]:
             record = await registry.champion(conn, family)
             if record is None:
                 return None, None, ""
             try:
-                return record.version, await registry.load_bundle(conn, record), ""
+                return record, await registry.load_bundle(conn, record), ""
             except (ArtifactIntegrityError, RegistryError, KeyError) as exc:
-                return record.version, None, f"champion {record.version} unusable: {exc}"
+                return record, None, f"champion {record.version} unusable: {exc}"
 
-        version, bundle, note = await self._db("loading the champion", fetch)
+        record, bundle, note = await self._db("loading the champion", fetch)
+        if record is None:
+            return _Comparison(None, None)
         if bundle is None:
-            return version, None, note
+            return _Comparison(record.version, None, note)
         if not set(bundle.feature_names) <= set(data.feature_names):
-            return version, None, f"champion {version} uses features we no longer build"
-        scored = await self._off_loop(lambda: families.evaluate(bundle, data))
-        return version, scored, ""
+            return _Comparison(
+                record.version, None, f"champion {record.version} uses features we no longer build"
+            )
+        # Versions from before the fitted data end was recorded: their cutoff bounds it.
+        data_end = bundle.fitted_until or record.data_cutoff
+        champion, recorded_auc = bundle, record.metrics.get("auc")
+        evidence = await self._off_loop(
+            lambda: families.champion_evidence(challenger, champion, data, data_end, recorded_auc)
+        )
+        return _Comparison(record.version, evidence)
+
+    def _gate(
+        self, request: RetrainRequested, evaluated: _Evaluated, comparison: _Comparison
+    ) -> gate.GateDecision:
+        """The gate's decision on the evaluated fit against the champion."""
+        settings, bundle = self._settings, evaluated.bundle
+        evidence = comparison.evidence
+        band = (
+            (settings.anomaly_rate_low, settings.anomaly_rate_high)
+            if request.family is ModelFamily.EXPENSE_FRAUD
+            else None
+        )
+        decision = gate.decide(
+            evaluated.scored,
+            comparison.metrics,
+            tolerance=settings.promotion_tolerance,
+            force=request.force,
+            champion_version=comparison.version,
+            supervised=bool(SUPERVISED_ROLES & set(bundle.models)),
+            overlap=None if evidence is None else evidence.overlap,
+            unlabelled=None if evidence is None else evidence.unlabelled,
+            rule=gate.UnlabelledRule(
+                band=band,
+                max_score_psi=settings.gate_max_score_psi,
+                min_flag_agreement=settings.gate_min_flag_agreement,
+            ),
+        )
+        if comparison.note:
+            decision = replace(decision, reason=f"{decision.reason} ({comparison.note})")
+        if decision.holdout_gap is not None:
+            log.warning("request %s (%s): %s", request.request_id, request.family, decision.reason)
+        return decision
+
+    async def _refit(self, prepared: _Prepared, evaluated: ModelBundle) -> ModelBundle:
+        """The evaluated configuration fitted on every row of the window, holdout included."""
+        data, settings = prepared.data, self._settings
+        return await self._off_loop(lambda: families.refit(data, settings, evaluated))
+
+    async def _stored(
+        self, bundle: ModelBundle, data: TrainingSet, rows: IntArray
+    ) -> tuple[ModelBundle, list[artifacts.Artifact]]:
+        """The bundle with the reference of the rows it was fitted on (what the worker measures
+        drift against) and its artifacts serialised: what the registry stores."""
+
+        def store() -> tuple[ModelBundle, list[artifacts.Artifact]]:
+            columns = np.array(
+                [data.feature_names.index(n) for n in bundle.feature_names], np.int64
+            )
+            kept = bundle.with_reference(data.features[np.ix_(rows, columns)])
+            return kept, [
+                artifacts.dump(role, model) for role, model in sorted(kept.models.items())
+            ]
+
+        return await self._off_loop(store)
 
     async def _train(self, request: RetrainRequested, began: float, report: ReportStage) -> Result:
-        settings, family = self._settings, request.family
+        family = request.family
         trained_at = self._clock()
         report("loading data")
         prepared = await self._prepare(request)
@@ -306,45 +444,36 @@ class Trainer:
         if prepared.seconds > 0:
             metrics.LOAD_RATE.labels(family.value).set(prepared.rows / prepared.seconds)
         report("training")
-        fit_began = time.monotonic()
-        bundle = await self._off_loop(lambda: self._fit(data, settings))
-        fit_seconds = time.monotonic() - fit_began
-        report("evaluating")
-        scored = await self._off_loop(lambda: families.evaluate(bundle, data))
-        stored = await self._off_loop(
-            lambda: [artifacts.dump(role, model) for role, model in sorted(bundle.models.items())]
-        )
-        if "auc" in scored:
-            metrics.LAST_AUC.labels(family.value).set(scored["auc"])
-        if "f1" in scored:
-            metrics.LAST_F1.labels(family.value).set(scored["f1"])
+        evaluated = await self._evaluate(prepared)
+        # Each is built once, however often a changed champion makes the gate decide again.
+        kept: tuple[ModelBundle, list[artifacts.Artifact]] | None = None
+        refitted: tuple[ModelBundle, list[artifacts.Artifact]] | None = None
         for attempt in range(GATE_ATTEMPTS):
             report("comparing with the champion")
-            champion_version, champion_metrics, note = await self._champion_metrics(family, data)
-            decision = gate.decide(
-                scored,
-                champion_metrics,
-                tolerance=settings.promotion_tolerance,
-                force=request.force,
-                champion_version=champion_version,
-                supervised=bool(SUPERVISED_ROLES & set(bundle.models)),
-            )
-            if note:
-                decision = replace(decision, reason=f"{decision.reason} ({note})")
-            if decision.holdout_gap is not None:
-                log.warning("request %s (%s): %s", request.request_id, family, decision.reason)
+            comparison = await self._compare(data, evaluated.bundle)
+            decision = self._gate(request, evaluated, comparison)
+            if decision.promote:
+                if refitted is None:
+                    report("refitting on the whole window")
+                    refit = await self._refit(prepared, evaluated.bundle)
+                    window = np.arange(len(data.labels), dtype=np.int64)
+                    refitted = await self._stored(refit, data, window)
+                bundle, stored = refitted
+            else:
+                if kept is None:
+                    kept = await self._stored(evaluated.bundle, data, data.train_rows)
+                bundle, stored = kept
             report("recording")
+            candidate = _Candidate(
+                prepared=prepared,
+                evaluated=evaluated,
+                bundle=bundle,
+                stored=stored,
+                comparison=comparison,
+                decision=decision,
+                trained_at=trained_at,
+            )
             try:
-                candidate = _Candidate(
-                    prepared=prepared,
-                    bundle=bundle,
-                    stored=stored,
-                    scored=scored,
-                    champion_version=champion_version,
-                    champion_metrics=champion_metrics,
-                    decision=decision,
-                    trained_at=trained_at,
-                )
                 result = await self._commit(request, candidate, began)
             except ChampionChanged:
                 log.info("champion of %s changed during training (attempt %d)", family, attempt + 1)
@@ -352,9 +481,9 @@ class Trainer:
             detail = TrainingDetail(
                 training_set=data,
                 selection=prepared.selection,
-                metrics=scored,
+                metrics=evaluated.scored,
                 decision=decision,
-                fit_seconds=fit_seconds,
+                fit_seconds=evaluated.fit_seconds,
             )
             return Result(result.outcome, result.model_updated, result.replayed, detail)
         raise ChampionChanged(f"the {family} champion kept changing; gave up after {GATE_ATTEMPTS}")
@@ -364,7 +493,7 @@ class Trainer:
     ) -> Result:
         """Version, artifacts, promotion, log and training status: all or nothing."""
         family, decision = request.family, candidate.decision
-        data_start = candidate.data_start(family)
+        data_start = candidate.data_start()
         recorded = candidate.recorded_metrics()
 
         async def commit(conn: asyncpg.Connection) -> Result:
@@ -380,6 +509,15 @@ class Trainer:
                 record = await self._save_version(conn, request, candidate, recorded, data_start)
                 if decision.promote:
                     record = await _promote(conn, family, record, candidate.prepared.selection, now)
+                await reporting.store_report(
+                    conn,
+                    record,
+                    candidate.bundle,
+                    candidate.prepared.data,
+                    decision,
+                    self._off_loop,
+                    champion=current,
+                )
                 outcome = outcomes.OutcomeRecord(
                     request_id=request.request_id,
                     family=family,
@@ -390,7 +528,7 @@ class Trainer:
                     trigger_reason=_trigger(request),
                     version=record.version,
                     metrics=recorded,
-                    samples=len(candidate.prepared.data.train_rows),
+                    samples=candidate.samples,
                     customers=candidate.prepared.data.customers,
                     forced=request.force,
                     gate_overridden=decision.overridden,
@@ -424,13 +562,14 @@ class Trainer:
             ),
             status_reason=decision.reason,
             metrics=recorded,
-            samples=len(candidate.prepared.data.train_rows),
+            samples=candidate.samples,
             data_start=data_start,
             data_cutoff=request.data_cutoff,
             code_version=self._code_version,
             request_id=request.request_id,
             trained_at=candidate.trained_at,
             promoted_at=None,
+            gate_evidence=decision.evidence,
         )
 
     async def _end_without_model(
@@ -484,10 +623,3 @@ async def _promote(
 def _trigger(request: RetrainRequested) -> str:
     text = request.reason_text or request.reason.value
     return f"{text} (forced)" if request.force else text
-
-
-def _time_of(family: ModelFamily, value: int) -> datetime:
-    """A training set's time value (days for delinquency, µs for expenses) as a UTC instant."""
-    if family is ModelFamily.DELINQUENCY:
-        return datetime.fromtimestamp(value * 86_400, tz=UTC)
-    return datetime.fromtimestamp(value / 1_000_000, tz=UTC)

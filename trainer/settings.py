@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from edge.settings import SharedSettings
+from trainer.thresholds import ThresholdRule
 
 
 class TrainerSettings(SharedSettings):
@@ -31,6 +32,13 @@ class TrainerSettings(SharedSettings):
     past the cap until the minimum data is reached); 0 = all. Off by default: on simulator data
     every capped set scored a lower holdout AUC than all customers (see trainer/selection.py)."""
     decision_threshold: float = Field(default=0.5, gt=0, lt=1)
+    """The threshold when none can be chosen on data (the out-of-fold scores lack a class)."""
+    threshold_rule: str = "max_f1"
+    """How the threshold is chosen on out-of-fold scores: max_f1, precision:T or recall:T."""
+    threshold_folds: int = Field(default=3, ge=2, le=10)
+    """Folds (of whole customers or sheets) whose out-of-fold scores choose the threshold."""
+    threshold_max_rows: int = Field(default=200_000, ge=100)
+    """Out-of-fold scoring uses at most about this many training rows (whole groups, sampled)."""
     point_in_time_ingestion: bool = True
     """Also require rows to have been stored (ingested_at) by the cutoff: reproducible reruns."""
 
@@ -41,12 +49,19 @@ class TrainerSettings(SharedSettings):
     xgb_learning_rate: float = Field(default=0.05, gt=0)
     forest_trees: int = Field(default=200, ge=1)
     isolation_contamination: float = Field(default=0.1, gt=0, le=0.5)
+    """The IsolationForest's expected share of anomalies while labels are too few to measure it."""
+    contamination_follows_labels: bool = True
+    """With min_labelled_expenses labels, contamination = the observed fraud rate (clipped)."""
     training_threads: int = Field(default=0, ge=0)
     """Threads a model may use while fitting; 0 = every core."""
 
     # Gate
     promotion_tolerance: float = Field(default=0.01, ge=0)
     """A challenger whose AUC is lower than the champion's by more than this is rejected."""
+    gate_max_score_psi: float = Field(default=0.25, gt=0)
+    """Without labelled evidence: largest PSI of challenger vs champion scores still promoted."""
+    gate_min_flag_agreement: float = Field(default=0.9, ge=0, le=1)
+    """Without labelled evidence: or the share of holdout rows both models flag alike."""
 
     # Admission
     max_cutoff_skew_s: float = Field(default=300.0, ge=0)
@@ -57,6 +72,16 @@ class TrainerSettings(SharedSettings):
     retry_base_delay_s: float = Field(default=0.5, gt=0)
     retry_max_delay_s: float = Field(default=10.0, gt=0)
     publish_timeout_s: float = Field(default=30.0, gt=0)
+
+    @field_validator("threshold_rule")
+    @classmethod
+    def _readable_rule(cls, text: str) -> str:
+        return str(ThresholdRule.parse(text))
+
+    @property
+    def rule(self) -> ThresholdRule:
+        """The parsed threshold rule."""
+        return ThresholdRule.parse(self.threshold_rule)
 
     @property
     def dsn(self) -> str:

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Debian packages the tests use as real peers: kcat (an upstream producer/consumer) and
-# Prometheus with promtool. Installs only what is missing; needs root (or sudo) and apt-get.
+# Debian packages the tests use as real peers: kcat (an upstream producer/consumer), Prometheus
+# with promtool, and Chromium (the model report is loaded in a headless browser). Installs only
+# what is missing; needs root (or sudo) and apt-get.
 set -euo pipefail
 
-declare -A wanted=([kcat]=kcat [prometheus]=prometheus [promtool]=prometheus)
+declare -A wanted=([kcat]=kcat [prometheus]=prometheus [promtool]=prometheus [chromium]=chromium)
 missing=()
 for tool in "${!wanted[@]}"; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("${wanted[$tool]}")

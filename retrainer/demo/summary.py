@@ -12,6 +12,7 @@ from retrainer.demo.common import POLL_S, demo_policy
 from retrainer.demo.view import events_table, scorers_table
 
 if TYPE_CHECKING:
+    from retrainer.demo.observe import Request
     from retrainer.demo.phases import Demo, Trigger
     from retrainer.demo.setup import DemoRun
 
@@ -56,6 +57,38 @@ def summary_table(triggers: Sequence[Trigger]) -> Table:
     return table
 
 
+def quality_table(requests: Sequence[Request]) -> Table | None:
+    """Each trained version's holdout figures at its chosen threshold, beside the yardsticks:
+    the F1 from flagging at 0.5, the best F1 any threshold reaches in hindsight, and (for
+    delinquency) the F1 of flagging everyone past due."""
+    trained = [r for r in requests if r.status in ("promoted", "rejected") and "f1" in r.metrics]
+    if not trained:
+        return None
+    table = Table(title="model quality on each version's holdout (F1 at the chosen threshold)")
+    for column in ("family", "version", "outcome", "threshold", "AUC", "F1"):
+        table.add_column(column, no_wrap=True)
+    for column in ("F1 at 0.5", "best F1 (hindsight)", "past-due rule F1"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for r in trained:
+        m = r.metrics
+        table.add_row(
+            r.family,
+            r.version or "—",
+            r.status or "—",
+            _figure(m, "threshold"),
+            _figure(m, "auc"),
+            _figure(m, "f1"),
+            _figure(m, "f1_at_0_5"),
+            _figure(m, "best_f1"),
+            _figure(m, "past_due_rule_f1"),
+        )
+    return table
+
+
+def _figure(metrics: dict[str, float], name: str) -> str:
+    return f"{metrics[name]:.3f}" if name in metrics else "—"
+
+
 def print_summary(console: Console, run: DemoRun, demo: Demo | None, keep: bool) -> None:
     """What the run showed (as far as it got), then where to look next."""
     if demo is not None:
@@ -69,6 +102,9 @@ def _print_results(console: Console, demo: Demo) -> None:
     console.print(events_table(demo.view.published, snap))
     console.print(scorers_table(snap))
     console.print(summary_table(demo.triggers))
+    quality = quality_table(snap.requests)
+    if quality is not None:
+        console.print(quality)
     console.print(
         "event = the moment the broker acknowledged the message that crossed the threshold "
         f"(customer no. {policy.new_customers_threshold}, sheet no. "

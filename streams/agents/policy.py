@@ -26,6 +26,7 @@ from streams import metrics
 from streams.agents import named, raw_message, raw_topic
 from streams.bootstrap import POLICY_TABLE
 from streams.context import WorkerContext
+from streams.quality import QualityFigures
 from streams.services.policy import PolicyEngine, PolicyState, PolicyStep
 from streams.signals import PolicySignal, SignalKind
 from streams.store.policy_state import mirror_step
@@ -45,7 +46,7 @@ class PolicyAgent:
     def __init__(self, ctx: WorkerContext, table: TableT[bytes, Any]) -> None:
         self.ctx = ctx
         self.table = table
-        self.engine = PolicyEngine(ctx.policy, ctx.pool)
+        self.engine = PolicyEngine(ctx.policy, ctx.pool, ctx.quality)
         settings = ctx.settings
         self.retry = RetryPolicy(
             settings.sink_retry_initial_s, settings.sink_retry_max_s, transient=POLICY_OUTAGES
@@ -122,6 +123,33 @@ def export(step: PolicyStep) -> None:
         metrics.THRESHOLD_VALUE.labels(family).set(step.decision.threshold)
     rate = step.counters.anomaly_rate
     metrics.ANOMALY_RATE.labels(family).set(rate if rate is not None else float("nan"))
+    if step.quality is not None:
+        export_quality(step.quality)
+
+
+def _gauge(value: float | None) -> float:
+    return float("nan") if value is None else value
+
+
+def export_quality(figures: QualityFigures) -> None:
+    """The champion's drift and realised-performance figures as gauges.
+
+    Only features of the fixed set get a PSI series (a version trained on other features leaves
+    theirs out); a feature without a figure reads NaN.
+    """
+    family = figures.family.value
+    drift = figures.drift
+    psi = drift.feature_psi if drift is not None else {}
+    for feature in metrics.FAMILY_FEATURES[family]:
+        metrics.FEATURE_PSI.labels(family, feature).set(_gauge(psi.get(feature)))
+    metrics.SCORE_PSI.labels(family).set(_gauge(drift.score_psi if drift else None))
+    metrics.SCORE_KS.labels(family).set(_gauge(drift.score_ks if drift else None))
+    metrics.DRIFT_SAMPLE.labels(family).set(drift.samples if drift else 0)
+    realised = figures.champion_performance
+    metrics.REALISED_AUC.labels(family).set(_gauge(realised.auc if realised else None))
+    metrics.REALISED_PRECISION.labels(family).set(_gauge(realised.precision if realised else None))
+    metrics.REALISED_RECALL.labels(family).set(_gauge(realised.recall if realised else None))
+    metrics.REALISED_SAMPLE.labels(family).set(realised.samples if realised else 0)
 
 
 def install(app: faust.App, ctx: WorkerContext) -> PolicyAgent:

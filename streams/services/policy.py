@@ -29,6 +29,8 @@ from streams.policy import (
     reemit_flight,
     start_flight,
 )
+from streams.quality import QualityFigures
+from streams.services.quality import QualityMonitor
 from streams.signals import PolicySignal, SignalKind
 from streams.store.counts import read_counters
 
@@ -135,14 +137,27 @@ class PolicyStep:
     decision: Decision
     counters: Counters
     requests: list[RetrainRequested]
+    quality: QualityFigures | None = None
+    """The drift and performance figures the decision read (None without a monitor)."""
 
 
 class PolicyEngine:
-    """Fold signals into a family's state, read its counters, decide, and build requests."""
+    """Fold signals into a family's state, read its counters, decide, and build requests.
 
-    def __init__(self, config: PolicyConfig, pool: Callable[[], Awaitable[asyncpg.Pool]]) -> None:
+    With a quality monitor, the drift and performance figures of the champion join the
+    decision; the monitor reads them at most once per its refresh interval, and not at all
+    while a request is in flight (the decision waits on it whatever they say).
+    """
+
+    def __init__(
+        self,
+        config: PolicyConfig,
+        pool: Callable[[], Awaitable[asyncpg.Pool]],
+        quality: QualityMonitor | None = None,
+    ) -> None:
         self.config = config
         self.pool = pool
+        self.quality = quality
 
     async def step(
         self, current: PolicyState, signals: Sequence[PolicySignal], now: datetime
@@ -176,10 +191,15 @@ class PolicyEngine:
             counters = await read_counters(
                 conn, state.family, state.cutoff, state.model_version, self.config
             )
+        quality = None
+        if self.quality is not None:
+            quality = await self.quality.figures(
+                state.family, state.model_version, now, refresh=state.in_flight is None
+            )
         requests: list[RetrainRequested] = []
         # Several triggers in one debounce window ask for one training; a forced one wins.
         chosen = next((m for m in reversed(manual) if m.force), manual[-1] if manual else None)
-        decision = decide(state.family, counters, state, self.config, now, chosen)
+        decision = decide(state.family, counters, state, self.config, now, chosen, quality)
         requested_by = current.last_requested_by
         if decision.action is Action.REQUEST:
             if chosen is not None:
@@ -194,7 +214,9 @@ class PolicyEngine:
         elif decision.action is Action.REEMIT:
             state = reemit_flight(state, now)
             requests.append(self._request(state, counters, requested_by))
-        return PolicyStep(PolicyState(state, finished, requested_by), decision, counters, requests)
+        return PolicyStep(
+            PolicyState(state, finished, requested_by), decision, counters, requests, quality
+        )
 
     @staticmethod
     def _request(state: FamilyState, counters: Counters, requested_by: str) -> RetrainRequested:

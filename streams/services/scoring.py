@@ -12,7 +12,7 @@ import asyncpg
 import pandas as pd
 
 from schemas.base import ModelFamily
-from schemas.bundles import Scores
+from schemas.bundles import FloatArray, Scores
 from schemas.customer_activity import CustomerActivityRecorded
 from schemas.customer_scored import CustomerScored
 from schemas.expense_scored import ExpenseScored
@@ -21,13 +21,15 @@ from schemas.features import unknown_categories
 from streams import metrics
 from streams.models import ModelHolder
 from streams.scoring_frames import (
-    ExpenseContext,
+    ExpenseHistoryQuery,
     LoadedModel,
     activity_frame,
     agreement,
+    batch_expense_features,
     customer_scores,
     expense_frame,
     expense_scores,
+    model_matrix,
     profile_frame,
     score,
     statement_features,
@@ -39,7 +41,32 @@ from streams.store.scores import (
     store_customer_scores,
     store_expense_scores,
 )
-from streams.store.sheets import newest_lines
+from streams.store.sheets import expense_history
+
+
+async def expense_features_of(
+    conn: asyncpg.Connection, lines: pd.DataFrame, *, approval_limit: float, history_days: int
+) -> pd.DataFrame:
+    """Features of `lines` (in their order) over the stored history the trainer would use.
+
+    One query per call: the stored lines of the window sharing a key with `lines`, and totals
+    per key of the window's middle. The live scorer, re-scoring and analysis all come here.
+    """
+    query = ExpenseHistoryQuery.of(lines, history_days)
+    stored = await expense_history(conn, query.expense_ids, query.keys, query.moments)
+    return batch_expense_features(
+        lines,
+        query,
+        stored.lines,
+        stored.totals,
+        approval_limit=approval_limit,
+        history_days=history_days,
+    )
+
+
+def _rows(matrix: FloatArray | None) -> list[list[float]] | None:
+    """The feature vectors stored beside the scores (drift compares them with the reference)."""
+    return None if matrix is None else matrix.tolist()
 
 
 @dataclass(frozen=True)
@@ -57,16 +84,13 @@ class Scorer:
         self,
         holder: ModelHolder,
         pool: Callable[[], Awaitable[asyncpg.Pool]],
-        context_lines: int = 20_000,
-        context_refresh_s: float = 30.0,
         approval_limit: float = 500.0,
+        history_days: int = 365,
     ) -> None:
         self.holder = holder
         self.pool = pool
-        self.context = ExpenseContext(context_lines)
-        self.context_refresh_s = context_refresh_s
         self.approval_limit = approval_limit
-        self._context_loaded = 0.0
+        self.history_days = history_days
 
     async def score_sheets(
         self,
@@ -76,28 +100,30 @@ class Scorer:
         family = ModelFamily.EXPENSE_FRAUD
         pool = await self.pool()
         lines = expense_frame(sheets).drop_duplicates("expense_id", keep="first")
-        async with pool.acquire() as conn:
-            done = await already_scored(conn, family, list(lines["expense_id"]))
-            if time.monotonic() - self._context_loaded > self.context_refresh_s:
-                self.context.replace(await newest_lines(conn, self.context.max_lines))
-                self._context_loaded = time.monotonic()
-        todo = lines[~lines["expense_id"].isin(done)].reset_index(drop=True)
-        if todo.empty:
-            return ScoredBatch(0, None)
         # One reference for the whole batch: a swap lands between batches, never inside one.
         model = self.holder.current(family)
-        began = time.perf_counter()
-        scores = None
-        if model is not None:
-            features = self.context.features(todo, self.approval_limit)
-            scores = score(model, features)
-            self._shadow(family, model, features, scores)
+        async with pool.acquire() as conn:
+            done = await already_scored(conn, family, list(lines["expense_id"]))
+            todo = lines[~lines["expense_id"].isin(done)].reset_index(drop=True)
+            if todo.empty:
+                return ScoredBatch(0, None)
+            began = time.perf_counter()
+            scores = matrix = None
+            if model is not None:
+                features = await expense_features_of(
+                    conn,
+                    todo,
+                    approval_limit=self.approval_limit,
+                    history_days=self.history_days,
+                )
+                matrix = model_matrix(model, features)
+                scores = model.bundle.score(matrix)
+                self._shadow(family, model, features, scores)
         scored = expense_scores(todo, model, scores)
         metrics.SCORING_SECONDS.labels(family.value).observe(time.perf_counter() - began)
-        self.context.remember(todo)
         await emit(scored)
         async with pool.acquire() as conn:
-            await store_expense_scores(conn, scored)
+            await store_expense_scores(conn, scored, _rows(matrix))
         return self._account(family, model, scored)
 
     async def score_statements(
@@ -115,20 +141,21 @@ class Scorer:
             if todo.empty:
                 return ScoredBatch(0, None)
             began = time.perf_counter()
-            scores = None
+            scores = matrix = None
             if model is not None:
                 customers = sorted(set(todo["customer_id"]))
                 history = await other_statements(conn, customers, list(todo["statement_id"]))
                 profiles = await customer_profiles(conn, customers)
                 metrics.count_unknown_categories(unknown_categories(profile_frame(profiles)))
                 features = statement_features(todo, history, profiles)
-                scores = score(model, features)
+                matrix = model_matrix(model, features)
+                scores = model.bundle.score(matrix)
                 self._shadow(family, model, features, scores)
         scored = customer_scores(todo, model, scores)
         metrics.SCORING_SECONDS.labels(family.value).observe(time.perf_counter() - began)
         await emit(scored)
         async with pool.acquire() as conn:
-            await store_customer_scores(conn, scored)
+            await store_customer_scores(conn, scored, _rows(matrix))
         return self._account(family, model, scored)
 
     def _shadow(

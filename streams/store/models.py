@@ -1,5 +1,5 @@
-"""The model registry as the worker reads it: a version's rows and artifacts, and the versions
-that have been champion (the fallbacks of a worker whose champion does not load)."""
+"""The model registry as the worker reads it: a version's rows and artifacts, the versions that
+have been champion (the fallbacks of a worker whose champion does not load), and reports."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 
 from schemas.base import ModelFamily
+from streams.store.sheets import Queryable
 
 _VERSION = """
 SELECT v.family, v.params, v.request_id, a.role, a.artifact_id, a.format, a.sha256, a.content
@@ -25,6 +26,20 @@ WHERE family = $1 AND promoted_at IS NOT NULL AND rolled_back_at IS NULL
 ORDER BY promoted_at DESC, version DESC
 """
 """A family's versions that have been champion, newest promotion first; none rolled back from."""
+
+
+_REPORT = """
+SELECT r.html FROM model_versions v LEFT JOIN model_reports r ON r.version = v.version
+WHERE v.version = $1
+"""
+
+
+@dataclass(frozen=True)
+class StoredReport:
+    """Whether the registry knows a version, and its HTML report if it has one."""
+
+    known: bool
+    html: str | None
 
 
 @dataclass(frozen=True)
@@ -64,3 +79,11 @@ async def champion_versions(
     """The family's versions that have been champion, newest promotion first, except
     `refused` and any rolled back from."""
     return [row["version"] for row in await conn.fetch(_FALLBACKS, family.value, [refused])]
+
+
+async def version_report(db: Queryable, version: str) -> StoredReport:
+    """The HTML report of `version` (the trainer writes one with every version it trains)."""
+    row = await db.fetchrow(_REPORT, version)
+    if row is None:
+        return StoredReport(known=False, html=None)
+    return StoredReport(known=True, html=row["html"])

@@ -3,6 +3,7 @@ re-scoring. Expense lines come from `streams.store.sheets`."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import date
 
@@ -15,19 +16,23 @@ from schemas.expense_scored import ExpenseScored
 LIVE = "live"
 """The scoring_run stored for live scores (a re-score stores its own run id)."""
 
+# Feature vectors travel as array literals (text) and are cast per row: unnest flattens a
+# two-dimensional array into its elements, and the rows' vectors may be missing (NULL).
 _STORE_EXPENSE_SCORES = """
 INSERT INTO expense_scores (expense_id, sheet_id, model_version, scoring_run, anomaly_score,
-                            fraud_probability, is_flagged, scored_at)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[], $6::float8[],
-                     $7::bool[], $8::timestamptz[])
+                            fraud_probability, is_flagged, scored_at, features)
+SELECT e, s, v, r, a, p, f, t, x::real[]
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[], $6::float8[],
+            $7::bool[], $8::timestamptz[], $9::text[]) AS u(e, s, v, r, a, p, f, t, x)
 ON CONFLICT DO NOTHING
 """
 
 _STORE_CUSTOMER_SCORES = """
 INSERT INTO customer_scores (statement_id, customer_id, model_version, scoring_run,
-                             delinquency_probability, is_flagged, scored_at)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[], $6::bool[],
-                     $7::timestamptz[])
+                             delinquency_probability, is_flagged, scored_at, features)
+SELECT st, c, v, r, p, f, t, x::real[]
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[], $6::bool[],
+            $7::timestamptz[], $8::text[]) AS u(st, c, v, r, p, f, t, x)
 ON CONFLICT DO NOTHING
 """
 
@@ -52,7 +57,34 @@ FROM customers WHERE customer_id = ANY($1::text[])
 """
 
 
-async def store_expense_scores(conn: asyncpg.Connection, scored: Sequence[ExpenseScored]) -> None:
+def _array_literal(vector: Sequence[float]) -> str:
+    """A PostgreSQL array literal of `vector`; NaN and infinities keep their meaning."""
+    return "{" + ",".join(_real(v) for v in vector) + "}"
+
+
+def _real(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return repr(float(value))
+
+
+def _vectors(count: int, features: Sequence[Sequence[float]] | None) -> list[str | None]:
+    if features is None:
+        return [None] * count
+    if len(features) != count:
+        raise ValueError(f"{len(features)} feature vectors for {count} scores")
+    return [_array_literal(row) for row in features]
+
+
+async def store_expense_scores(
+    conn: asyncpg.Connection,
+    scored: Sequence[ExpenseScored],
+    features: Sequence[Sequence[float]] | None = None,
+) -> None:
+    """Store the scores, each with the feature vector it was computed from (when given, one per
+    score, in the version's feature order)."""
     await conn.execute(
         _STORE_EXPENSE_SCORES,
         [s.expense_id for s in scored],
@@ -63,10 +95,16 @@ async def store_expense_scores(conn: asyncpg.Connection, scored: Sequence[Expens
         [s.fraud_probability for s in scored],
         [s.is_flagged for s in scored],
         [s.scored_at for s in scored],
+        _vectors(len(scored), features),
     )
 
 
-async def store_customer_scores(conn: asyncpg.Connection, scored: Sequence[CustomerScored]) -> None:
+async def store_customer_scores(
+    conn: asyncpg.Connection,
+    scored: Sequence[CustomerScored],
+    features: Sequence[Sequence[float]] | None = None,
+) -> None:
+    """Store the scores, each with the feature vector it was computed from (when given)."""
     await conn.execute(
         _STORE_CUSTOMER_SCORES,
         [s.statement_id for s in scored],
@@ -76,6 +114,7 @@ async def store_customer_scores(conn: asyncpg.Connection, scored: Sequence[Custo
         [s.delinquency_probability for s in scored],
         [s.is_flagged for s in scored],
         [s.scored_at for s in scored],
+        _vectors(len(scored), features),
     )
 
 

@@ -56,7 +56,7 @@ async def wait_for_request(ctx: WebContext, request_id: uuid.UUID) -> tuple[str,
 async def retrain_if_due(ctx: WebContext, requested_by: str, bulk: bool) -> str:
     """Ask for a retraining when one is due and wait for it (bounded); the training status."""
     pool = await ctx.pool()
-    status = await family_status(pool, ctx.policy, FAMILY, recent=0)
+    status = await family_status(pool, ctx.policy, FAMILY, 0, ctx.quality)
     # Asked by a person: a trigger held by the minimum interval is due all the same.
     if status.decision in (Action.REQUEST, Action.HELD):
         # Every trigger until the family's next request is answered gets the same id: the
@@ -89,10 +89,10 @@ async def analysed(ctx: WebContext, sheet_ids: list[str]) -> AnalysisSummary:
     """The sheets' lines scored by the model this worker scores expense-fraud with."""
     return await analyse(
         await ctx.pool(),
-        ctx.scorer.context,
         ctx.holder.current(FAMILY),
         sheet_ids,
         ctx.settings.approval_limit,
+        ctx.settings.expense_history_days,
     )
 
 
@@ -130,7 +130,7 @@ async def _train_request(ctx: WebContext, force: bool) -> uuid.UUID:
     """The request in flight, or a new manual one (422 without the minimum data, unless
     forced)."""
     pool = await ctx.pool()
-    status = await family_status(pool, ctx.policy, FAMILY, recent=0)
+    status = await family_status(pool, ctx.policy, FAMILY, 0, ctx.quality)
     if status.in_flight is not None:
         return status.in_flight.request_id
     gaps = minimum_data_gaps(FAMILY, status.counted(), ctx.policy)

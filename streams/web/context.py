@@ -14,6 +14,7 @@ from schemas.codec import Codec
 from streams.health import Reachability
 from streams.models import ModelFollower, ModelHolder, ModelLoader
 from streams.policy import PolicyConfig
+from streams.services.quality import QualityMonitor
 from streams.services.scoring import Scorer
 from streams.settings import StreamsSettings
 from streams.signals import SignalKind
@@ -45,6 +46,9 @@ class WebContext(Protocol):
 
     @property
     def reachability(self) -> Reachability: ...
+
+    @property
+    def quality(self) -> QualityMonitor: ...
 
     async def pool(self) -> asyncpg.Pool: ...
 

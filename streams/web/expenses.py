@@ -130,7 +130,7 @@ async def training_status(ctx: WebContext, sheet_ids: list[str]) -> str:
         if time.monotonic() > deadline:
             break
         await asyncio.sleep(POLL_S)
-    status = await family_status(pool, ctx.policy, ModelFamily.EXPENSE_FRAUD, recent=1)
+    status = await family_status(pool, ctx.policy, ModelFamily.EXPENSE_FRAUD, 1, ctx.quality)
     return upload_training_status(status)
 
 

@@ -1,4 +1,4 @@
-"""Models: the registry's versions, what this worker scores with, and shadow scoring."""
+"""Models: the registry's versions and reports, what this worker scores with, shadow scoring."""
 
 from __future__ import annotations
 
@@ -10,15 +10,21 @@ from faust import web
 from schemas.artifacts import ArtifactIntegrityError
 from streams.models import ModelRefused
 from streams.store import analysis as analysis_store
+from streams.store import models as model_store
 from streams.web.answers import LoadedVersions, ModelsAnswer, RegistryVersion, ShadowAnswer
 from streams.web.bodies import ShadowBody
-from streams.web.errors import ApiError
+from streams.web.errors import ApiError, shown
 from streams.web.views import ApiView
 
 blueprint = web.Blueprint("models")
 
 LISTED = 100
 """Most versions `GET /models` lists, newest first."""
+REPORT_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'none'"
+)
+"""A report is inline CSS and SVG only: the browser is told to run and fetch nothing else."""
 
 
 def _version(row: Any) -> RegistryVersion:
@@ -65,3 +71,28 @@ class Shadow(ApiView):
             )
         self.ctx.holder.set_shadow(model, family)
         return self.answer(ShadowAnswer(family=family, shadow=version))
+
+
+@blueprint.route("/models/{version}/report", name="report")
+class Report(ApiView):
+    """GET: the version's report, one self-contained HTML page (written when it was trained)."""
+
+    async def get(self, request: web.Request, version: str) -> web.Response:
+        found = await model_store.version_report(await self.ctx.pool(), version)
+        if not found.known:
+            raise ApiError(
+                404,
+                "unknown_version",
+                f"no model version {shown(version)} in the registry",
+                "version",
+            )
+        if found.html is None:
+            raise ApiError(
+                404,
+                "no_report",
+                f"version {shown(version)} has no report (trained before reports were kept, or "
+                "its report could not be drawn)",
+                "version",
+            )
+        headers = {"Content-Security-Policy": REPORT_POLICY, "X-Content-Type-Options": "nosniff"}
+        return self.html(found.html, headers=headers)

@@ -21,9 +21,9 @@ class RetrainingStatus(ApiView):
     async def get(self, request: web.Request) -> web.Response:
         family = parse_family(request.query.get("family", ModelFamily.DELINQUENCY.value))
         pool = await self.ctx.pool()
-        status = await family_status(pool, self.ctx.policy, family)
+        status = await family_status(pool, self.ctx.policy, family, quality=self.ctx.quality)
         others = {
-            f.value: await family_status(pool, self.ctx.policy, f, recent=3)
+            f.value: await family_status(pool, self.ctx.policy, f, 3, self.ctx.quality)
             for f in ModelFamily
             if f is not family
         }

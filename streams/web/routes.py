@@ -162,6 +162,15 @@ ROUTES: Final = (
         {200: ModelsAnswer},
     ),
     Route(
+        "get",
+        "/models/{version}/report",
+        "models",
+        "modelReport",
+        "The version's report: one self-contained HTML page of plots and figures",
+        {200: Text("text/html", "the report (inline CSS and SVG; no script, no external URL)")},
+        not_found=True,
+    ),
+    Route(
         "post",
         "/models/shadow",
         "models",

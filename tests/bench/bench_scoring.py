@@ -14,7 +14,12 @@ from schemas.artifacts import dump
 from schemas.base import ModelFamily
 from schemas.features import ACTIVITY_COLUMNS, EXPENSE_COLUMNS, delinquency_features
 from streams.models import StallMonitor, build_model
-from streams.scoring_frames import ExpenseContext, LoadedModel, score
+from streams.scoring_frames import (
+    ExpenseHistoryQuery,
+    LoadedModel,
+    batch_expense_features,
+    score,
+)
 from streams.store.models import StoredVersion
 from tests.bench.harness import BenchContext, BenchResult, Figure
 from tests.unit.trainer.factories import Frames, frames, world
@@ -46,18 +51,30 @@ def _delinquency_model(data: Frames) -> LoadedModel:
 def bench_scoring_batch_vs_event(ctx: BenchContext) -> BenchResult:
     data = _data()
 
-    # expense-fraud: features against the same in-memory history, then predict.
+    # expense-fraud: features against the same history (every earlier line, as the store would
+    # give them; the read itself is in bench_scoring_expense_history), then predict.
     model = _expense_model(data)
     lines = data.expenses.loc[:, list(EXPENSE_COLUMNS)].sort_values("submitted_at")
-    context = ExpenseContext(20_000)
-    context.lines = lines.iloc[:-BATCH].tail(20_000).reset_index(drop=True)
+    earlier = [tuple(r) for r in lines.iloc[:-BATCH].itertuples(index=False)]
     batch = lines.iloc[-BATCH:].reset_index(drop=True)
+
+    def features_of(rows: pd.DataFrame) -> pd.DataFrame:
+        query = ExpenseHistoryQuery.of(rows, SETTINGS.expense_history_days)
+        return batch_expense_features(
+            rows,
+            query,
+            earlier,
+            [],
+            approval_limit=500.0,
+            history_days=SETTINGS.expense_history_days,
+        )
+
     began = time.perf_counter()
-    score(model, context.features(batch, 500.0))
+    score(model, features_of(batch))
     per_event_batched = (time.perf_counter() - began) / BATCH
     began = time.perf_counter()
     for i in range(SINGLES):
-        score(model, context.features(batch.iloc[i : i + 1], 500.0))
+        score(model, features_of(batch.iloc[i : i + 1].reset_index(drop=True)))
     per_event_single = (time.perf_counter() - began) / SINGLES
     yield Figure("scoring_fraud_batched_per_event", per_event_batched * 1e6, "us")
     yield Figure("scoring_fraud_single_per_event", per_event_single * 1e6, "us")

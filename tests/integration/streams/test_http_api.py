@@ -15,9 +15,14 @@ import pytest
 
 from edge.migrations import migrate
 from schemas.retrain_requested import RetrainReason, RetrainRequested
+from tests.browser import distinct_colours, fetched, visit_page
 from tests.conftest import Stack
 from tests.factories import API_TOKEN, CODEC, customer, publish, statement, wait_until
+from tests.integration.model_versions import add_version
 from tests.integration.streams.conftest import Workers, read_all
+from tests.unit.trainer.report_inputs import inputs
+from trainer import registry
+from trainer.report import render_report
 
 TOKEN = API_TOKEN
 MUTATIONS = (
@@ -283,3 +288,50 @@ def test_health_and_metrics(shared_worker: tuple[Workers, int]) -> None:
         "retrainer_policy_decisions_total",
     ):
         assert name in metrics
+
+
+def _get_page(port: int, path: str) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - http only
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+async def _store_report(database_url: str, version: str, page: str) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await registry.save_report(conn, version, page)
+    finally:
+        await conn.close()
+
+
+def test_a_versions_report_is_served_as_a_page_a_browser_shows(
+    shared_worker: tuple[Workers, int],
+) -> None:
+    workers, port = shared_worker
+    with_report = asyncio.run(add_version(workers.database_url))
+    without = asyncio.run(add_version(workers.database_url))
+    page = render_report(inputs(version=with_report, drift={"amount": 0.25, "hour": 0.05}))
+    asyncio.run(_store_report(workers.database_url, with_report, page))
+
+    status, headers, body = _get_page(port, f"/models/{with_report}/report")
+    assert status == 200
+    assert headers["Content-Type"].startswith("text/html")
+    assert "default-src 'none'" in headers["Content-Security-Policy"]
+    assert body.decode() == page
+    # Served with its Content-Security-Policy, the page still shows without a single error.
+    visit = visit_page(f"http://127.0.0.1:{port}/models/{with_report}/report")
+    assert visit.problems == [], visit.problems
+    assert fetched(visit) == [f"http://127.0.0.1:{port}/models/{with_report}/report"]
+    assert distinct_colours(visit.screenshot) >= 500
+
+    for version, reason in (("no-such-version", "unknown_version"), (without, "no_report")):
+        status, headers, body = _get_page(port, f"/models/{version}/report")
+        assert status == 404, version
+        assert headers["Content-Type"].startswith("application/json")
+        answer = json.loads(body)
+        assert answer["reason"] == reason
+        assert answer["field"] == "version"
+        assert version in answer["error"]

@@ -18,7 +18,6 @@ from streams.readmodel import (
     next_manual_request,
     upload_training_status,
 )
-from streams.scoring_frames import ExpenseContext
 from streams.services.policy import PolicyState, PolicyStep, manual_request_id
 from streams.store import analysis as analysis_store
 from streams.store import policy_state, sink
@@ -118,7 +117,7 @@ async def test_retrainings_outcomes_and_the_registry(pool: asyncpg.Pool) -> None
 async def test_analysis_without_a_model_lists_every_line_unscored(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
         await sink.store_sheets(conn, [sheet(1, lines=3), sheet(2, lines=2)])
-    summary = await analyse(pool, ExpenseContext(100), None, ["s-1", "s-2", "s-404"], 500.0)
+    summary = await analyse(pool, None, ["s-1", "s-2", "s-404"], 500.0, 365)
     assert (summary.model_version, summary.sheets, summary.expenses, summary.flagged) == (
         None,
         2,

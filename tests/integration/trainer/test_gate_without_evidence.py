@@ -2,7 +2,8 @@
 
 The statements of the holdout period are rewritten so that nobody is delinquent in it; the
 training part keeps its delinquencies. The first model of the family is promoted flagged as
-unevaluated; a later one, forced or not, is rejected and the champion stays.
+unevaluated; a later one is compared with the champion on what there is (flags and scores on
+the same rows), never on the holdout's metrics.
 """
 
 from __future__ import annotations
@@ -137,24 +138,32 @@ async def test_a_holdout_without_positives_promotes_only_a_first_model_and_says_
     assert champion["f1_score"] is None
     assert champion["precision_score"] is None
 
-    # A forced retraining on the same data: rejected, and the answer says why.
+    # A forced retraining on the same data: compared on flags and scores, and the answer says
+    # so. The challenger was fitted before the quiet holdout and flags far more of it than the
+    # champion (refitted on it): a change of behaviour that only force promotes.
     second = _check(settings)
-    assert "Model: kept in the registry as rejected — rejected: holdout has no positives" in second
-    assert "force does not override" in second
-    assert f"as well as {champion['version']}" in second
     assert "Warning: holdout has no positives (0 of" in second
+    assert "Model: promoted to champion — forced: promoted although holdout has no positives" in (
+        second
+    )
+    assert "so its metrics are no evidence; compared on" in second
+    assert "changes behaviour without labelled evidence" in second
 
     # Through the service itself: the outcome and the log say the same.
     app = await build(settings)
     caplog.set_level(logging.WARNING, logger="trainer.service")
     try:
-        forced = request(ModelFamily.DELINQUENCY, _cutoff(quiet_holdout()), force=True)
-        result = await app.trainer.handle(forced)
+        third = request(ModelFamily.DELINQUENCY, _cutoff(quiet_holdout()))
+        result = await app.trainer.handle(third)
     finally:
         await app.close()
     assert result.status is OutcomeStatus.REJECTED, result.outcome.reason
-    assert result.model_updated is None
+    assert result.outcome.reason.startswith("rejected: holdout has no positives")
+    assert "changes behaviour without labelled evidence" in result.outcome.reason
     assert result.detail is not None
+    decision = result.detail.decision
+    assert decision.evidence == "unlabelled"
+    assert not decision.overridden
     holdout = result.detail.training_set.holdout_rows
     assert len(holdout) > 0
     assert result.detail.training_set.labels[holdout].sum() == 0
@@ -163,23 +172,32 @@ async def test_a_holdout_without_positives_promotes_only_a_first_model_and_says_
     assert int(found.group(1)) == len(holdout)
     assert result.outcome.metrics["holdout_positives"] == 0
     assert "f1" not in result.outcome.metrics
+    assert 0.0 <= result.outcome.metrics["champion_flag_agreement"] <= 1.0
     assert any(
         r.levelno == logging.WARNING
-        and str(forced.request_id) in r.getMessage()
+        and str(third.request_id) in r.getMessage()
         and found.group(0) in r.getMessage()
         for r in caplog.records
     ), [r.getMessage() for r in caplog.records]
 
     rows = await _versions(url)
-    assert [r["status"] for r in rows] == ["champion", "rejected", "rejected"]
-    assert rows[0]["version"] == champion["version"]
-    assert not any(r["gate_overridden"] for r in rows)
+    assert [r["status"] for r in rows] == ["retired", "champion", "rejected"]
+    assert [r["gate_overridden"] for r in rows] == [False, True, False]
+    conn = await asyncpg.connect(url)
+    try:
+        evidence = await conn.fetch(
+            "SELECT params->>'gate_evidence' FROM model_versions ORDER BY created_at"
+        )
+    finally:
+        await conn.close()
+    assert [e[0] for e in evidence] == ["no-champion", "unlabelled", "unlabelled"]
 
 
 async def test_an_unlabelled_anomaly_detector_is_refreshed_and_flagged(
     stack: Stack, make_topic: TopicFactory, fresh_database_url: str
 ) -> None:
-    """Without labels expense-fraud is an IsolationForest only: refit on new data by design."""
+    """Without labels expense-fraud is an IsolationForest only: refreshed on new data when it
+    behaves like the champion on the holdout rows."""
     unlabelled = frames(world(seed=5, customers=10, sheets=60, label_fraction=0.0))
     assert unlabelled.labels.empty
     await seed(fresh_database_url, unlabelled)
@@ -195,8 +213,10 @@ async def test_an_unlabelled_anomaly_detector_is_refreshed_and_flagged(
     assert second.status is OutcomeStatus.PROMOTED, second.outcome.reason
     assert second.model_updated is not None
     assert second.outcome.reason.startswith(
-        "unevaluated: holdout has no labelled observations; the unsupervised anomaly detector"
+        "holdout has no labelled observations, so its metrics are no evidence; compared on"
     )
-    assert f"replacing {first.outcome.version}" in second.outcome.reason
+    assert "band 5%–30%" not in second.outcome.reason  # both flag rates inside the band
+    assert f"behaves like {first.outcome.version}" in second.outcome.reason
     assert second.detail is not None
     assert second.detail.decision.unevaluated
+    assert second.detail.decision.evidence == "unlabelled"

@@ -382,7 +382,8 @@ def _oracle(w: World) -> tuple[pd.Series, pd.Series, int]:
 async def test_delinquency_auc_against_an_offline_model_on_all_data(
     stack: Stack, make_topic: TopicFactory, fresh_database_url: str
 ) -> None:
-    """AUC >= 0.85 at the seed's cap; trained on every customer, within 0.02 of the oracle."""
+    """AUC >= 0.85 at the seed's cap; trained on every customer, not below the oracle by more
+    than 0.02."""
     url = fresh_database_url
     w, f = simulated(), scenario()
     await seed(url, f)
@@ -422,7 +423,9 @@ async def test_delinquency_auc_against_an_offline_model_on_all_data(
         figures[f"offline (cap {cap or 'all'} rows)"] = offline
         figures[f"holdout AUC cap {cap or 'all'}"] = result.outcome.metrics["auc"]
     print("\ndelinquency AUC:", {k: round(v, 4) for k, v in figures.items()})
-    assert abs(figures["cap all"] - figures["offline (cap all rows)"]) <= 0.02
+    # The promoted model is refitted on its whole window, these rows included (the offline one
+    # never saw them): it may score above the offline model, never more than 0.02 below.
+    assert figures["cap all"] >= figures["offline (cap all rows)"] - 0.02
 
 
 async def _bundle(url: str, version: str) -> ModelBundle:

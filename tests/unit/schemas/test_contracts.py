@@ -56,6 +56,8 @@ def test_enumerations_match_the_spec() -> None:
         "anomaly_rate_high",
         "interval",
         "manual",
+        "drift",
+        "performance",
     ]
     assert [m.value for m in OutcomeStatus] == ["promoted", "rejected", "skipped", "failed"]
     assert [m.value for m in RejectReason] == [

@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+import numpy as np
+import pytest
+
 from schemas.features import ACTIVITY_COLUMNS, EXPENSE_COLUMNS
-from streams.scoring_frames import ExpenseContext, activity_frame, expense_frame, statement_features
+from streams.scoring_frames import (
+    ExpenseHistoryQuery,
+    activity_frame,
+    batch_expense_features,
+    expense_frame,
+    statement_features,
+)
 from tests.factories import customer, sheet, statement
 
 
@@ -27,14 +38,22 @@ def test_a_statement_counts_the_customers_earlier_statements_given_as_rows() -> 
     assert list(alone["months_on_book"]) == [0.0, 0.0]
 
 
-def test_the_context_starts_over_from_stored_rows_and_scores_in_the_batchs_order() -> None:
+def test_a_batch_is_featured_against_the_rows_the_store_read_in_the_batchs_order() -> None:
     stored = expense_frame([sheet(1), sheet(2)])
-    context = ExpenseContext(max_lines=8)
-    context.replace(_rows(list(stored[list(EXPENSE_COLUMNS)].itertuples(index=False))))
-    assert list(context.lines["expense_id"]) == list(stored["expense_id"])
     batch = expense_frame([sheet(3, lines=3)]).iloc[::-1].reset_index(drop=True)
-    features = context.features(batch, approval_limit=500.0)
+    batch.loc[0, "receipt_ref"] = None
+    query = ExpenseHistoryQuery.of(batch, history_days=30)
+    assert query.receipts == ["r-3-0", "r-3-1"]
+    assert query.expense_ids == sorted(batch["expense_id"])
+    assert query.span.until_us - query.span.since_us == 30 * 86_400_000_000
+    since, _, _, until = query.moments
+    assert until == sheet(3).submitted_at
+    assert until - since == timedelta(days=30)
+    rows = _rows(list(stored[list(EXPENSE_COLUMNS)].itertuples(index=False)))
+    features = batch_expense_features(batch, query, rows, [], approval_limit=500.0, history_days=30)
     assert list(features["expense_id"]) == list(batch["expense_id"])
-    context.remember(batch)
-    assert len(context.lines) == 8
-    assert set(batch["expense_id"]) <= set(context.lines["expense_id"])
+    alone = batch_expense_features(batch, query, [], [], approval_limit=500.0, history_days=30)
+    # merchant-1 had lines in both stored sheets; without them the batch's line is its first.
+    first_line = features["expense_id"] == "s-3-1"
+    assert features.loc[first_line, "merchant_history"].item() == pytest.approx(np.log1p(2))
+    assert alone.loc[first_line, "merchant_history"].item() == 0.0

@@ -9,9 +9,13 @@ import pytest
 from schemas.features import (
     DELINQUENCY_FEATURES,
     EXPENSE_FEATURES,
+    HISTORY_KEYS,
+    HistorySpan,
+    HistorySummary,
     delinquency_features,
     delinquency_labels,
     expense_features,
+    microseconds,
     unknown_categories,
 )
 from tests.unit.trainer.factories import Frames, frames, world
@@ -263,3 +267,57 @@ def test_unknown_categories_counts_the_values_sent_to_other() -> None:
     profiles = _profiles(["employed", "self-employed", "freelancer", None, "gig worker", ""])
     assert unknown_categories(profiles) == {"employment_status": 2}
     assert unknown_categories(profiles.iloc[:0]) == {"employment_status": 0}
+
+
+def _line_features(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.set_index("expense_id").loc[:, list(EXPENSE_FEATURES)].astype(np.float64)
+
+
+def test_a_lines_expense_features_need_only_the_lines_of_its_window(sim: Frames) -> None:
+    days = 7
+    full = _line_features(expense_features(sim.expenses, history_days=days))
+    submitted = pd.to_datetime(sim.expenses["submitted_at"], utc=True)
+    everything = _line_features(expense_features(sim.expenses, history_days=100_000))
+    # The window matters: with these data a week forgets most of a line's history.
+    assert (full["merchant_history"] < everything["merchant_history"]).mean() > 0.5
+    for position in np.random.default_rng(1).choice(len(sim.expenses), 40, replace=False):
+        moment = submitted.iloc[position]
+        inside = (submitted >= moment - pd.Timedelta(days=days)) & (submitted <= moment)
+        alone = _line_features(expense_features(sim.expenses.loc[inside], history_days=days))
+        expense_id = sim.expenses["expense_id"].iloc[position]
+        np.testing.assert_allclose(
+            alone.loc[expense_id].to_numpy(), full.loc[expense_id].to_numpy(), equal_nan=True
+        )
+
+
+def _summary(lines: pd.DataFrame, span: HistorySpan) -> HistorySummary:
+    """What the scorer's store reads as totals, computed with pandas."""
+    frame = lines.assign(log_amount=np.log1p(np.maximum(lines["amount"], 0.0)))
+    totals = {
+        name: frame.dropna(subset=list(columns))
+        .groupby(list(columns), as_index=False)
+        .agg(lines=("log_amount", "size"), log_amount_sum=("log_amount", "sum"))
+        for name, columns in HISTORY_KEYS.items()
+    }
+    return HistorySummary(span.summary_since_us, span.summary_until_us, totals)
+
+
+@pytest.mark.parametrize("days", [60, 365])
+def test_history_given_as_totals_gives_the_features_of_the_lines(sim: Frames, days: int) -> None:
+    submitted = microseconds(sim.expenses["submitted_at"])
+    sheets = np.unique(submitted)
+    batch_times = sheets[len(sheets) // 2 : len(sheets) // 2 + 3]
+    batch = sim.expenses[np.isin(submitted, batch_times)]
+    span = HistorySpan.of(list(batch_times), days)
+    summarised = (submitted >= span.summary_since_us) & (submitted < span.summary_until_us)
+    detailed = (submitted >= span.since_us) & (submitted <= span.until_us) & ~summarised
+    assert summarised.sum() > 30
+    given = pd.concat([sim.expenses[detailed & ~np.isin(submitted, batch_times)], batch])
+    features = expense_features(
+        given, history_days=days, summary=_summary(sim.expenses[summarised], span)
+    )
+    expected = _line_features(expense_features(sim.expenses, history_days=days))
+    got = _line_features(features).loc[batch["expense_id"]]
+    np.testing.assert_allclose(
+        got.to_numpy(), expected.loc[batch["expense_id"]].to_numpy(), rtol=1e-9, equal_nan=True
+    )

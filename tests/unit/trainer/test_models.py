@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -10,11 +12,17 @@ from schemas.base import ModelFamily
 from schemas.bundles import ISOLATION_FOREST, RANDOM_FOREST
 from tests.unit.trainer.factories import frames, world
 from trainer.errors import ArtifactIntegrityError, InsufficientData
+from trainer.evaluation import population_stability
 from trainer.families import (
+    champion_evidence,
     delinquency_set,
+    detector_contamination,
+    detector_rows,
     evaluate,
     expense_set,
     fit,
+    refit,
+    threshold_folds,
 )
 from trainer.settings import TrainerSettings
 
@@ -95,3 +103,124 @@ def test_family_of_a_bundle(sim) -> None:  # type: ignore[no-untyped-def]
         sim.activity, sim.customers, cutoff_day=_cutoff_day(sim), settings=SETTINGS
     )
     assert fit(data, SETTINGS).family is ModelFamily.DELINQUENCY
+
+
+def test_the_detector_does_not_learn_known_fraud(sim) -> None:  # type: ignore[no-untyped-def]
+    data = expense_set(sim.expenses, sim.labels, settings=SETTINGS)
+    rows = data.train_rows
+    learnt = detector_rows(data, rows)
+    fraud = rows[data.labels[rows] >= 0.5]
+    assert len(fraud) > 0
+    assert not set(fraud.tolist()) & set(learnt.tolist())
+    # Unlabelled and sound lines stay.
+    assert set(learnt.tolist()) == set(rows.tolist()) - set(fraud.tolist())
+
+
+def test_detector_contamination_follows_the_fraud_label_rate(sim) -> None:  # type: ignore[no-untyped-def]
+    data = expense_set(sim.expenses, sim.labels, settings=SETTINGS)
+    rows = data.train_rows
+    labelled = data.labelled(rows)
+    rate = float(np.mean(data.labels[labelled] >= 0.5))
+    assert detector_contamination(data, rows, SETTINGS)[0] == pytest.approx(
+        min(max(rate, 0.005), 0.5)
+    )
+    off = SETTINGS.model_copy(update={"contamination_follows_labels": False})
+    assert detector_contamination(data, rows, off)[0] == off.isolation_contamination
+    few = SETTINGS.model_copy(update={"min_labelled_expenses": len(labelled) + 1})
+    assert detector_contamination(data, rows, few)[0] == few.isolation_contamination
+    # Every label fraud: clipped, never 1.
+    all_fraud = replace(data, labels=np.where(np.isnan(data.labels), np.nan, 1.0))
+    assert detector_contamination(all_fraud, rows, SETTINGS)[0] == 0.5
+
+
+def test_the_random_forest_flags_and_the_threshold_is_chosen_on_data(sim) -> None:  # type: ignore[no-untyped-def]
+    data = expense_set(sim.expenses, sim.labels, settings=SETTINGS)
+    bundle = fit(data, SETTINGS)
+    assert bundle.flagged_by == "random_forest"
+    assert bundle.params["flagged_by"] == "random_forest"
+    assert bundle.threshold_source.startswith("max_f1 on ")
+    assert bundle.fitted_rows == len(data.train_rows)
+    detector_only = fit(expense_set(sim.expenses, sim.labels.head(10), settings=SETTINGS), SETTINGS)
+    assert detector_only.flagged_by == "isolation_forest"
+
+
+def test_threshold_folds_keep_customers_whole_and_never_touch_the_holdout(sim) -> None:  # type: ignore[no-untyped-def]
+    data = delinquency_set(
+        sim.activity, sim.customers, cutoff_day=_cutoff_day(sim), settings=SETTINGS
+    )
+    assert data.groups is not None
+    folds = threshold_folds(data, data.train_rows, SETTINGS)
+    assert len(folds) == SETTINGS.threshold_folds
+    scored = np.concatenate([check for _, check in folds])
+    # Every training row is scored once, by a fit that never saw its customer.
+    assert sorted(scored.tolist()) == sorted(data.train_rows.tolist())
+    holdout = set(data.holdout_rows.tolist())
+    for fit_rows, check in folds:
+        assert not set(data.groups[fit_rows].tolist()) & set(data.groups[check].tolist())
+        assert not (set(fit_rows.tolist()) | set(check.tolist())) & holdout
+    bundle = fit(data, SETTINGS)
+    assert bundle.flagged_by == "xgboost"
+    assert bundle.fitted_rows == len(data.train_rows)
+    assert bundle.threshold_source.startswith(f"max_f1 on {len(data.train_rows)} out-of-fold rows")
+    metrics = evaluate(bundle, data)
+    assert 0.0 <= metrics["past_due_rule_f1"] <= 1.0
+
+
+def test_threshold_folds_sample_whole_groups_past_the_row_limit(sim) -> None:  # type: ignore[no-untyped-def]
+    data = delinquency_set(
+        sim.activity, sim.customers, cutoff_day=_cutoff_day(sim), settings=SETTINGS
+    )
+    assert data.groups is not None
+    limited = SETTINGS.model_copy(update={"threshold_max_rows": len(data.train_rows) // 4})
+    folds = threshold_folds(data, data.train_rows, limited)
+    scored = np.concatenate([check for _, check in folds])
+    assert len(scored) < len(data.train_rows) // 2
+    customers = set(data.groups[scored].tolist())
+    # Whole customers: every training row of a sampled customer is scored.
+    every = data.train_rows[np.isin(data.groups[data.train_rows], list(customers))]
+    assert sorted(every.tolist()) == sorted(scored.tolist())
+
+
+def test_scores_without_a_class_fall_back_to_the_decision_threshold(sim) -> None:  # type: ignore[no-untyped-def]
+    data = delinquency_set(
+        sim.activity, sim.customers, cutoff_day=_cutoff_day(sim), settings=SETTINGS
+    )
+    labels = data.labels.copy()
+    # One delinquent customer only: every fold's fit part or scored part lacks a class.
+    assert data.groups is not None
+    positive = data.groups[(labels >= 0.5)][0]
+    labels[(data.groups != positive)] = 0.0
+    labels[(data.groups == positive)] = 1.0
+    bundle = fit(replace(data, labels=labels), SETTINGS)
+    assert bundle.threshold == SETTINGS.decision_threshold
+    assert bundle.threshold_source == "decision_threshold"
+    assert any("lack a class" in note for note in bundle.notes)
+
+
+def test_population_stability() -> None:
+    rng = np.random.default_rng(0)
+    reference = rng.normal(size=5000)
+    assert population_stability(reference, reference) == pytest.approx(0.0)
+    assert population_stability(reference, rng.normal(size=5000)) < 0.05
+    assert population_stability(reference, rng.normal(loc=1.0, size=5000)) > 0.25
+    assert population_stability(np.zeros(100), np.zeros(100)) == pytest.approx(0.0)
+
+
+def test_champion_evidence_splits_the_holdout_at_the_champions_data(sim) -> None:  # type: ignore[no-untyped-def]
+    data = delinquency_set(
+        sim.activity, sim.customers, cutoff_day=_cutoff_day(sim), settings=SETTINGS
+    )
+    challenger = fit(data, SETTINGS)
+    champion = refit(data, SETTINGS, challenger)
+    holdout_days = np.sort(data.times[data.holdout_rows])
+    middle = int(holdout_days[len(holdout_days) // 2])
+    evidence = champion_evidence(challenger, champion, data, data.time_of(middle), 0.8)
+    assert evidence.overlap.seen_rows == int((holdout_days <= middle).sum())
+    assert evidence.overlap.holdout_rows == len(holdout_days)
+    assert evidence.overlap.champion_recorded_auc == 0.8
+    assert evidence.overlap.unseen_challenger is not None
+    assert evidence.unlabelled.score_psi is not None  # both flag with XGBoost
+    assert 0.0 <= evidence.unlabelled.agreement <= 1.0
+    # A champion whose data end before the holdout has seen none of it.
+    before = champion_evidence(challenger, champion, data, data.time_of(int(holdout_days[0]) - 1))
+    assert before.overlap.seen_rows == 0

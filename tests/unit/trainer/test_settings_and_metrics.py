@@ -102,6 +102,9 @@ def test_an_anomaly_band_upside_down_is_refused(monkeypatch: pytest.MonkeyPatch)
     [
         ("RETRAINER_TOPICS__EXPENSE_SHEET", "", "RETRAINER_TOPICS__EXPENSE_SHEET is not valid"),
         ("RETRAINER_TOPIC_EXPENSE_SHEET", "x", "set RETRAINER_TOPICS__EXPENSE_SHEET instead"),
+        ("RETRAINER_SCORE_CONTEXT_LINES", "20000", "set RETRAINER_EXPENSE_HISTORY_DAYS instead"),
+        ("RETRAINER_SCORE_CONTEXT_REFRESH_S", "5", "set RETRAINER_EXPENSE_HISTORY_DAYS instead"),
+        ("RETRAINER_EXPENSE_HISTORY_DAYS", "0", "RETRAINER_EXPENSE_HISTORY_DAYS"),
         ("RETRAINER_ANOMALY_RATE_LOW", "0.9", "RETRAINER_ANOMALY_RATE_LOW must be below"),
     ],
 )
