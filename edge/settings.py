@@ -51,14 +51,26 @@ class TopicNames(BaseModel):
 RENAMED_PREFIX = "RETRAINER_TOPIC_"
 """How topics were renamed before the nested field: refused with the new name, not ignored."""
 
+_BOUNDED_HISTORY = "the expense history is bounded in time: set RETRAINER_EXPENSE_HISTORY_DAYS"
+_LABELLED_MINIMUM = (
+    "the delinquency minimum counts labelled observations, as the trainer does: set "
+    "RETRAINER_MIN_OBSERVATIONS and RETRAINER_MIN_POSITIVE_OBSERVATIONS"
+)
 RETIRED: dict[str, str] = {
-    "RETRAINER_SCORE_CONTEXT_LINES": "RETRAINER_EXPENSE_HISTORY_DAYS",
-    "RETRAINER_SCORE_CONTEXT_REFRESH_S": "RETRAINER_EXPENSE_HISTORY_DAYS",
+    "RETRAINER_SCORE_CONTEXT_LINES": _BOUNDED_HISTORY,
+    "RETRAINER_SCORE_CONTEXT_REFRESH_S": _BOUNDED_HISTORY,
+    "RETRAINER_MIN_CUSTOMERS": _LABELLED_MINIMUM,
+    "RETRAINER_MIN_STATEMENTS": _LABELLED_MINIMUM,
+    "RETRAINER_COOLDOWN_S": (
+        "a request that ends without a new model rests the automatic triggers until new data "
+        "arrives, not for a fixed time: nothing replaces it"
+    ),
 }
-"""Settings that are gone, with the one that replaces them: refused, not silently ignored.
+"""Settings that are gone, with what replaces them: refused, not silently ignored.
 
-The expense scorer kept the newest N lines in memory, refreshed every so often; it now reads
-the history of each batch, bounded in days like the trainer's."""
+The expense scorer kept the newest N lines in memory (it now reads each batch's history,
+bounded in days like the trainer's); the policy had its own minimum data in customers and
+statements, and a fixed rest after a request without a model."""
 
 
 class SharedSettings(KafkaSettings):
@@ -124,10 +136,9 @@ class SharedSettings(KafkaSettings):
             raise ValueError(f"{', '.join(old)} renamed: set {', '.join(new)} instead")
         retired = sorted(k for k in RETIRED if k in os.environ)
         if retired:
-            replacements = sorted({RETIRED[k] for k in retired})
+            reasons = "; ".join(dict.fromkeys(RETIRED[k] for k in retired))
             raise ValueError(
-                f"{', '.join(retired)} no longer exist: the expense history is bounded in time, "
-                f"set {', '.join(replacements)} instead (and unset the old variables)"
+                f"{', '.join(retired)} no longer exist: {reasons} (and unset the old variables)"
             )
         return data
 
