@@ -246,10 +246,13 @@ def delinquency_labels(
     """Delinquent = a later statement within `horizon_days` shows ≥ the days-past-due threshold.
 
     A label is known only once its whole horizon lies at or before `cutoff_day` (a day number),
-    and only if the customer was observed through it: delinquent within the horizon, or with a
-    later statement dated at most `grace_days` before the horizon's end. A customer whose
-    statements stop is not taken for a sound one. Statements dated after the cutoff are ignored:
-    they decide no label.
+    and only if the customer was observed through it: a later statement dated at most
+    `grace_days` before the horizon's end. A customer whose statements stop is taken neither for
+    a sound one nor, when a bad statement came before they stopped, for a delinquent one: were
+    delinquent outcomes known early and sound ones only after the whole horizon, the newest
+    rows of a window (and every customer's last statements) would be labelled delinquent far
+    more often than they are, and a model fitted on them would learn that lateness itself is
+    risk. Statements dated after the cutoff are ignored: they decide no label.
     """
     frame = _ordered_statements(activity)
     day = frame["statement_day"].to_numpy(dtype=np.int64)
@@ -273,7 +276,7 @@ def delinquency_labels(
     horizon_end = day + horizon_days
     delinquent = visible & (next_bad <= horizon_end)
     observed_through = last_seen >= horizon_end - grace_days
-    known = visible & (horizon_end <= cutoff_day) & (delinquent | observed_through)
+    known = visible & (horizon_end <= cutoff_day) & observed_through
     return DelinquencyLabels(known=np.asarray(known), delinquent=np.asarray(delinquent & known))
 
 

@@ -51,8 +51,8 @@ SELECT clock_timestamp() AS observed_at,
 # The labels of schemas.features.delinquency_labels, counted as of $1: a statement (ordered by
 # customer, date, statement id) is delinquent when a later statement of its customer within the
 # horizon ($2 days) reaches the days-past-due threshold ($3); its label is known once the horizon
-# ended by $1's UTC date and the customer was observed through it (delinquent, or last seen at most
-# $4 grace days before the horizon's end). Rows are those the trainer would load at cutoff $1:
+# ended by $1's UTC date and the customer was observed through it (last seen at most $4 grace
+# days before the horizon's end, whatever the outcome). Rows are those the trainer would load at cutoff $1:
 # statements dated, occurred and stored by then, of customers created and stored by then.
 # COLLATE "C" orders statement ids by code point, as pandas does.
 _LABELLED = """
@@ -80,7 +80,7 @@ ended AS (
 )
 SELECT day, count(*) AS labelled, count(*) FILTER (WHERE delinquent) AS delinquent
 FROM ended
-WHERE delinquent OR last_seen >= day + $2 - $4
+WHERE last_seen >= day + $2 - $4
 GROUP BY day ORDER BY day
 """
 
