@@ -207,6 +207,16 @@ def _print_training(detail: TrainingDetail, settings: TrainerSettings) -> None:
             if name in m
         )
     )
+    if "f1" in m and "threshold" in m:
+        yardsticks = [f"flagged from {m['threshold']:.3f}"]
+        for name, label in (
+            ("f1_at_0_5", "F1 at 0.5"),
+            ("best_f1", "best F1 in hindsight"),
+            ("past_due_rule_f1", "past-due rule F1"),
+        ):
+            if name in m:
+                yardsticks.append(f"{label} {m[name]:.3f}")
+        out.print("  " + " · ".join(yardsticks))
     if detail.decision.holdout_gap is not None:
         out.print(
             f"  [yellow]Warning:[/] {escape(detail.decision.holdout_gap)}: these metrics "

@@ -184,6 +184,7 @@ def evaluate(
     labelled = ~np.isnan(data.labels[rows])
     truth = data.labels[rows][labelled] >= 0.5
     metrics.update(binary_metrics(truth, scores.score[labelled], scores.flagged[labelled]))
+    metrics["threshold"] = bundle.threshold
     metrics["flag_rate"] = anomaly_rate(scores.flagged)
     if data.family is ModelFamily.DELINQUENCY and "f1" in metrics:
         past_due = data.features[rows, data.feature_names.index("days_past_due")] > 0

@@ -124,6 +124,12 @@ def report_inputs(
     champion_scores = None
     champion_label = None
     found_notes = list(bundle.notes) + list(notes)
+    if bundle.fitted_rows is not None and bundle.fitted_rows < len(data.labels):
+        found_notes.append(
+            f"The plots show the fit the gate judged ({bundle.fitted_rows} rows, before the "
+            "holdout); a promoted version stores the same configuration refitted on every row "
+            "of its window."
+        )
     if champion_bundle is not None:
         if set(champion_bundle.feature_names) <= set(data.feature_names):
             champion_scores = holdout_scores(champion_bundle, data)
@@ -187,16 +193,19 @@ async def store_report(
 ) -> bool:
     """Draw the report of `record` and store it (inside the caller's transaction).
 
-    Returns whether a report was stored. `champion` is the champion the version was compared
-    with; its models are loaded again here to score the same holdout.
+    Returns whether a report was stored. `bundle` is the fit the gate judged on the holdout
+    (a promoted version stores that configuration refitted on the whole window, holdout
+    included, whose scores on the holdout would be in-sample). `champion` is the champion the
+    version was compared with; its models are loaded again here to score the same holdout.
     """
     champion_bundle: ModelBundle | None = None
     notes: tuple[str, ...] = ()
+
     if champion is not None:
         try:
             champion_bundle = await registry.load_bundle(conn, champion)
         except (ArtifactIntegrityError, RegistryError, KeyError) as exc:
-            notes = (f"champion {champion.version} could not be loaded: {exc}",)
+            notes += (f"champion {champion.version} could not be loaded: {exc}",)
 
     def draw() -> str:
         inputs = report_inputs(

@@ -512,7 +512,7 @@ class Trainer:
                 await reporting.store_report(
                     conn,
                     record,
-                    candidate.bundle,
+                    candidate.evaluated.bundle,
                     candidate.prepared.data,
                     decision,
                     self._off_loop,

@@ -52,8 +52,9 @@ SELECT clock_timestamp() AS observed_at,
 # customer, date, statement id) is delinquent when a later statement of its customer within the
 # horizon ($2 days) reaches the days-past-due threshold ($3); its label is known once the horizon
 # ended by $1's UTC date and the customer was observed through it (last seen at most $4 grace
-# days before the horizon's end, whatever the outcome). Rows are those the trainer would load at cutoff $1:
-# statements dated, occurred and stored by then, of customers created and stored by then.
+# days before the horizon's end, whatever the outcome). Rows are those the trainer would load at
+# cutoff $1: statements dated, occurred and stored by then, of customers created and stored by
+# then.
 # COLLATE "C" orders statement ids by code point, as pandas does.
 _LABELLED = """
 WITH cutoff AS (SELECT ($1::timestamptz AT TIME ZONE 'UTC')::date - DATE '1970-01-01' AS last_day),
