@@ -197,6 +197,10 @@ def test_automatic_trainings_are_spaced_by_the_minimum_interval(
         sent += count
         wait_until(lambda: _stored_sheets(workers) >= sent, 60, f"{sent} sheets stored")
 
+    # The policy is known to be deciding once it asks for the first crossing: on a loaded
+    # machine the worker's agents may be assigned their partitions well after /health answers.
+    send(THRESHOLD)
+    _next_request(trainer, 0, "the first automatic request")
     # Steady ingest: two sheets at a time, each pair once the previous one is stored.
     began = time.monotonic()
     while time.monotonic() - began < STEADY_S:
