@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import asyncpg
@@ -14,13 +15,15 @@ from schemas.dead_letter import DeadLettered
 from schemas.model_updated import ModelUpdated
 from schemas.retrain_requested import RetrainRequested
 from schemas.training_outcome import TrainingOutcome
-from trainer import families, metrics
+from trainer import families, metrics, report
 from trainer.health import Reachability
 from trainer.publisher import Publisher
 from trainer.retry import retrying
 from trainer.runner import RequestConsumer
 from trainer.service import FitFunction, Trainer
 from trainer.settings import TrainerSettings
+
+log = logging.getLogger(__name__)
 
 
 def trainer_codec(settings: TrainerSettings) -> Codec:
@@ -62,6 +65,11 @@ async def connect(settings: TrainerSettings) -> asyncpg.Pool:
     return await retrying(create, settings, "connecting to PostgreSQL")
 
 
+def _warmed_up(done: Future[None]) -> None:
+    if (error := done.exception()) is not None:
+        log.warning("the report's plotting code failed to import ahead of time: %r", error)
+
+
 async def build(
     settings: TrainerSettings | None = None, *, fit: FitFunction = families.fit
 ) -> TrainerApp:
@@ -69,6 +77,8 @@ async def build(
     settings = settings or TrainerSettings()
     pool = await connect(settings)
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trainer-fit")
+    # In the fit thread, before any request: reports are drawn inside the commit transaction.
+    executor.submit(report.warm_up).add_done_callback(_warmed_up)
     codec = trainer_codec(settings)
     publisher = Publisher(settings, codec)
     trainer = Trainer(settings, pool, executor, fit=fit)

@@ -153,6 +153,13 @@ class _Labelled:
 # --- the page ------------------------------------------------------------------------------------
 
 
+def warm_up() -> None:
+    """Import the plotting code ahead of the first report (seconds on a busy machine), so the
+    first training does not pay for it while it holds its family's registry lock."""
+    import matplotlib.backends.backend_svg
+    import matplotlib.figure  # noqa: F401
+
+
 def render_report(inputs: ReportInputs) -> str:
     """The version's report as one HTML document (plots inlined as SVG; no script, no URL)."""
     import matplotlib as mpl

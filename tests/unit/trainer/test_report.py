@@ -226,3 +226,13 @@ def test_a_report_that_cannot_be_drawn_is_logged_and_left_out(
     assert stored is False
     assert "the report of v1 could not be drawn" in caplog.text
     assert "a plot went wrong" in caplog.text
+
+
+def test_warm_up_loads_the_plotting_code_a_report_needs() -> None:
+    import sys
+
+    from trainer.report import warm_up
+
+    warm_up()
+    assert "matplotlib.figure" in sys.modules
+    assert "matplotlib.backends.backend_svg" in sys.modules
