@@ -138,7 +138,8 @@ class SharedSettings(KafkaSettings):
         if retired:
             reasons = "; ".join(dict.fromkeys(RETIRED[k] for k in retired))
             raise ValueError(
-                f"{', '.join(retired)} no longer exist: {reasons} (and unset the old variables)"
+                f"{', '.join(retired)} no longer {'exists' if len(retired) == 1 else 'exist'}: "
+                f"{reasons} (unset {'it' if len(retired) == 1 else 'them'})"
             )
         return data
 
