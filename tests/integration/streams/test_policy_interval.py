@@ -184,6 +184,22 @@ def _next_request(trainer: FakeTrainer, after: int, what: str) -> RetrainRequest
     return found
 
 
+FIRST_REQUEST_S = 180.0
+"""How long the first crossing may take to be asked for: the policy table is recovered and its
+partitions assigned after /health answers, which takes long on a machine running other workers."""
+
+
+def _first_request(workers: Workers, trainer: FakeTrainer) -> None:
+    try:
+        wait_until(trainer.requests, FIRST_REQUEST_S, "the first automatic request")
+    except AssertionError as missing:
+        status = _fraud_status(workers)
+        raise AssertionError(
+            f"{missing}; the fraud status says {status['decision']}: {status['reason']} "
+            f"(counters {status['counters']}, in flight {status['in_flight']})"
+        ) from missing
+
+
 def test_automatic_trainings_are_spaced_by_the_minimum_interval(
     workers: Workers, trainer: FakeTrainer
 ) -> None:
@@ -200,7 +216,7 @@ def test_automatic_trainings_are_spaced_by_the_minimum_interval(
     # The policy is known to be deciding once it asks for the first crossing: on a loaded
     # machine the worker's agents may be assigned their partitions well after /health answers.
     send(THRESHOLD)
-    _next_request(trainer, 0, "the first automatic request")
+    _first_request(workers, trainer)
     # Steady ingest: two sheets at a time, each pair once the previous one is stored.
     began = time.monotonic()
     while time.monotonic() - began < STEADY_S:
