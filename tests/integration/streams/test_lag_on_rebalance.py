@@ -44,11 +44,19 @@ def feed(workers: Workers, start: int, count: int) -> None:
 def test_lag_of_partitions_lost_in_a_rebalance_is_removed(workers: Workers) -> None:
     workers.create_topics()
     names = [workers.topic(t) for t in TopicNames.model_construct().upstream()]
-    listed = AdminClient({"bootstrap.servers": workers.stack.bootstrap}).list_topics(timeout=10)
+    admin = AdminClient({"bootstrap.servers": workers.stack.bootstrap})
+
+    def all_listed() -> object:
+        # A topic just created may be missing from the broker's metadata for a moment.
+        topics = admin.list_topics(timeout=10).topics
+        return topics if all(name in topics for name in names) else None
+
+    listed = wait_until(all_listed, 30, "the new topics in the broker's metadata")
+    assert isinstance(listed, dict)
     every = {
         (name.removeprefix(f"{workers.prefix}-"), str(p))
         for name in names
-        for p in listed.topics[name].partitions
+        for p in listed[name].partitions
     }
     assert len(every) > 1, "a rebalance needs partitions to share"
 
