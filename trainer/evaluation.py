@@ -9,6 +9,8 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
 
+from schemas.drift import DEFAULT_BINS, bin_values, psi
+
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -98,26 +100,11 @@ def anomaly_rate(flagged: BoolArray) -> float:
     return float(np.mean(flagged)) if len(flagged) else 0.0
 
 
-PSI_BINS = 10
-PSI_FLOOR = 1e-4
-"""Share given to an empty bin, so one empty bin does not make the PSI infinite."""
-
-
-def population_stability(reference: FloatArray, current: FloatArray, bins: int = PSI_BINS) -> float:
-    """PSI of `current` against `reference`, on the reference's quantile bins.
-
-    0 = the same distribution; 0.1–0.25 a moderate shift, above 0.25 a major one (the usual
-    reading). Ties in the reference merge bins rather than leave empty ones.
-    """
-    reference = np.asarray(reference, dtype=np.float64)
-    current = np.asarray(current, dtype=np.float64)
+def population_stability(
+    reference: FloatArray, current: FloatArray, bins: int = DEFAULT_BINS
+) -> float:
+    """PSI of `current` against `reference`, on the reference's quantile bins: the drift
+    module's, which the worker measures live traffic with too (0 for an empty side)."""
     if len(reference) == 0 or len(current) == 0:
         return 0.0
-    edges = np.unique(np.quantile(reference, np.linspace(0.0, 1.0, bins + 1))[1:-1])
-    expected = np.bincount(
-        np.searchsorted(edges, reference, side="right"), minlength=len(edges) + 1
-    )
-    actual = np.bincount(np.searchsorted(edges, current, side="right"), minlength=len(edges) + 1)
-    p = np.maximum(expected / len(reference), PSI_FLOOR)
-    q = np.maximum(actual / len(current), PSI_FLOOR)
-    return float(np.sum((q - p) * np.log(q / p)))
+    return psi(bin_values(np.asarray(reference, dtype=np.float64), bins), current)
