@@ -11,10 +11,33 @@ from datetime import UTC, datetime
 
 from confluent_kafka import Consumer, Producer
 
+from edge.settings import TopicNames
 from schemas.base import Event, ModelFamily
 from schemas.codec import Codec
 from schemas.retrain_requested import RetrainReason, RetrainRequested
+from tests.conftest import Stack, TopicFactory
 from trainer.bootstrap import TrainerApp
+from trainer.settings import TrainerSettings
+
+
+def settings_for(
+    stack: Stack, url: str, make_topic: TopicFactory, **extra: object
+) -> TrainerSettings:
+    """Trainer settings on private topics (one partition each) and `url`; `extra` overrides."""
+    return TrainerSettings(
+        kafka_bootstrap=stack.bootstrap,
+        database_url=url,  # type: ignore[arg-type]
+        topics=TopicNames(
+            retrain_requested=make_topic("retrain", partitions=1),
+            model_updated=make_topic("model-updated", partitions=1),
+            training_outcome=make_topic("outcome", partitions=1),
+            dead_letter=make_topic("dead-letter", partitions=1),
+        ),
+        trainer_group_id=f"trainer-{uuid.uuid4().hex[:8]}",
+        trainer_metrics_port=0,
+        retry_attempts=2,
+        **extra,  # type: ignore[arg-type]
+    )
 
 
 def request(

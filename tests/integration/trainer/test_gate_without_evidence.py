@@ -14,7 +14,6 @@ import os
 import re
 import subprocess
 import sys
-import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -22,13 +21,12 @@ import asyncpg
 import pandas as pd
 import pytest
 
-from edge.settings import TopicNames
 from retrainer.harness import topic_env
 from schemas.base import ModelFamily
 from schemas.training_outcome import OutcomeStatus
 from tests.conftest import Stack, TopicFactory
 from tests.factories import ROOT
-from tests.integration.trainer.kafka_helpers import request
+from tests.integration.trainer.kafka_helpers import request, settings_for
 from tests.integration.trainer.seed import seed
 from tests.unit.trainer.factories import Frames, frames, world
 from trainer import datasets, families
@@ -56,22 +54,6 @@ def quiet_holdout() -> Frames:
     quiet = f.activity.copy()
     quiet.loc[day >= data.split.holdout_start, "days_past_due"] = 0
     return replace(f, activity=quiet)
-
-
-def _settings(stack: Stack, url: str, make_topic: TopicFactory) -> TrainerSettings:
-    return TrainerSettings(
-        kafka_bootstrap=stack.bootstrap,
-        database_url=url,  # type: ignore[arg-type]
-        topics=TopicNames(
-            retrain_requested=make_topic("retrain", partitions=1),
-            model_updated=make_topic("model-updated", partitions=1),
-            training_outcome=make_topic("outcome", partitions=1),
-            dead_letter=make_topic("dead-letter", partitions=1),
-        ),
-        trainer_group_id=f"trainer-{uuid.uuid4().hex[:8]}",
-        trainer_metrics_port=0,
-        retry_attempts=2,
-    )
 
 
 def _check(settings: TrainerSettings) -> str:
@@ -124,7 +106,7 @@ async def test_a_holdout_without_positives_promotes_only_a_first_model_and_says_
 ) -> None:
     url = fresh_database_url
     await seed(url, quiet_holdout())
-    settings = _settings(stack, url, make_topic)
+    settings = settings_for(stack, url, make_topic)
 
     # The first model: promoted, but flagged as unevaluated in the answer.
     first = _check(settings)
@@ -201,7 +183,7 @@ async def test_an_unlabelled_anomaly_detector_is_refreshed_and_flagged(
     unlabelled = frames(world(seed=5, customers=10, sheets=60, label_fraction=0.0))
     assert unlabelled.labels.empty
     await seed(fresh_database_url, unlabelled)
-    app = await build(_settings(stack, fresh_database_url, make_topic))
+    app = await build(settings_for(stack, fresh_database_url, make_topic))
     try:
         cutoff = _cutoff(unlabelled)
         first = await app.trainer.handle(request(ModelFamily.EXPENSE_FRAUD, cutoff))

@@ -12,26 +12,23 @@ import html
 import os
 import subprocess
 import sys
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
 import pytest
 
-from edge.settings import TopicNames
 from schemas.base import ModelFamily
 from schemas.training_outcome import OutcomeStatus
 from tests.browser import PageVisit, distinct_colours, fetched, file_url, open_page
 from tests.conftest import Stack, TopicFactory
 from tests.factories import ROOT
-from tests.integration.trainer.kafka_helpers import request
+from tests.integration.trainer.kafka_helpers import request, settings_for
 from tests.integration.trainer.seed import seed
 from tests.unit.trainer.factories import Frames, frames, world
 from trainer import registry
 from trainer.bootstrap import build
 from trainer.errors import RegistryError
-from trainer.settings import TrainerSettings
 
 pytestmark = pytest.mark.integration
 
@@ -47,23 +44,6 @@ def delinquency_world() -> Frames:
 
 def _cutoff(f: Frames) -> datetime:
     return datetime.fromtimestamp(f.end_us / 1_000_000, tz=UTC)
-
-
-def _settings(stack: Stack, url: str, make_topic: TopicFactory) -> TrainerSettings:
-    return TrainerSettings(
-        kafka_bootstrap=stack.bootstrap,
-        database_url=url,  # type: ignore[arg-type]
-        topics=TopicNames(
-            retrain_requested=make_topic("retrain", partitions=1),
-            model_updated=make_topic("model-updated", partitions=1),
-            training_outcome=make_topic("outcome", partitions=1),
-            dead_letter=make_topic("dead-letter", partitions=1),
-        ),
-        trainer_group_id=f"trainer-{uuid.uuid4().hex[:8]}",
-        trainer_metrics_port=0,
-        retry_attempts=2,
-        training_threads=1,
-    )
 
 
 async def _report(url: str, version: str) -> str:
@@ -103,7 +83,7 @@ async def test_each_version_has_a_report_that_a_browser_shows_without_errors(
 ) -> None:
     url = fresh_database_url
     await seed(url, delinquency_world())
-    app = await build(_settings(stack, url, make_topic))
+    app = await build(settings_for(stack, url, make_topic, training_threads=1))
     try:
         cutoff = _cutoff(delinquency_world())
         first = await app.trainer.handle(request(ModelFamily.DELINQUENCY, cutoff))
@@ -145,7 +125,7 @@ async def test_an_unlabelled_detector_gets_a_report_that_says_what_it_cannot_sho
 ) -> None:
     unlabelled = frames(world(seed=5, customers=10, sheets=60, label_fraction=0.0))
     await seed(fresh_database_url, unlabelled)
-    app = await build(_settings(stack, fresh_database_url, make_topic))
+    app = await build(settings_for(stack, fresh_database_url, make_topic, training_threads=1))
     try:
         result = await app.trainer.handle(request(ModelFamily.EXPENSE_FRAUD, _cutoff(unlabelled)))
     finally:

@@ -3,23 +3,20 @@ and the version stores the same configuration refitted on every row up to the cu
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 
 import asyncpg
 import numpy as np
 import pytest
 
-from edge.settings import TopicNames
 from schemas.base import ModelFamily
 from schemas.training_outcome import OutcomeStatus
 from tests.conftest import Stack, TopicFactory
-from tests.integration.trainer.kafka_helpers import request
+from tests.integration.trainer.kafka_helpers import request, settings_for
 from tests.integration.trainer.seed import seed
 from tests.unit.trainer.factories import frames, world
 from trainer import families, registry
 from trainer.bootstrap import build
-from trainer.settings import TrainerSettings
 
 pytestmark = pytest.mark.integration
 
@@ -29,20 +26,8 @@ async def test_a_promoted_model_was_fitted_on_the_newest_labelled_rows_of_its_wi
 ) -> None:
     world_frames = frames(world(seed=9, customers=300, sheets=20))
     await seed(fresh_database_url, world_frames)
-    settings = TrainerSettings(
-        kafka_bootstrap=stack.bootstrap,
-        database_url=fresh_database_url,  # type: ignore[arg-type]
-        topics=TopicNames(
-            retrain_requested=make_topic("retrain", partitions=1),
-            model_updated=make_topic("model-updated", partitions=1),
-            training_outcome=make_topic("outcome", partitions=1),
-            dead_letter=make_topic("dead-letter", partitions=1),
-        ),
-        trainer_group_id=f"trainer-{uuid.uuid4().hex[:8]}",
-        trainer_metrics_port=0,
-        retry_attempts=2,
-        training_threads=1,
-        max_customers=0,
+    settings = settings_for(
+        stack, fresh_database_url, make_topic, training_threads=1, max_customers=0
     )
     cutoff = datetime.fromtimestamp(world_frames.end_us / 1_000_000, tz=UTC)
     app = await build(settings)

@@ -13,7 +13,6 @@ import pytest
 import xgboost as xgb
 from sklearn.metrics import roc_auc_score
 
-from edge.settings import TopicNames
 from retrainer.simulator.signal import delinquency_dataset
 from retrainer.simulator.world import World
 from schemas.base import Event, ModelFamily
@@ -23,7 +22,13 @@ from schemas.features import delinquency_features, delinquency_labels, feature_m
 from schemas.model_updated import ModelUpdated
 from schemas.training_outcome import OutcomeStatus, TrainingOutcome
 from tests.conftest import Stack, TopicFactory
-from tests.integration.trainer.kafka_helpers import produce, read_events, request, running
+from tests.integration.trainer.kafka_helpers import (
+    produce,
+    read_events,
+    request,
+    running,
+    settings_for,
+)
 from tests.integration.trainer.seed import seed
 from tests.unit.trainer.factories import Frames, frames, world
 from trainer import admin, datasets, families, registry
@@ -46,25 +51,6 @@ def simulated() -> World:
 
 def cutoff_of(f: Frames) -> datetime:
     return datetime.fromtimestamp(f.end_us / 1_000_000, tz=UTC)
-
-
-def settings_for(
-    stack: Stack, url: str, make_topic: TopicFactory, **extra: object
-) -> TrainerSettings:
-    return TrainerSettings(
-        kafka_bootstrap=stack.bootstrap,
-        database_url=url,  # type: ignore[arg-type]
-        topics=TopicNames(
-            retrain_requested=make_topic("retrain", partitions=1),
-            model_updated=make_topic("model-updated", partitions=1),
-            training_outcome=make_topic("outcome", partitions=1),
-            dead_letter=make_topic("dead-letter", partitions=1),
-        ),
-        trainer_group_id=f"trainer-{uuid.uuid4().hex[:8]}",
-        trainer_metrics_port=0,
-        retry_attempts=2,
-        **extra,  # type: ignore[arg-type]
-    )
 
 
 def outcome_for(request_id: uuid.UUID, count: int = 1):  # type: ignore[no-untyped-def]
