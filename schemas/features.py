@@ -540,6 +540,46 @@ def _summary_for(
     return lines, log_sum
 
 
+def _sheet_window(
+    times: IntArray, window: _Window, sheet_rank: IntArray
+) -> tuple[IntArray, _Window]:
+    """Each line's sheet time (its first line's) and the window as seen from it: the lines of a
+    sheet are submitted together, so they share one view of the history."""
+    first_line = np.unique(sheet_rank, return_index=True)[1]
+    sheet_time = times[first_line][sheet_rank]
+    return sheet_time, _Window(
+        window.rank[first_line][sheet_rank], window.since[first_line][sheet_rank], window.span
+    )
+
+
+def _on_weekend_or_holiday(frame: pd.DataFrame) -> BoolArray:
+    day = _day_numbers(frame["expense_date"])
+    dates = pd.to_datetime(frame["expense_date"])
+    month_day = dates.dt.month.to_numpy(np.int64) * 100 + dates.dt.day.to_numpy(np.int64)
+    holiday = np.isin(month_day, _FIXED_HOLIDAYS)
+    weekend = (day + 3) % 7 >= 5  # 1970-01-01 was a Thursday
+    return np.asarray(weekend | holiday, dtype=np.bool_)
+
+
+def _sheet_sizes(
+    frame: pd.DataFrame, amount: FloatArray, sheet_rank: IntArray
+) -> tuple[FloatArray, FloatArray]:
+    """Per line, how many lines its sheet has and the sheet's total amount."""
+    sheet_codes = frame["sheet_rank"]
+    lines_in_sheet = sheet_codes.map(sheet_codes.value_counts()).to_numpy(dtype=np.float64)
+    sheet_total = (
+        pd.Series(amount).groupby(sheet_rank, sort=False).transform("sum").to_numpy(np.float64)
+    )
+    return np.asarray(lines_in_sheet, np.float64), np.asarray(sheet_total, np.float64)
+
+
+def _has_receipt(frame: pd.DataFrame) -> BoolArray:
+    receipt = frame["receipt_ref"].astype("string")
+    return receipt.notna().to_numpy(dtype=np.bool_) & (receipt.fillna("") != "").to_numpy(
+        dtype=np.bool_
+    )
+
+
 def expense_features(
     expenses: pd.DataFrame,
     *,
@@ -560,11 +600,7 @@ def expense_features(
     history_us = history_days * _US_PER_DAY
     window = _Window.of(times, history_us)
     sheet_rank = frame["sheet_rank"].to_numpy(dtype=np.int64)
-    first_line = np.unique(sheet_rank, return_index=True)[1]
-    sheet_time = times[first_line][sheet_rank]
-    sheet_window = _Window(
-        window.rank[first_line][sheet_rank], window.since[first_line][sheet_rank], window.span
-    )
+    sheet_time, sheet_window = _sheet_window(times, window, sheet_rank)
     codes = _Codes(frame)
     covered = np.zeros(len(frame), dtype=np.bool_)
     if summary is not None:
@@ -572,11 +608,8 @@ def expense_features(
 
     given = {name: _summary_for(frame, summary, name, covered) for name in HISTORY_KEYS}
 
-    def known(name: str) -> tuple[FloatArray, FloatArray]:
-        return given[name]
-
     def prior_count(name: str) -> FloatArray:
-        return _prior_count(codes.of(name), window) + known(name)[0]
+        return _prior_count(codes.of(name), window) + given[name][0]
 
     amount = _float(frame, "amount")
     log_amount = np.log1p(np.maximum(amount, 0.0))
@@ -585,35 +618,22 @@ def expense_features(
         sheet_rank,
         log_amount,
         sheet_window,
-        known("employee_category"),
+        given["employee_category"],
     )
     category_habit = _prior_sheet_mean(
-        codes.of("category"), sheet_rank, log_amount, sheet_window, known("category")
+        codes.of("category"), sheet_rank, log_amount, sheet_window, given["category"]
     )
     employee_category_history = prior_count("employee_category")
 
     cents = np.round(amount * 100).astype(np.int64)
-    day = _day_numbers(frame["expense_date"])
-    dates = pd.to_datetime(frame["expense_date"])
-    month_day = dates.dt.month.to_numpy(np.int64) * 100 + dates.dt.day.to_numpy(np.int64)
-    holiday = np.isin(month_day, _FIXED_HOLIDAYS)
-    weekend = (day + 3) % 7 >= 5  # 1970-01-01 was a Thursday
-
-    receipt = frame["receipt_ref"].astype("string")
-    has_receipt = receipt.notna().to_numpy(dtype=np.bool_) & (receipt.fillna("") != "").to_numpy(
-        dtype=np.bool_
-    )
+    has_receipt = _has_receipt(frame)
     receipt_seen = np.where(has_receipt, prior_count("receipt"), 0.0)
 
     merchant_history = prior_count("merchant")
     merchant_category_history = prior_count("merchant_category")
     employee_merchant_history = prior_count("employee_merchant")
 
-    sheet_codes = frame["sheet_rank"]
-    lines_in_sheet = sheet_codes.map(sheet_codes.value_counts()).to_numpy(dtype=np.float64)
-    sheet_total = (
-        pd.Series(amount).groupby(sheet_rank, sort=False).transform("sum").to_numpy(np.float64)
-    )
+    lines_in_sheet, sheet_total = _sheet_sizes(frame, amount, sheet_rank)
     return pd.DataFrame(
         {
             "expense_id": frame["expense_id"].to_numpy(),
@@ -628,7 +648,7 @@ def expense_features(
                 (amount >= 0.95 * approval_limit) & (amount < approval_limit)
             ).astype(np.float64),
             "above_limit": (amount >= approval_limit).astype(np.float64),
-            "on_weekend_or_holiday": (weekend | holiday).astype(np.float64),
+            "on_weekend_or_holiday": _on_weekend_or_holiday(frame).astype(np.float64),
             "receipt_seen_before": receipt_seen,
             "missing_receipt": (~has_receipt).astype(np.float64),
             "new_merchant_for_employee": (employee_merchant_history == 0).astype(np.float64),
