@@ -207,65 +207,84 @@ _ZERO = Decimal(0)
 _NEGATIVE_BOUND = -AMOUNT_BOUND
 
 
+def money_amount(value: Any, *, non_negative: bool, ceiling: Decimal | None) -> Decimal:
+    """The amount a JSON number or decimal string stands for, or PydanticCustomError.
+
+    Both decoders call it (the pydantic models and the codec's fast path), so they accept the
+    same amounts and read them the same way. `ceiling` is the codec's `max_amount`, or None.
+    """
+    kind = type(value)
+    places: int | None = None  # digits after the point, where the input shows them plainly
+    if kind is str:
+        if _MONEY_TEXT.fullmatch(value) is None:
+            if value.lower() in _NON_FINITE_TEXT:
+                raise _non_finite()
+            raise _wrong_money_type()
+        amount = Decimal(value)
+        point = value.find(".")
+        places = 0 if point < 0 else len(value) - point - 1
+    elif kind is int:
+        amount = Decimal(value)
+        places = 0
+    elif kind is float:
+        if not math.isfinite(value):
+            raise _non_finite()
+        # repr is the shortest text that reads back as the same float: 0.1, not 0.1000…0555.
+        amount = Decimal(repr(value))
+    elif kind is Decimal:
+        amount = value
+        if not amount.is_finite():
+            raise _non_finite()
+    else:
+        raise _wrong_money_type()
+    if non_negative and amount.is_signed() and not amount.is_zero():
+        raise PydanticCustomError("negative_amount", "Amount must not be negative")
+    # The storage limits come before the configurable ceiling: no setting lifts them.
+    if not _NEGATIVE_BOUND < amount < AMOUNT_BOUND:
+        raise PydanticCustomError(
+            "amount_out_of_range",
+            "Amount must have at most {digits} digits before the decimal point",
+            {"digits": MAX_AMOUNT_INTEGER_DIGITS},
+        )
+    if places is None:
+        exponent = amount.as_tuple().exponent
+        places = -exponent if type(exponent) is int else 0
+    if places > MAX_AMOUNT_DECIMAL_PLACES:
+        raise PydanticCustomError(
+            "amount_too_precise",
+            "Amount must have at most {places} digits after the decimal point",
+            {"places": MAX_AMOUNT_DECIMAL_PLACES},
+        )
+    if amount.is_signed() and amount.is_zero():
+        # -0 and 0 are the same amount; one spelling keeps encodings canonical.
+        return _ZERO
+    if ceiling is not None and amount > ceiling:
+        raise PydanticCustomError(
+            "amount_above_ceiling",
+            "Amount must not exceed {ceiling}",
+            {"ceiling": str(ceiling)},
+        )
+    return amount
+
+
 def _money_validator(
     *, non_negative: bool, capped: bool
 ) -> Callable[[Any, ValidationInfo], Decimal]:
     # One plain validator per amount does the whole job: pydantic's own Decimal validator would
     # accept "1_000" or " 1" and reports NaN in a way that cannot be told from a float's NaN.
-    def validate(value: Any, info: ValidationInfo) -> Decimal:
-        kind = type(value)
-        if kind is str:
-            if _MONEY_TEXT.fullmatch(value) is None:
-                if value.lower() in _NON_FINITE_TEXT:
-                    raise _non_finite()
-                raise _wrong_money_type()
-            amount = Decimal(value)
-        elif kind is int:
-            amount = Decimal(value)
-        elif kind is float:
-            if not math.isfinite(value):
-                raise _non_finite()
-            # repr is the shortest text that reads back as the same float: 0.1, not 0.1000…0555.
-            amount = Decimal(repr(value))
-        elif kind is Decimal:
-            amount = value
-            if not amount.is_finite():
-                raise _non_finite()
-        else:
-            raise _wrong_money_type()
-        if non_negative and amount.is_signed() and not amount.is_zero():
-            raise PydanticCustomError("negative_amount", "Amount must not be negative")
-        # The storage limits come before the configurable ceiling: no setting lifts them.
-        if not _NEGATIVE_BOUND < amount < AMOUNT_BOUND:
-            raise PydanticCustomError(
-                "amount_out_of_range",
-                "Amount must have at most {digits} digits before the decimal point",
-                {"digits": MAX_AMOUNT_INTEGER_DIGITS},
-            )
-        exponent = amount.as_tuple().exponent
-        if type(exponent) is int and exponent < -MAX_AMOUNT_DECIMAL_PLACES:
-            raise PydanticCustomError(
-                "amount_too_precise",
-                "Amount must have at most {places} digits after the decimal point",
-                {"places": MAX_AMOUNT_DECIMAL_PLACES},
-            )
-        if amount.is_signed() and amount.is_zero():
-            # -0 and 0 are the same amount; one spelling keeps encodings canonical.
-            return _ZERO
-        if capped:
-            context = info.context
-            ceiling = (
-                context.max_amount if type(context) is ValidationContext else _DEFAULT_MAX_AMOUNT
-            )
-            if amount > ceiling:
-                raise PydanticCustomError(
-                    "amount_above_ceiling",
-                    "Amount must not exceed {ceiling}",
-                    {"ceiling": str(ceiling)},
-                )
-        return amount
+    if not capped:
 
-    return validate
+        def validate(value: Any, info: ValidationInfo) -> Decimal:
+            return money_amount(value, non_negative=non_negative, ceiling=None)
+
+        return validate
+
+    def validate_capped(value: Any, info: ValidationInfo) -> Decimal:
+        context = info.context
+        ceiling = context.max_amount if type(context) is ValidationContext else _DEFAULT_MAX_AMOUNT
+        return money_amount(value, non_negative=non_negative, ceiling=ceiling)
+
+    return validate_capped
 
 
 def _money_text(amount: Decimal) -> str:
@@ -379,34 +398,46 @@ def _to_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-def _to_utc_not_future(value: datetime, info: ValidationInfo) -> datetime:
+def instant_in_utc(value: datetime, latest: datetime | None) -> datetime:
+    """`value` (timezone-aware) in UTC if it lies in the storable range and not after `latest`
+    (no bound when None), or PydanticCustomError; both decoders call it."""
     value = _to_utc(value)
-    context = _context(info)
-    # Without a codec there is no clock to compare with; the check belongs to decoding.
-    if context is not None and value > context.latest_datetime:
+    if latest is not None and value > latest:
         raise PydanticCustomError(
             "date_in_future",
             "Instant is after the latest accepted one ({latest})",
-            {"latest": context.latest_datetime.isoformat()},
+            {"latest": latest.isoformat()},
         )
     return value
 
 
-def _date_not_future(value: date, info: ValidationInfo) -> date:
+def calendar_date(value: date, latest: date | None) -> date:
+    """`value` if it lies in the storable range and not after `latest` (no bound when None), or
+    PydanticCustomError; both decoders call it."""
     if not EARLIEST_DATE <= value <= LATEST_DATE:
         raise PydanticCustomError(
             "date_out_of_range",
             "Date must lie between {earliest} and {latest}",
             {"earliest": EARLIEST_DATE.isoformat(), "latest": LATEST_DATE.isoformat()},
         )
-    context = _context(info)
-    if context is not None and value > context.latest_date:
+    if latest is not None and value > latest:
         raise PydanticCustomError(
             "date_in_future",
             "Date is after the latest accepted one ({latest})",
-            {"latest": context.latest_date.isoformat()},
+            {"latest": latest.isoformat()},
         )
     return value
+
+
+def _to_utc_not_future(value: datetime, info: ValidationInfo) -> datetime:
+    context = _context(info)
+    # Without a codec there is no clock to compare with; the check belongs to decoding.
+    return instant_in_utc(value, context.latest_datetime if context is not None else None)
+
+
+def _date_not_future(value: date, info: ValidationInfo) -> date:
+    context = _context(info)
+    return calendar_date(value, context.latest_date if context is not None else None)
 
 
 # JSON Schema can state the earliest year: exactly for a date; for an instant only as written,
