@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from schemas.base import Event
 from schemas.errors import DecodeError, RejectReason, UnknownTopicError
+from schemas.fast_decode import FastDecoder, fast_decoders
 from schemas.limits import DEFAULT_LIMITS, CodecLimits, ValidationContext
 from schemas.topics import TOPICS
 
@@ -65,16 +66,26 @@ class Codec:
     One instance is meant to be shared by a whole worker; it holds no per-message state.
     """
 
-    __slots__ = ("_clock", "_limits", "_topics")
+    __slots__ = ("_clock", "_fast", "_limits", "_topics")
 
     def __init__(
         self,
         limits: CodecLimits = DEFAULT_LIMITS,
         clock: Callable[[], datetime] = utc_now,
         topics: Mapping[str, type[Event]] | None = None,
+        *,
+        fast_path: bool = True,
     ) -> None:
-        """`topics` maps topic names to event types; by default the registry's default names."""
+        """`topics` maps topic names to event types; by default the registry's default names.
+
+        With `fast_path` (the default) the upstream events are decoded by schemas.fast_decode
+        first, and by the pydantic models only when it does not accept a message outright; the
+        results are the same (tests/unit/schemas/test_fast_decode.py), only faster.
+        """
         self._limits = limits
+        self._fast: Mapping[type[Event], FastDecoder] = (
+            fast_decoders(limits.max_string_length) if fast_path else MappingProxyType({})
+        )
         self._clock = clock
         ValidationContext(clock(), limits)  # a naive clock is a wiring mistake: fail at start-up
         self._topics: Mapping[str, type[Event]] = MappingProxyType(
@@ -104,6 +115,11 @@ class Codec:
                 f"payload has {len(data)} bytes; the limit is {self._limits.max_payload_bytes}",
             )
         context = ValidationContext(self._clock(), self._limits)
+        fast = self._fast.get(event_type)
+        if fast is not None:
+            event = fast(data, context)
+            if isinstance(event, event_type):
+                return event
         try:
             return event_type.model_validate_json(data, context=context)
         except ValidationError as exc:
