@@ -311,7 +311,7 @@ def test_malformed_messages_get_the_same_rejection(kind: str, data: st.DataObjec
 
 
 @pytest.mark.parametrize("event_type", UPSTREAM, ids=lambda t: t.__name__)
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(data=st.data())
 def test_scrambled_messages_get_the_same_verdict(
     event_type: type[Event], data: st.DataObject
@@ -412,3 +412,49 @@ def test_dates_are_read_alike() -> None:
         data = json.dumps(ACTIVITY | {"statement_date": day.isoformat()}).encode()
         assert taken_by_the_fast_path(CustomerActivityRecorded, data)
         assert assert_same(CustomerActivityRecorded, data)[0] is CustomerActivityRecorded
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "2025-05-30T23:59:60Z",
+        "2025-05-30T24:00:00Z",
+        "2025-05-30T09:15:00+23:59",
+        "2025-05-31T09:15:00-23:59",
+        "2025-05-30T09:15:00+24:00",
+        "2025-05-30T09:15:00+1400",
+        "2025-05-30T09:15:00.5-00:00",
+        "2025-05-30 09:15:00z",
+        "2025-05-30_09:15:00Z",
+        "1900-01-01T00:30:00+01:00",
+        "1899-12-31T23:30:00-01:00",
+        "2025-05-30T09:15:00ZZ",
+        "2025-05-30T09:15:00.Z",
+        "2025-05-30T9:15:00Z",
+        "02025-05-30T09:15:00Z",
+    ],
+)
+def test_instants_at_the_edges_of_rfc_3339_get_the_same_verdict(spelling: str) -> None:
+    assert_same(ExpenseLabelled, json.dumps(LABEL | {"labelled_at": spelling}).encode())
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        "1e2",
+        "1E+2",
+        "-0",
+        "-0.0e0",
+        "0.1e1",
+        "1.0000000000",
+        "123456789012345678",
+        "5e-324",
+        "100000000000000000000",
+        "0.0000000001",
+        "1.7976931348623157e308",
+        "1" * 5000,
+    ],
+)
+def test_amounts_written_as_json_numbers_get_the_same_verdict(number: str) -> None:
+    text = json.dumps(ACTIVITY).replace('"balance": "-20.00"', f'"balance": {number}')
+    assert_same(CustomerActivityRecorded, text.encode())
