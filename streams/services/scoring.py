@@ -34,10 +34,12 @@ from streams.scoring_frames import (
     score,
     statement_features,
 )
+from streams.statement_history import Delivery, Row, StatementHistory
 from streams.store.scores import (
     already_scored,
     customer_profiles,
     other_statements,
+    statements_of,
     store_customer_scores,
     store_expense_scores,
 )
@@ -86,11 +88,19 @@ class Scorer:
         pool: Callable[[], Awaitable[asyncpg.Pool]],
         approval_limit: float = 500.0,
         history_days: int = 365,
+        statements: StatementHistory | None = None,
     ) -> None:
         self.holder = holder
         self.pool = pool
         self.approval_limit = approval_limit
         self.history_days = history_days
+        self.statements = statements
+        """Customers' recent statements kept between batches; None reads them every batch."""
+
+    def partitions_revoked(self, partitions: Sequence[int]) -> None:
+        """customer-activity partitions this worker gave up (called from any thread)."""
+        if self.statements is not None:
+            self.statements.revoke(partitions)
 
     async def score_sheets(
         self,
@@ -130,8 +140,14 @@ class Scorer:
         self,
         statements: Sequence[CustomerActivityRecorded],
         emit: Callable[[list[CustomerScored]], Awaitable[None]],
+        delivery: Delivery | None = None,
     ) -> ScoredBatch:
+        """Score stored `statements`; `delivery` (where they came from, which were new) lets
+        the kept history follow them, without it their history is read from the store."""
         family = ModelFamily.DELINQUENCY
+        owners: dict[str, int] = {}
+        if self.statements is not None and delivery is not None:
+            owners = self.statements.stored(statements, delivery)
         pool = await self.pool()
         batch = activity_frame(statements).drop_duplicates("statement_id", keep="first")
         model = self.holder.current(family)
@@ -143,11 +159,9 @@ class Scorer:
             began = time.perf_counter()
             scores = matrix = None
             if model is not None:
-                customers = sorted(set(todo["customer_id"]))
-                history = await other_statements(conn, customers, list(todo["statement_id"]))
-                profiles = await customer_profiles(conn, customers)
+                history, profiles, older = await self._statement_history(conn, todo, owners)
                 metrics.count_unknown_categories(unknown_categories(profile_frame(profiles)))
-                features = statement_features(todo, history, profiles)
+                features = statement_features(todo, history, profiles, older)
                 matrix = model_matrix(model, features)
                 scores = model.bundle.score(matrix)
                 self._shadow(family, model, features, scores)
@@ -157,6 +171,34 @@ class Scorer:
         async with pool.acquire() as conn:
             await store_customer_scores(conn, scored, _rows(matrix))
         return self._account(family, model, scored)
+
+    async def _statement_history(
+        self, conn: asyncpg.Connection, todo: pd.DataFrame, owners: dict[str, int]
+    ) -> tuple[list[Row], list[Row], dict[str, int]]:
+        """The other statements of `todo`'s customers, their profiles, and per customer how
+        many earlier statements the first leaves out (see `statement_features`)."""
+        customers = sorted(set(todo["customer_id"]))
+        scoring = list(todo["statement_id"])
+        if self.statements is None:
+            history = await other_statements(conn, customers, scoring)
+            profiles = await customer_profiles(conn, customers)
+            return [tuple(r) for r in history], [tuple(r) for r in profiles], {}
+        by_customer: dict[str, list[str]] = {}
+        for customer, statement_id in zip(todo["customer_id"], scoring, strict=True):
+            by_customer.setdefault(customer, []).append(statement_id)
+        known, missing = self.statements.known(customers, by_customer)
+        rows, profiles, older = known.statements, known.profiles, known.older
+        if missing:
+            read = [tuple(r) for r in await statements_of(conn, missing)]
+            being_scored = set(scoring)
+            rows.extend(r for r in read if r[0] not in being_scored)
+        else:
+            read = []
+        unknown = [*missing, *known.without_profile]
+        found = [tuple(r) for r in await customer_profiles(conn, unknown)] if unknown else []
+        profiles.extend(found)
+        self.statements.fill(read, found, owners)
+        return rows, profiles, older
 
     def _shadow(
         self, family: ModelFamily, model: LoadedModel, features: pd.DataFrame, scores: Scores
