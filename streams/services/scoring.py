@@ -4,9 +4,11 @@ Knows neither Faust nor aiohttp: the upstream consumer (streams.upstream) hands 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 import pandas as pd
@@ -64,6 +66,31 @@ async def expense_features_of(
         approval_limit=approval_limit,
         history_days=history_days,
     )
+
+
+async def _emit_and_store(
+    emitting: Awaitable[None],
+    pool: asyncpg.Pool,
+    store: Callable[[asyncpg.Connection, Any, list[list[float]] | None], Awaitable[None]],
+    scored: Any,
+    features: list[list[float]] | None,
+) -> None:
+    """Send the scores and store them side by side; returns once both are done (a failure of
+    either cancels the other and is raised: the batch is handled again, idempotently)."""
+
+    async def storing() -> None:
+        async with pool.acquire() as conn:
+            await store(conn, scored, features)
+
+    tasks = [asyncio.ensure_future(emitting), asyncio.ensure_future(storing())]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        # The first failure is raised as it is (the retry policy tells outages by their type).
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 def _rows(matrix: FloatArray | None) -> list[list[float]] | None:
@@ -131,9 +158,7 @@ class Scorer:
                 self._shadow(family, model, features, scores)
         scored = expense_scores(todo, model, scores)
         metrics.SCORING_SECONDS.labels(family.value).observe(time.perf_counter() - began)
-        await emit(scored)
-        async with pool.acquire() as conn:
-            await store_expense_scores(conn, scored, _rows(matrix))
+        await _emit_and_store(emit(scored), pool, store_expense_scores, scored, _rows(matrix))
         return self._account(family, model, scored)
 
     async def score_statements(
@@ -152,7 +177,12 @@ class Scorer:
         batch = activity_frame(statements).drop_duplicates("statement_id", keep="first")
         model = self.holder.current(family)
         async with pool.acquire() as conn:
-            done = await already_scored(conn, family, list(batch["statement_id"]))
+            # A statement the sink stored new in this batch has never been scored: only those
+            # stored before (a redelivery) are looked up.
+            stored_before = [
+                i for i in batch["statement_id"] if delivery is None or i not in delivery.new_ids
+            ]
+            done = await already_scored(conn, family, stored_before) if stored_before else set()
             todo = batch[~batch["statement_id"].isin(done)].reset_index(drop=True)
             if todo.empty:
                 return ScoredBatch(0, None)
@@ -167,9 +197,7 @@ class Scorer:
                 self._shadow(family, model, features, scores)
         scored = customer_scores(todo, model, scores)
         metrics.SCORING_SECONDS.labels(family.value).observe(time.perf_counter() - began)
-        await emit(scored)
-        async with pool.acquire() as conn:
-            await store_customer_scores(conn, scored, _rows(matrix))
+        await _emit_and_store(emit(scored), pool, store_customer_scores, scored, _rows(matrix))
         return self._account(family, model, scored)
 
     async def _statement_history(
