@@ -41,7 +41,7 @@ class StreamsSettings(SharedSettings):
     sink_retry_max_s: float = Field(default=5.0, gt=0)
     db_pool_size: int = 8
     statement_history_customers: int = Field(
-        default=200_000,
+        default=100_000,
         ge=0,
         description="customers whose recent statements scoring keeps between batches; "
         "0 = read them from PostgreSQL for every batch",

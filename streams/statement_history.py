@@ -28,7 +28,7 @@ import threading
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -37,6 +37,9 @@ from schemas.customer_activity import CustomerActivityRecorded
 STATEMENT_LAGS = 3
 """The furthest earlier statement a delinquency feature reads: missed_minimum_3 looks at the
 payments of the last three statements, each against the minimum due of the one before it."""
+
+_DATES = 10_000
+"""Distinct statement dates shared at most (statements fall on few dates)."""
 
 Row = tuple[Any, ...]
 """A statement in `schemas.features.ACTIVITY_COLUMNS` order, as the store reads it."""
@@ -72,19 +75,20 @@ class CustomerHistory:
     rows: list[Row]
     older: int
     profile: Row | None
-    ids: set[str] = field(default_factory=set)
+
+    def holds(self, statement_id: str) -> bool:
+        return any(row[0] == statement_id for row in self.rows)
 
     def add(self, row: Row, keep: int) -> None:
         """A statement just stored (new to PostgreSQL)."""
-        if row[0] in self.ids:
+        if self.holds(row[0]):
             return
         if self.older and self.rows and _key(row) < _key(self.rows[0]):
             self.older += 1  # among the statements not kept
             return
         bisect.insort(self.rows, row, key=_key)
-        self.ids.add(row[0])
         while len(self.rows) > keep:
-            self.ids.discard(self.rows.pop(0)[0])
+            self.rows.pop(0)
             self.older += 1
 
     def covers(self, statement_ids: Iterable[str]) -> bool:
@@ -123,7 +127,7 @@ class StatementHistory:
     """Bounded: at most `customers` customers (least recently scored go first), `keep`
     statements each."""
 
-    def __init__(self, customers: int = 200_000, keep: int = 6) -> None:
+    def __init__(self, customers: int = 100_000, keep: int = 6) -> None:
         if keep <= STATEMENT_LAGS:
             raise ValueError(f"keep must exceed {STATEMENT_LAGS} statements, got {keep}")
         self.limit = customers
@@ -132,6 +136,7 @@ class StatementHistory:
         # Revocations arrive on the Kafka client's thread; applied before the next use.
         self._revoked: list[int] = []
         self._lock = threading.Lock()
+        self._dates: dict[date, date] = {}
         self.hits = 0
         self.misses = 0
 
@@ -176,8 +181,8 @@ class StatementHistory:
             if history.partition != owners[s.customer_id]:
                 del self._customers[s.customer_id]
             elif s.statement_id in delivery.new_ids:
-                history.add(statement_row(s), self.keep)
-            elif s.statement_id not in history.ids:
+                history.add(self._compact(statement_row(s), s.customer_id), self.keep)
+            elif not history.holds(s.statement_id):
                 # Stored before, not by this worker since the customer was read: read it again.
                 del self._customers[s.customer_id]
         return owners
@@ -227,14 +232,21 @@ class StatementHistory:
             if partition is None:
                 continue
             rows.sort(key=_key)
-            kept = rows[-self.keep :]
+            kept = [self._compact(row, customer) for row in rows[-self.keep :]]
             self._customers[customer] = CustomerHistory(
-                partition, kept, len(rows) - len(kept), None, {row[0] for row in kept}
+                partition, kept, len(rows) - len(kept), None
             )
             self._customers.move_to_end(customer)
         self.profiles_read(profiles)
         while len(self._customers) > self.limit:
             self._customers.popitem(last=False)
+
+    def _compact(self, row: Row, customer: str) -> Row:
+        """`row` sharing the customer id and date objects already held (memory per customer)."""
+        day = self._dates.setdefault(row[2], row[2])
+        if len(self._dates) > _DATES:
+            self._dates.clear()
+        return (row[0], customer, day, *row[3:])
 
     def profiles_read(self, profiles: Sequence[Row]) -> None:
         """Profiles the store holds now (in `schemas.features.PROFILE_COLUMNS` order)."""
