@@ -13,15 +13,17 @@ import pandas as pd
 from schemas.artifacts import dump
 from schemas.base import ModelFamily
 from schemas.features import ACTIVITY_COLUMNS, EXPENSE_COLUMNS, delinquency_features
-from streams.models import StallMonitor, build_model
+from streams.models import StallMonitor, build_model, fetch_version
 from streams.scoring_frames import (
     ExpenseHistoryQuery,
+    LoadedModel,
     batch_expense_features,
     score,
 )
 from streams.store.models import StoredVersion
 from tests.bench.harness import BenchContext, BenchResult, Figure
 from tests.bench.models import SETTINGS, delinquency_model, expense_model, training_frames
+from tests.bench.references import plain_handlers
 from tests.unit.trainer.factories import Frames
 
 BATCH = 1000
@@ -195,6 +197,26 @@ def bench_worker_scoring_throughput(ctx: BenchContext) -> BenchResult:
                     seen += 1
         plain_rate = lines / (time.perf_counter() - began)
         consumer.close()
+        # The same batches through the worker's handlers, with the version the worker loaded.
+        model = asyncio.run(_stored_model(dsn, str(_loaded(workers))))
+        workers.stop_all()
+        with ctx.database("scoring_plain") as plain_dsn:
+            handled = plain_handlers(workers.settings(database_url=plain_dsn), [model], total)
     yield Figure("worker_scoring_lines_per_s", worker_rate, "lines/s")
     yield Figure("scoring_plain_consume_decode_lines_per_s", plain_rate, "lines/s")
+    yield Figure("scoring_plain_handlers_lines_per_s", handled.lines_per_s, "lines/s")
     yield Figure("worker_scoring_vs_plain_ratio", worker_rate / plain_rate, "ratio")
+    yield Figure(
+        "worker_scoring_vs_plain_handlers_ratio", worker_rate / handled.lines_per_s, "ratio"
+    )
+
+
+async def _stored_model(dsn: str, version: str) -> LoadedModel:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn, timeout=10)
+    try:
+        stored = await fetch_version(conn, version)
+    finally:
+        await conn.close()
+    return build_model(stored)
