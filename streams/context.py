@@ -25,6 +25,7 @@ from streams.services.quality import QualityMonitor
 from streams.services.scoring import Scorer
 from streams.settings import StreamsSettings
 from streams.signals import PolicySignal, SignalKind
+from streams.statement_history import StatementHistory
 
 
 class WorkerProducer(DeliveringProducer):
@@ -137,6 +138,13 @@ def build_context(settings: StreamsSettings) -> WorkerContext:
             database.pool,
             approval_limit=settings.approval_limit,
             history_days=settings.expense_history_days,
+            statements=(
+                StatementHistory(
+                    settings.statement_history_customers, settings.statement_history_statements
+                )
+                if settings.statement_history_customers
+                else None
+            ),
         ),
         reachability=Reachability(database.pool, settings.kafka),
         quality=QualityMonitor(policy.quality, database.pool),

@@ -9,7 +9,7 @@ profile. The rows come from `streams.store`; nothing here talks to PostgreSQL, K
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -178,18 +178,33 @@ def profile_frame(profiles: Sequence[Any]) -> pd.DataFrame:
     return pd.DataFrame([tuple(r) for r in profiles], columns=list(PROFILE_COLUMNS))
 
 
+COUNTED_FEATURES: tuple[str, ...] = ("months_on_book", "tenure_months")
+"""Delinquency features that count every earlier statement of the customer (tenure adds months
+on book to the profile's tenure): what a history left out adds to them. Every other feature reads
+at most `streams.statement_history.STATEMENT_LAGS` earlier statements."""
+
+
 def statement_features(
-    batch: pd.DataFrame, history: Sequence[Any], profiles: Sequence[Any]
+    batch: pd.DataFrame,
+    history: Sequence[Any],
+    profiles: Sequence[Any],
+    older: Mapping[str, int] | None = None,
 ) -> pd.DataFrame:
     """Features of the batch's statements, in the batch's order.
 
     `history` holds the customers' other statements (rows in `ACTIVITY_COLUMNS` order) and
-    `profiles` their profiles (rows in `PROFILE_COLUMNS` order).
+    `profiles` their profiles (rows in `PROFILE_COLUMNS` order). `older` counts, per customer,
+    the stored statements before every one in `history` that it leaves out.
     """
     earlier = pd.DataFrame([tuple(r) for r in history], columns=list(ACTIVITY_COLUMNS))
     combined = pd.concat([earlier, batch], ignore_index=True) if len(earlier) else batch
     features = delinquency_features(combined, profile_frame(profiles))
-    return features.set_index("statement_id").loc[batch["statement_id"]].reset_index()
+    features = features.set_index("statement_id").loc[batch["statement_id"]].reset_index()
+    if older:
+        left_out = features["customer_id"].map(older).fillna(0).to_numpy(dtype=np.float64)
+        for name in COUNTED_FEATURES:
+            features[name] = features[name].to_numpy(dtype=np.float64) + left_out
+    return features
 
 
 def model_matrix(model: LoadedModel, features: pd.DataFrame) -> FloatArray:

@@ -40,6 +40,15 @@ class StreamsSettings(SharedSettings):
     sink_retry_initial_s: float = Field(default=0.5, gt=0)
     sink_retry_max_s: float = Field(default=5.0, gt=0)
     db_pool_size: int = 8
+    statement_history_customers: int = Field(
+        default=100_000,
+        ge=0,
+        description="customers whose recent statements scoring keeps between batches; "
+        "0 = read them from PostgreSQL for every batch",
+    )
+    statement_history_statements: int = Field(
+        default=6, ge=4, description="statements kept per customer (the newest)"
+    )
     # A worker killed without leaving the group holds its partitions until this runs out.
     session_timeout_s: float = Field(default=10.0, ge=6)
     upload_wait_s: float = Field(default=10.0, ge=0, description="upload waits for storage")

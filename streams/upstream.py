@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
@@ -33,6 +34,7 @@ from schemas.expense_sheet import ExpenseSheetSubmitted
 from streams import metrics
 from streams.services.ingest import IngestHandler
 from streams.services.scoring import ScoredBatch, Scorer
+from streams.statement_history import Delivery
 
 log = logging.getLogger(__name__)
 
@@ -117,12 +119,17 @@ class UpstreamConsumer:
         # Every batch was handled before this poll began: commit what is not committed yet
         # while these partitions are still ours, then let them go.
         self._commit_pending(consumer, {(tp.topic, tp.partition) for tp in partitions})
+        statements: list[int] = []
         for tp in partitions:
             self._pending.pop((tp.topic, tp.partition), None)
             self.assignment.discard((tp.topic, tp.partition))
             logical = self.options.topics.get(tp.topic)
             if logical is not None:
                 _forget_lag(logical, tp.partition)
+            if logical == "customer-activity":
+                statements.append(tp.partition)
+        # Another member stores these customers' statements from now on.
+        self.scorer.partitions_revoked(statements)
         if partitions:
             log.info("upstream partitions revoked: %s", _names(partitions))
 
@@ -217,8 +224,18 @@ class UpstreamConsumer:
                 if scored is not None and scored.scored and scored.model_version is not None:
                     families.add(ModelFamily.EXPENSE_FRAUD)
             elif logical == "customer-activity":
-                statements = [e for e in result.events if isinstance(e, CustomerActivityRecorded)]
-                await self._score(logical, raws, letters, self._score_statements, statements)
+                statements: list[CustomerActivityRecorded] = []
+                partitions: list[int] = []
+                for event, source in zip(result.events, result.sources, strict=True):
+                    if isinstance(event, CustomerActivityRecorded):
+                        statements.append(event)
+                        partitions.append(source.partition)
+                score = functools.partial(
+                    self.scorer.score_statements,
+                    emit=self.emit_customers,
+                    delivery=Delivery(partitions, result.stored.new_ids),
+                )
+                await self._score(logical, raws, letters, score, statements)
             if letters:
                 await self.send_dead_letters(letters)
             families |= result.families
@@ -227,9 +244,6 @@ class UpstreamConsumer:
 
     async def _score_sheets(self, sheets: Sequence[Any]) -> ScoredBatch:
         return await self.scorer.score_sheets(sheets, self.emit_expenses)
-
-    async def _score_statements(self, statements: Sequence[Any]) -> ScoredBatch:
-        return await self.scorer.score_statements(statements, self.emit_customers)
 
     async def _score(
         self,

@@ -24,13 +24,12 @@ SIGNAL_WAIT_S = 10.0
 """How long ingestion waits for Kafka to take a data-moved signal before it goes on."""
 
 
-def install(app: faust.App, ctx: WorkerContext) -> UpstreamConsumer:
-    """Run the upstream consumer as a task of `app`; returns it (for its assignment)."""
-    settings = ctx.settings
+def data_moved(ctx: WorkerContext) -> Callable[[ModelFamily], Awaitable[None]]:
+    """Tell the policy that `family`'s data moved; advisory, so never waits long."""
 
-    async def data_moved(family: ModelFamily) -> None:
-        # Advisory: the policy's next tick reads the same counts from PostgreSQL, so storing
-        # never waits on it for long.
+    async def signal(family: ModelFamily) -> None:
+        # The policy's next tick reads the same counts from PostgreSQL, so storing never waits
+        # on it for long.
         try:
             async with asyncio.timeout(SIGNAL_WAIT_S):
                 await ctx.signal(family, SignalKind.INGESTED)
@@ -42,13 +41,22 @@ def install(app: faust.App, ctx: WorkerContext) -> UpstreamConsumer:
                 family.value,
             )
 
-    def emitter(topic: str) -> Callable[[Sequence[Event]], Awaitable[None]]:
-        async def emit(scored: Sequence[Event]) -> None:
-            await ctx.publish(topic, [(ctx.codec.key_of(s), ctx.codec.encode(s)) for s in scored])
+    return signal
 
-        return emit
 
-    upstream = UpstreamConsumer(
+def emitter(ctx: WorkerContext, topic: str) -> Callable[[Sequence[Event]], Awaitable[None]]:
+    """Write scored events to `topic`, keyed as the codec keys them."""
+
+    async def emit(scored: Sequence[Event]) -> None:
+        await ctx.publish(topic, [(ctx.codec.key_of(s), ctx.codec.encode(s)) for s in scored])
+
+    return emit
+
+
+def build_upstream(ctx: WorkerContext) -> UpstreamConsumer:
+    """The worker's upstream consumer over `ctx` (benchmarks drive its `handle` directly)."""
+    settings = ctx.settings
+    return UpstreamConsumer(
         UpstreamOptions(
             kafka=settings.kafka,
             group_id=settings.upstream_group_id,
@@ -64,10 +72,15 @@ def install(app: faust.App, ctx: WorkerContext) -> UpstreamConsumer:
         ),
         ctx.scorer,
         ctx.dead_letter,
-        data_moved,
-        emitter(ctx.topics.expense_scored),
-        emitter(ctx.topics.customer_scored),
+        data_moved(ctx),
+        emitter(ctx, ctx.topics.expense_scored),
+        emitter(ctx, ctx.topics.customer_scored),
     )
+
+
+def install(app: faust.App, ctx: WorkerContext) -> UpstreamConsumer:
+    """Run the upstream consumer as a task of `app`; returns it (for its assignment)."""
+    upstream = build_upstream(ctx)
 
     async def upstream_consumer() -> None:
         await upstream.run()

@@ -53,6 +53,8 @@ class IngestResult:
     families: set[ModelFamily] = field(default_factory=set)
     # The decoded events now in PostgreSQL (new or already present), in message order.
     events: list[Event] = field(default_factory=list)
+    # The message each of `events` came from.
+    sources: list[RawMessage] = field(default_factory=list)
 
 
 class IngestHandler:
@@ -95,11 +97,10 @@ class IngestHandler:
             result.stored = stored
             result.dead_letters.extend(rejected)
             refused = {(letter.partition, letter.offset) for letter in rejected}
-            result.events = [
-                event
-                for message, event in decoded
-                if (message.partition, message.offset) not in refused
-            ]
+            for message, event in decoded:
+                if (message.partition, message.offset) not in refused:
+                    result.events.append(event)
+                    result.sources.append(message)
             metrics.EVENTS_STORED.labels(logical_topic, "new").inc(stored.new)
             metrics.EVENTS_STORED.labels(logical_topic, "present").inc(stored.present)
             if stored.new:

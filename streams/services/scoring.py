@@ -4,9 +4,11 @@ Knows neither Faust nor aiohttp: the upstream consumer (streams.upstream) hands 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 import pandas as pd
@@ -34,10 +36,12 @@ from streams.scoring_frames import (
     score,
     statement_features,
 )
+from streams.statement_history import Delivery, Row, StatementHistory
 from streams.store.scores import (
     already_scored,
     customer_profiles,
     other_statements,
+    statements_of,
     store_customer_scores,
     store_expense_scores,
 )
@@ -64,6 +68,31 @@ async def expense_features_of(
     )
 
 
+async def _emit_and_store(
+    emitting: Awaitable[None],
+    pool: asyncpg.Pool,
+    store: Callable[[asyncpg.Connection, Any, list[list[float]] | None], Awaitable[None]],
+    scored: Any,
+    features: list[list[float]] | None,
+) -> None:
+    """Send the scores and store them side by side; returns once both are done (a failure of
+    either cancels the other and is raised: the batch is handled again, idempotently)."""
+
+    async def storing() -> None:
+        async with pool.acquire() as conn:
+            await store(conn, scored, features)
+
+    tasks = [asyncio.ensure_future(emitting), asyncio.ensure_future(storing())]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        # The first failure is raised as it is (the retry policy tells outages by their type).
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
 def _rows(matrix: FloatArray | None) -> list[list[float]] | None:
     """The feature vectors stored beside the scores (drift compares them with the reference)."""
     return None if matrix is None else matrix.tolist()
@@ -86,11 +115,19 @@ class Scorer:
         pool: Callable[[], Awaitable[asyncpg.Pool]],
         approval_limit: float = 500.0,
         history_days: int = 365,
+        statements: StatementHistory | None = None,
     ) -> None:
         self.holder = holder
         self.pool = pool
         self.approval_limit = approval_limit
         self.history_days = history_days
+        self.statements = statements
+        """Customers' recent statements kept between batches; None reads them every batch."""
+
+    def partitions_revoked(self, partitions: Sequence[int]) -> None:
+        """customer-activity partitions this worker gave up (called from any thread)."""
+        if self.statements is not None:
+            self.statements.revoke(partitions)
 
     async def score_sheets(
         self,
@@ -121,42 +158,75 @@ class Scorer:
                 self._shadow(family, model, features, scores)
         scored = expense_scores(todo, model, scores)
         metrics.SCORING_SECONDS.labels(family.value).observe(time.perf_counter() - began)
-        await emit(scored)
-        async with pool.acquire() as conn:
-            await store_expense_scores(conn, scored, _rows(matrix))
+        await _emit_and_store(emit(scored), pool, store_expense_scores, scored, _rows(matrix))
         return self._account(family, model, scored)
 
     async def score_statements(
         self,
         statements: Sequence[CustomerActivityRecorded],
         emit: Callable[[list[CustomerScored]], Awaitable[None]],
+        delivery: Delivery | None = None,
     ) -> ScoredBatch:
+        """Score stored `statements`; `delivery` (where they came from, which were new) lets
+        the kept history follow them, without it their history is read from the store."""
         family = ModelFamily.DELINQUENCY
+        owners: dict[str, int] = {}
+        if self.statements is not None and delivery is not None:
+            owners = self.statements.stored(statements, delivery)
         pool = await self.pool()
         batch = activity_frame(statements).drop_duplicates("statement_id", keep="first")
         model = self.holder.current(family)
         async with pool.acquire() as conn:
-            done = await already_scored(conn, family, list(batch["statement_id"]))
+            # A statement the sink stored new in this batch has never been scored: only those
+            # stored before (a redelivery) are looked up.
+            stored_before = [
+                i for i in batch["statement_id"] if delivery is None or i not in delivery.new_ids
+            ]
+            done = await already_scored(conn, family, stored_before) if stored_before else set()
             todo = batch[~batch["statement_id"].isin(done)].reset_index(drop=True)
             if todo.empty:
                 return ScoredBatch(0, None)
             began = time.perf_counter()
             scores = matrix = None
             if model is not None:
-                customers = sorted(set(todo["customer_id"]))
-                history = await other_statements(conn, customers, list(todo["statement_id"]))
-                profiles = await customer_profiles(conn, customers)
+                history, profiles, older = await self._statement_history(conn, todo, owners)
                 metrics.count_unknown_categories(unknown_categories(profile_frame(profiles)))
-                features = statement_features(todo, history, profiles)
+                features = statement_features(todo, history, profiles, older)
                 matrix = model_matrix(model, features)
                 scores = model.bundle.score(matrix)
                 self._shadow(family, model, features, scores)
         scored = customer_scores(todo, model, scores)
         metrics.SCORING_SECONDS.labels(family.value).observe(time.perf_counter() - began)
-        await emit(scored)
-        async with pool.acquire() as conn:
-            await store_customer_scores(conn, scored, _rows(matrix))
+        await _emit_and_store(emit(scored), pool, store_customer_scores, scored, _rows(matrix))
         return self._account(family, model, scored)
+
+    async def _statement_history(
+        self, conn: asyncpg.Connection, todo: pd.DataFrame, owners: dict[str, int]
+    ) -> tuple[list[Row], list[Row], dict[str, int]]:
+        """The other statements of `todo`'s customers, their profiles, and per customer how
+        many earlier statements the first leaves out (see `statement_features`)."""
+        customers = sorted(set(todo["customer_id"]))
+        scoring = list(todo["statement_id"])
+        if self.statements is None:
+            history = await other_statements(conn, customers, scoring)
+            profiles = await customer_profiles(conn, customers)
+            return [tuple(r) for r in history], [tuple(r) for r in profiles], {}
+        by_customer: dict[str, list[str]] = {}
+        for customer, statement_id in zip(todo["customer_id"], scoring, strict=True):
+            by_customer.setdefault(customer, []).append(statement_id)
+        known, missing = self.statements.known(customers, by_customer)
+        rows, profiles, older = known.statements, known.profiles, known.older
+        if missing:
+            read = [tuple(r) for r in await statements_of(conn, missing)]
+            being_scored = set(scoring)
+            rows.extend(r for r in read if r[0] not in being_scored)
+        else:
+            read = []
+        unknown = [*missing, *known.without_profile]
+        found = [tuple(r) for r in await customer_profiles(conn, unknown)] if unknown else []
+        profiles.extend(found)
+        self.statements.fill(read, found, owners)
+        return rows, profiles, older
 
     def _shadow(
         self, family: ModelFamily, model: LoadedModel, features: pd.DataFrame, scores: Scores

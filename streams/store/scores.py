@@ -47,6 +47,7 @@ FROM customer_activity
 _OTHER_STATEMENTS = _STATEMENTS + (
     "WHERE customer_id = ANY($1::text[]) AND NOT statement_id = ANY($2::text[])"
 )
+_OF_CUSTOMERS = _STATEMENTS + "WHERE customer_id = ANY($1::text[])"
 _HISTORY_UNTIL = _STATEMENTS + "WHERE customer_id = ANY($1::text[]) AND statement_date <= $2"
 _BY_ID = _STATEMENTS + "WHERE statement_id = ANY($1::text[])"
 
@@ -141,6 +142,12 @@ async def other_statements(
     rows: list[asyncpg.Record] = await conn.fetch(
         _OTHER_STATEMENTS, list(customers), list(statement_ids)
     )
+    return rows
+
+
+async def statements_of(conn: asyncpg.Connection, customers: Sequence[str]) -> list[asyncpg.Record]:
+    """Every stored statement of these customers."""
+    rows: list[asyncpg.Record] = await conn.fetch(_OF_CUSTOMERS, list(customers))
     return rows
 
 

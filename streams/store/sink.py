@@ -25,9 +25,13 @@ class Stored:
 
     new: int
     present: int
+    new_ids: frozenset[str] = frozenset()
+    """The natural ids of the new ones, where the caller needs them (statements)."""
 
     def __add__(self, other: Stored) -> Stored:
-        return Stored(self.new + other.new, self.present + other.present)
+        return Stored(
+            self.new + other.new, self.present + other.present, self.new_ids | other.new_ids
+        )
 
 
 _INSERT_SHEETS = """
@@ -180,7 +184,9 @@ async def store_activity(
         [a.event_id for a in statements],
         [a.occurred_at for a in statements],
     )
-    return Stored(len(rows), len(statements) - len(rows))
+    return Stored(
+        len(rows), len(statements) - len(rows), frozenset(row["statement_id"] for row in rows)
+    )
 
 
 async def store_labels(conn: asyncpg.Connection, labels: Sequence[ExpenseLabelled]) -> Stored:

@@ -13,7 +13,7 @@ import pandas as pd
 from schemas.artifacts import dump
 from schemas.base import ModelFamily
 from schemas.features import ACTIVITY_COLUMNS, EXPENSE_COLUMNS, delinquency_features
-from streams.models import StallMonitor, build_model
+from streams.models import StallMonitor, build_model, fetch_version
 from streams.scoring_frames import (
     ExpenseHistoryQuery,
     LoadedModel,
@@ -22,30 +22,16 @@ from streams.scoring_frames import (
 )
 from streams.store.models import StoredVersion
 from tests.bench.harness import BenchContext, BenchResult, Figure
-from tests.unit.trainer.factories import Frames, frames, world
-from trainer.families import delinquency_set, expense_set, fit
-from trainer.settings import TrainerSettings
+from tests.bench.models import SETTINGS, delinquency_model, expense_model, training_frames
+from tests.bench.references import plain_handlers
+from tests.unit.trainer.factories import Frames
 
-SETTINGS = TrainerSettings(forest_trees=200, training_threads=1)
 BATCH = 1000
 SINGLES = 200  # events scored one by one (enough for a stable per-event cost)
 
 
 def _data() -> Frames:
-    return frames(world(seed=11, customers=1500, sheets=1500))
-
-
-def _expense_model(data: Frames) -> LoadedModel:
-    training = expense_set(data.expenses, data.labels, settings=SETTINGS)
-    return LoadedModel(ModelFamily.EXPENSE_FRAUD, "bench-fraud", fit(training, SETTINGS))
-
-
-def _delinquency_model(data: Frames) -> LoadedModel:
-    cutoff_day = int(pd.to_datetime(data.activity["statement_date"]).max().value // 86_400e9)
-    training = delinquency_set(
-        data.activity, data.customers, cutoff_day=cutoff_day, settings=SETTINGS
-    )
-    return LoadedModel(ModelFamily.DELINQUENCY, "bench-delinquency", fit(training, SETTINGS))
+    return training_frames()
 
 
 def bench_scoring_batch_vs_event(ctx: BenchContext) -> BenchResult:
@@ -53,7 +39,7 @@ def bench_scoring_batch_vs_event(ctx: BenchContext) -> BenchResult:
 
     # expense-fraud: features against the same history (every earlier line, as the store would
     # give them; the read itself is in bench_scoring_expense_history), then predict.
-    model = _expense_model(data)
+    model = expense_model(data)
     lines = data.expenses.loc[:, list(EXPENSE_COLUMNS)].sort_values("submitted_at")
     earlier = [tuple(r) for r in lines.iloc[:-BATCH].itertuples(index=False)]
     batch = lines.iloc[-BATCH:].reset_index(drop=True)
@@ -81,7 +67,7 @@ def bench_scoring_batch_vs_event(ctx: BenchContext) -> BenchResult:
     yield Figure("scoring_fraud_batch_advantage", per_event_single / per_event_batched, "x")
 
     # delinquency: each statement with its customer's three previous ones and profile.
-    model = _delinquency_model(data)
+    model = delinquency_model(data)
     activity = data.activity.loc[:, list(ACTIVITY_COLUMNS)].sort_values("statement_date")
     last = activity.groupby("customer_id").tail(1).head(BATCH)
     history = activity[
@@ -112,7 +98,7 @@ def bench_scoring_batch_vs_event(ctx: BenchContext) -> BenchResult:
 def bench_reload_stall(ctx: BenchContext) -> BenchResult:
     """Load a stored expense-fraud version in a thread while the loop keeps ticking."""
     data = _data()
-    model = _expense_model(data)
+    model = expense_model(data)
     stored_artifacts = [dump(role, m) for role, m in model.bundle.models.items()]
     stored = StoredVersion(
         family=ModelFamily.EXPENSE_FRAUD,
@@ -211,6 +197,26 @@ def bench_worker_scoring_throughput(ctx: BenchContext) -> BenchResult:
                     seen += 1
         plain_rate = lines / (time.perf_counter() - began)
         consumer.close()
+        # The same batches through the worker's handlers, with the version the worker loaded.
+        model = asyncio.run(_stored_model(dsn, str(_loaded(workers))))
+        workers.stop_all()
+        with ctx.database("scoring_plain") as plain_dsn:
+            handled = plain_handlers(workers.settings(database_url=plain_dsn), [model], total)
     yield Figure("worker_scoring_lines_per_s", worker_rate, "lines/s")
     yield Figure("scoring_plain_consume_decode_lines_per_s", plain_rate, "lines/s")
+    yield Figure("scoring_plain_handlers_lines_per_s", handled.lines_per_s, "lines/s")
     yield Figure("worker_scoring_vs_plain_ratio", worker_rate / plain_rate, "ratio")
+    yield Figure(
+        "worker_scoring_vs_plain_handlers_ratio", worker_rate / handled.lines_per_s, "ratio"
+    )
+
+
+async def _stored_model(dsn: str, version: str) -> LoadedModel:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn, timeout=10)
+    try:
+        stored = await fetch_version(conn, version)
+    finally:
+        await conn.close()
+    return build_model(stored)

@@ -2,7 +2,9 @@
 
 The worker (a real subprocess on its own topics and database) takes expense sheets through
 decode, the PostgreSQL sink and the policy's counters, and scores them; the plain loop only reads
-the same topic and decodes. Their ratio is what the worker's guarantees cost.
+the same topic and decodes, and the plain handlers loop hands the same batches to the worker's own
+handlers without Faust or commits (tests/bench/references.py). The ratios say what the worker's
+guarantees cost, and what the handlers do.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from confluent_kafka import Consumer, TopicPartition
 from schemas.codec import Codec
 from schemas.expense_sheet import ExpenseSheetSubmitted
 from tests.bench.harness import BenchContext, BenchResult, Figure
+from tests.bench.references import plain_handlers
 from tests.factories import publish, sheet, wait_until
 
 SHEETS = 5000
@@ -86,8 +89,14 @@ def bench_worker_ingest(ctx: BenchContext) -> BenchResult:
         worker_seconds = time.perf_counter() - began
         workers.kill(0)
         plain_lines, plain_seconds = plain_consume_decode(ctx.bootstrap, topic)
+        with ctx.database("worker_plain") as plain_url:
+            handled = plain_handlers(workers.settings(database_url=plain_url), [], total)
     worker_rate = SHEETS * LINES_PER_SHEET / worker_seconds
     plain_rate = plain_lines / plain_seconds
     yield Figure("worker_ingest_lines_per_s", worker_rate, "lines/s")
     yield Figure("plain_consume_decode_lines_per_s", plain_rate, "lines/s")
+    yield Figure("plain_handlers_ingest_lines_per_s", handled.lines_per_s, "lines/s")
     yield Figure("worker_vs_plain_ingest_ratio", worker_rate / plain_rate, "ratio")
+    yield Figure(
+        "worker_vs_plain_handlers_ingest_ratio", worker_rate / handled.lines_per_s, "ratio"
+    )
