@@ -52,6 +52,11 @@ class StreamsSettings(SharedSettings):
     # A worker killed without leaving the group holds its partitions until this runs out.
     session_timeout_s: float = Field(default=10.0, ge=6)
     upload_wait_s: float = Field(default=10.0, ge=0, description="upload waits for storage")
+    models_wait_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="at start, how long upstream consumption waits for the champions to load",
+    )
 
     analysis_wait_s: float = Field(default=120.0, ge=0, description="analyze waits for training")
 

@@ -78,11 +78,28 @@ def build_upstream(ctx: WorkerContext) -> UpstreamConsumer:
     )
 
 
+async def champions_loaded(ctx: WorkerContext) -> None:
+    """Wait (at most `models_wait_s`) until the champions announced so far are loaded.
+
+    A worker restarted into a backlog would otherwise store its first batches unscored.
+    """
+    try:
+        async with asyncio.timeout(ctx.settings.models_wait_s):
+            await ctx.follower.ready.wait()
+    except TimeoutError:
+        log.warning(
+            "the champions did not load within %gs; consuming without them (the events of "
+            "the meantime are stored unscored)",
+            ctx.settings.models_wait_s,
+        )
+
+
 def install(app: faust.App, ctx: WorkerContext) -> UpstreamConsumer:
     """Run the upstream consumer as a task of `app`; returns it (for its assignment)."""
     upstream = build_upstream(ctx)
 
     async def upstream_consumer() -> None:
+        await champions_loaded(ctx)
         await upstream.run()
 
     app.task(named("upstream_consumer", upstream_consumer))
