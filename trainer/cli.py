@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from schemas import diagnostics
-from schemas.base import ModelFamily
+from schemas.families import ModelFamily
 from trainer.errors import TrainerError
 from trainer.settings import TrainerSettings
 
@@ -325,7 +325,7 @@ def models_show(
                 "format": a.format,
                 "sha256": a.sha256,
                 "size_bytes": a.size_bytes,
-                "sha256_verified": shown.verified.get(a.role, False),
+                "sha256_verified": shown.verified.get(a.name, False),
             }
             for a in r.artifacts
         ],
