@@ -15,8 +15,8 @@ import typer
 
 from edge.logs import LogLevel, LogSettings
 from schemas import diagnostics
-from schemas.base import ModelFamily
 from schemas.diagnostics import Problem, kafka_unreachable
+from schemas.families import ModelFamily
 
 if TYPE_CHECKING:
     from streams.settings import StreamsSettings
