@@ -89,9 +89,9 @@ async def fetch_version(conn: asyncpg.Connection, version: str) -> StoredVersion
     return stored
 
 
-TREES_PER_STEP = 8
-"""Trees a reload rebuilds on the event loop between two of its other callbacks (well under a
-millisecond): the loop goes on scoring while a version loads."""
+STEP_S = 0.001
+"""How long a reload rebuilds trees on the event loop before it lets the loop's other callbacks
+run (a tree takes a fraction of that): the loop goes on scoring while a version loads."""
 
 
 def build_model(stored: StoredVersion, prefer_fast: bool = True) -> LoadedModel:
@@ -158,7 +158,7 @@ class ModelLoader:
         """Decode `stored` while the loop goes on scoring; records the loop's worst stall.
 
         Verifying the digests, decoding skops or XGBoost, and the warm-up run in a thread.
-        Forests stored as tree arrays are rebuilt on the loop instead, TREES_PER_STEP at a time:
+        Forests stored as tree arrays are rebuilt on the loop instead, for STEP_S at a time:
         each step is a few copies, and a thread doing the same Python work would take the GIL
         from the scoring loop every time its compiled code lets go of it (hundreds of times per
         batch), stalling it for tens of milliseconds. A version without tree arrays decodes
@@ -182,10 +182,13 @@ class ModelLoader:
                 stored.artifacts,
                 prefer_fast=self.prefer_fast,
             )
-            built = False
+            built = decoding.build(1)
             while not built:
-                built = decoding.build(TREES_PER_STEP)
                 await asyncio.sleep(0)  # the loop's other callbacks run between two steps
+                step_ends = time.perf_counter() + STEP_S
+                built = decoding.build(1)
+                while not built and time.perf_counter() < step_ends:
+                    built = decoding.build(1)
             bundle = decoding.bundle()
             await asyncio.to_thread(warm_up, bundle)
             return LoadedModel(stored.family, stored.version, bundle, stored.request_id)
