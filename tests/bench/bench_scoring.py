@@ -117,6 +117,8 @@ SCORING_GAP_S = 0.004
 """The scoring load: a batch of SCORING_ROWS lines scored on the loop every few milliseconds,
 as a worker does between reads from Kafka."""
 IDLE_S = 0.15
+UNLOADED_RELOADS = 3
+"""Reloads per path with no scoring load first: the stall the reload alone causes."""
 """Scoring without a reload before each reload: the loop's own lateness under that load."""
 
 
@@ -158,7 +160,8 @@ def bench_reload_stall(ctx: BenchContext) -> BenchResult:
     old path (skops) and the new one (tree arrays) in turns, and a delinquency version (XGBoost,
     unchanged). Lateness counts only while a reload runs; the idle figures are the same load
     with no reload (what the scoring itself costs the loop). The scoring load is the same for
-    every path; what each form costs to score is measured after, at two batch sizes.
+    every path; what each form costs to score is measured after, at two batch sizes. First,
+    the worst stall of a few reloads with no scoring load: what the reload alone costs.
     """
     data = _data()
     training = expense_set(data.expenses, data.labels, settings=SETTINGS)
@@ -171,17 +174,23 @@ def bench_reload_stall(ctx: BenchContext) -> BenchResult:
     stalls: dict[str, list[float]] = {"old": [], "new": [], "xgboost": [], "idle": []}
     seconds: dict[str, list[float]] = {"old": [], "new": [], "xgboost": []}
 
+    unloaded: dict[str, list[float]] = {"old": [], "new": []}
+
     async def run() -> int:
         old = ModelLoader(ModelHolder(), _no_pool, prefer_fast=False)
         new = ModelLoader(ModelHolder(), _no_pool, prefer_fast=True)
         turns = (("old", old, stored), ("new", new, stored), ("xgboost", new, delinquency))
+        for _, loader, version in turns:  # warm-up: first calls, lazy imports
+            await loader.build(version)
+        for _ in range(UNLOADED_RELOADS):  # the reload alone: its own worst stall
+            for path, loader in (("old", old), ("new", new)):
+                await loader.build(stored)
+                unloaded[path].append(loader.last_stall_s)
         scoring = build_model(stored)  # the same load whichever path reloads
         monitor = StallMonitor()
         stop = asyncio.Event()
         watcher = asyncio.create_task(monitor.watch(stop))
         scorer = asyncio.create_task(_score_forever(scoring, rows, stop))
-        for _, loader, version in turns:  # warm-up: first calls, lazy imports
-            await loader.build(version)
         for _ in range(RELOADS):
             for path, loader, version in turns:
                 mark = len(monitor.samples)
@@ -215,6 +224,9 @@ def bench_reload_stall(ctx: BenchContext) -> BenchResult:
     for path in ("idle", "old", "new", "xgboost"):
         yield Figure(f"reload_loop_stall_p99_{path}", _ms(stalls[path], 99), "ms")
         yield Figure(f"reload_loop_stall_max_{path}", _ms(stalls[path], 100), "ms")
+    for path in ("old", "new"):
+        worst = max(unloaded[path]) * 1000
+        yield Figure(f"reload_loop_stall_max_{path}_without_load", worst, "ms")
     yield Figure(
         "reload_loop_stall_p99_old_vs_new",
         _ms(stalls["old"], 99) / _ms(stalls["new"], 99),
