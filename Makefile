@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 # than the cores: most service tests wait on brokers, timers and child processes, not the CPU.
 TEST_WORKERS ?= 4
 
-.PHONY: help setup system-deps lock lint format test test-unit test-integration test-e2e stack-up stack-down stack-status demo bench clean
+.PHONY: help setup bytecode system-deps lock lint format test test-unit test-integration test-e2e stack-up stack-down stack-status demo bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -27,7 +27,14 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -c $(LOCK) -e ".[dev]"
 	@touch $(STAMP)
 
-setup: $(STAMP) system-deps ## create .venv and install retrainer with its locked dependencies (no-op when nothing changed)
+setup: $(STAMP) system-deps bytecode ## create .venv and install retrainer with its locked dependencies (no-op when nothing changed)
+
+# The editable install leaves our own packages as sources: with PYTHONDONTWRITEBYTECODE set, every
+# process (worker, trainer, each CLI command, each test's service) compiled them again at start.
+# Files already compiled and unchanged are skipped; an edited one is recompiled here (Python ignores
+# a stale .pyc, so forgetting this step only costs time).
+bytecode: $(STAMP)
+	@$(BIN)/python -m compileall -q -j 0 schemas edge streams trainer retrainer
 
 system-deps: ## install the Debian packages the tests use as real peers (kcat, prometheus), if missing
 	@bash deploy/local/system-deps.sh

@@ -17,6 +17,7 @@ from enum import StrEnum
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from edge.levels import LogLevel as LogLevel
 from schemas.diagnostics import mask_dsn
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -27,14 +28,6 @@ NOISY_LOGGERS = ("aiokafka", "faust.transport", "kafka", "asyncpg.pool")
 class LogFormat(StrEnum):
     TEXT = "text"
     JSON = "json"
-
-
-class LogLevel(StrEnum):
-    DEBUG = "DEBUG"
-    INFO = "INFO"
-    WARNING = "WARNING"
-    ERROR = "ERROR"
-    CRITICAL = "CRITICAL"
 
 
 class LogSettings(BaseSettings):

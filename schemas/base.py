@@ -10,7 +10,6 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from enum import StrEnum
 from types import MappingProxyType
 from typing import Annotated, Any, ClassVar, Self, get_args
 from uuid import UUID, uuid4
@@ -32,6 +31,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from schemas.currencies import ISO_4217_CODES
+from schemas.families import ModelFamily as ModelFamily
 from schemas.limits import (
     AMOUNT_BOUND,
     DEFAULT_LIMITS,
@@ -44,13 +44,6 @@ from schemas.limits import (
     MAX_IDENTIFIER_LENGTH,
     ValidationContext,
 )
-
-
-class ModelFamily(StrEnum):
-    """A family of models that is trained, versioned and promoted as one."""
-
-    EXPENSE_FRAUD = "expense-fraud"
-    DELINQUENCY = "delinquency"
 
 
 def _context(info: ValidationInfo) -> ValidationContext | None:

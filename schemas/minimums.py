@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from schemas.base import ModelFamily
+from schemas.families import ModelFamily
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from edge.logs import LogLevel, LogSettings
+from edge.levels import LogLevel
 from schemas import diagnostics
-from schemas.base import ModelFamily
 from schemas.diagnostics import Problem, kafka_unreachable
+from schemas.families import ModelFamily
 
 if TYPE_CHECKING:
     from streams.settings import StreamsSettings
@@ -37,6 +37,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run the stream worker: ingest, counters, policy, scorers, HTTP API (port 6066)."""
         from edge.health import kafka_problem
+        from edge.logs import LogSettings
         from schemas.diagnostics import port_problem
         from streams.bootstrap import SchemaBehind, TopicSetupError, run_worker
         from streams.settings import StreamsSettings

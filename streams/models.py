@@ -89,41 +89,81 @@ async def fetch_version(conn: asyncpg.Connection, version: str) -> StoredVersion
     return stored
 
 
-def build_model(stored: StoredVersion) -> LoadedModel:
-    """Verify, decode and warm up a version (CPU-bound: run it in a thread)."""
-    bundle = ModelBundle.from_artifacts(stored.family, stored.params, stored.artifacts)
-    # The first prediction builds lazy internals; pay for it here, not in a scoring batch.
-    bundle.score(np.zeros((2, len(bundle.feature_names)), dtype=np.float64))
+STEP_S = 0.001
+"""How long a reload rebuilds trees on the event loop before it lets the loop's other callbacks
+run (a tree takes a fraction of that): the loop goes on scoring while a version loads."""
+
+
+def build_model(stored: StoredVersion, prefer_fast: bool = True) -> LoadedModel:
+    """Verify, decode and warm up a version at once (a tool's way; the worker's is
+    ModelLoader.build, which leaves the loop free meanwhile)."""
+    bundle = ModelBundle.from_artifacts(
+        stored.family, stored.params, stored.artifacts, prefer_fast=prefer_fast
+    )
+    warm_up(bundle)
     return LoadedModel(stored.family, stored.version, bundle, stored.request_id)
 
 
+def warm_up(bundle: ModelBundle) -> None:
+    """Score two rows: the first prediction builds lazy internals (XGBoost's, scikit-learn's);
+    pay for it here, not in a scoring batch."""
+    bundle.score(np.zeros((2, len(bundle.feature_names)), dtype=np.float64))
+
+
 class StallMonitor:
-    """Measures how late the event loop wakes up while a reload runs (scoring's worst stall)."""
+    """Measures how late the event loop wakes up while a reload runs (scoring's worst stall).
+
+    Every wake-up's lateness is kept in `samples` (a reload lasts well under a second: a few
+    hundred floats) for percentiles; `worst` is their maximum."""
 
     def __init__(self, interval: float = 0.002) -> None:
         self.interval = interval
         self.worst = 0.0
+        self.samples: list[float] = []
 
     async def watch(self, done: asyncio.Event) -> None:
         while not done.is_set():
             began = time.perf_counter()
             await asyncio.sleep(self.interval)
             late = time.perf_counter() - began - self.interval
+            self.samples.append(late)
             self.worst = max(self.worst, late)
 
 
 class ModelLoader:
-    """Fetch, verify, load and swap versions into a holder, with metrics and logs."""
+    """Fetch, verify, load and swap versions into a holder, with metrics and logs.
 
-    def __init__(self, holder: ModelHolder, pool: Callable[[], Awaitable[asyncpg.Pool]]) -> None:
+    `prefer_fast` (the default) decodes forests from their tree arrays when a version has
+    them; off, from skops as versions before those were (kept to measure the two side by
+    side)."""
+
+    def __init__(
+        self,
+        holder: ModelHolder,
+        pool: Callable[[], Awaitable[asyncpg.Pool]],
+        prefer_fast: bool = True,
+    ) -> None:
         self.holder = holder
         self.pool = pool
+        self.prefer_fast = prefer_fast
         self.last_stall_s = 0.0
 
     async def load(self, version: str) -> LoadedModel:
         pool = await self.pool()
         async with pool.acquire() as conn:
             stored = await fetch_version(conn, version)
+        return await self.build(stored)
+
+    async def build(self, stored: StoredVersion) -> LoadedModel:
+        """Decode `stored` while the loop goes on scoring; records the loop's worst stall.
+
+        Verifying the digests, decoding skops or XGBoost, and the warm-up run in a thread.
+        Forests stored as tree arrays are rebuilt on the loop instead, for STEP_S at a time:
+        each step is a few copies, and a thread doing the same Python work would take the GIL
+        from the scoring loop every time its compiled code lets go of it (hundreds of times per
+        batch), stalling it for tens of milliseconds. A version without tree arrays decodes
+        its forests from skops in the thread, as before they were stored.
+        """
         done = asyncio.Event()
         monitor = StallMonitor()
         watcher = asyncio.create_task(monitor.watch(done))
@@ -135,7 +175,23 @@ class ModelLoader:
         gc.freeze()
         gc.disable()
         try:
-            return await asyncio.to_thread(build_model, stored)
+            decoding = await asyncio.to_thread(
+                ModelBundle.decoding,
+                stored.family,
+                stored.params,
+                stored.artifacts,
+                prefer_fast=self.prefer_fast,
+            )
+            built = decoding.build(1)
+            while not built:
+                await asyncio.sleep(0)  # the loop's other callbacks run between two steps
+                step_ends = time.perf_counter() + STEP_S
+                built = decoding.build(1)
+                while not built and time.perf_counter() < step_ends:
+                    built = decoding.build(1)
+            bundle = decoding.bundle()
+            await asyncio.to_thread(warm_up, bundle)
+            return LoadedModel(stored.family, stored.version, bundle, stored.request_id)
         finally:
             gc.enable()
             gc.unfreeze()

@@ -14,19 +14,26 @@ from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from schemas import diagnostics
-from schemas.base import ModelFamily
+from schemas.families import ModelFamily
 from trainer.errors import TrainerError
-from trainer.settings import TrainerSettings
 
 if TYPE_CHECKING:
     from trainer.admin import CheckReport
     from trainer.registry import VersionRecord
     from trainer.service import TrainingDetail
+    from trainer.settings import TrainerSettings
 
 err = Console(stderr=True)
 out = Console()
 
 models_app = typer.Typer(help="The model registry: list, show, report, promote, roll back.")
+
+
+def _settings() -> TrainerSettings:
+    # Imported when a command runs: `retrainer --help` need not build the settings classes.
+    from trainer.settings import TrainerSettings
+
+    return TrainerSettings()
 
 
 def _fail(exc: Exception | diagnostics.Problem, dsn: str | None = None) -> typer.Exit:
@@ -57,7 +64,7 @@ def trainer() -> None:
     """Run the trainer service: consume retrain-requested, train, publish model-updated."""
     from edge.logs import LogSettings, configure
 
-    settings = TrainerSettings()
+    settings = _settings()
     logs = LogSettings()
     # Refused at once, in one line each: a taken port, a wrong database URL, no broker. A
     # database that is only unreachable is waited for (the service retries while it starts).
@@ -105,7 +112,7 @@ def check(
     ] = False,
 ) -> None:
     """Check for new customers and retrain the delinquency model when they reach the threshold."""
-    settings = TrainerSettings()
+    settings = _settings()
     problem = _database_problem(settings)
     if problem is not None:
         raise _fail(problem)
@@ -271,7 +278,7 @@ def models_list(
     """Every registered version, newest first, with its status and headline metrics."""
     from trainer import admin
 
-    settings = TrainerSettings()
+    settings = _settings()
     try:
         records = asyncio.run(admin.versions(settings, family, limit))
     except TrainerError as exc:
@@ -310,7 +317,7 @@ def models_show(
     """One version: status and reason, metrics, parameters, data window, artifacts (verified)."""
     from trainer import admin
 
-    settings = TrainerSettings()
+    settings = _settings()
     try:
         shown = asyncio.run(admin.show(settings, version))
     except TrainerError as exc:
@@ -325,7 +332,7 @@ def models_show(
                 "format": a.format,
                 "sha256": a.sha256,
                 "size_bytes": a.size_bytes,
-                "sha256_verified": shown.verified.get(a.role, False),
+                "sha256_verified": shown.verified.get(a.name, False),
             }
             for a in r.artifacts
         ],
@@ -349,7 +356,7 @@ def models_report(
     """Save VERSION's report: one self-contained HTML page (plots, figures, gate decision)."""
     from trainer import admin
 
-    settings = TrainerSettings()
+    settings = _settings()
     try:
         page = asyncio.run(admin.report(settings, version))
     except TrainerError as exc:
@@ -376,7 +383,7 @@ def models_promote(
     """
     from trainer import admin
 
-    settings = TrainerSettings()
+    settings = _settings()
     try:
         change = asyncio.run(admin.promote(settings, version, force=force))
     except TrainerError as exc:
@@ -412,7 +419,7 @@ def models_rollback(
     """
     from trainer import admin
 
-    settings = TrainerSettings()
+    settings = _settings()
     try:
         change = asyncio.run(admin.rollback(settings, family, to=to))
     except TrainerError as exc:

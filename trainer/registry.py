@@ -50,6 +50,11 @@ class ArtifactInfo:
     sha256: str
     size_bytes: int
 
+    @property
+    def name(self) -> str:
+        """The role, or `role.format` for a second encoding of the same model."""
+        return artifacts.artifact_name(self.role, self.format)
+
 
 @dataclass(frozen=True)
 class VersionRecord:
@@ -72,9 +77,10 @@ class VersionRecord:
 
     @property
     def primary_artifact(self) -> ArtifactInfo:
+        """The canonical artifact of the primary role (never a second encoding)."""
         for role in PRIMARY_ROLES:
             for artifact in self.artifacts:
-                if artifact.role == role:
+                if artifact.role == role and artifact.name == role:
                     return artifact
         if not self.artifacts:
             raise RegistryError(f"version {self.version} has no artifacts")
@@ -117,7 +123,7 @@ _VERSION_COLUMNS = """
     v.request_id, v.created_at, v.promoted_at,
     coalesce((SELECT json_agg(json_build_object(
                  'artifact_id', a.artifact_id, 'role', a.role, 'format', a.format,
-                 'sha256', a.sha256, 'size_bytes', a.size_bytes) ORDER BY a.role)
+                 'sha256', a.sha256, 'size_bytes', a.size_bytes) ORDER BY a.role, a.format)
               FROM model_artifacts a WHERE a.version = v.version), '[]')::text AS artifacts
 """
 
@@ -174,7 +180,10 @@ async def list_versions(
 
 
 async def load_bundle(conn: asyncpg.Connection, record: VersionRecord) -> ModelBundle:
-    """The version's models, each verified against its stored sha256 before it is decoded."""
+    """The version's models, each verified against its stored sha256 before it is decoded.
+
+    The trainer decodes the canonical forms (scikit-learn's own objects, with everything the
+    reports read from them); scorers prefer treelite's (streams.models)."""
     rows = await conn.fetch(
         "SELECT role, format, sha256, content FROM model_artifacts WHERE version = $1",
         record.version,
@@ -191,12 +200,16 @@ async def load_bundle(conn: asyncpg.Connection, record: VersionRecord) -> ModelB
 
 
 async def verify_artifacts(conn: asyncpg.Connection, version: str) -> dict[str, bool]:
-    """role -> whether the stored bytes still hash to the stored sha256."""
+    """Artifact name (the role; `role.format` for a second encoding) -> whether the stored
+    bytes still hash to the stored sha256."""
     rows = await conn.fetch(
-        "SELECT role, sha256, content FROM model_artifacts WHERE version = $1", version
+        "SELECT role, format, sha256, content FROM model_artifacts WHERE version = $1", version
     )
     return {
-        row["role"]: artifacts.sha256_of(row["content"]) == row["sha256"].strip() for row in rows
+        artifacts.artifact_name(row["role"], row["format"]): (
+            artifacts.sha256_of(row["content"]) == row["sha256"].strip()
+        )
+        for row in rows
     }
 
 
@@ -262,7 +275,7 @@ async def save_version(
         """,
         [
             (
-                f"{version}/{a.role}",
+                f"{version}/{a.name}",
                 version,
                 a.role,
                 a.format.value,
@@ -336,7 +349,7 @@ async def artifact_problem(conn: asyncpg.Connection, record: VersionRecord) -> s
     verified = await verify_artifacts(conn, record.version)
     if not verified:
         return f"{record.version} has no artifacts"
-    failing = sorted(role for role, ok in verified.items() if not ok)
+    failing = sorted(name for name, ok in verified.items() if not ok)
     if len(failing) == 1:
         return f"artifact {failing[0]} of {record.version} fails its sha256 check"
     if failing:

@@ -50,11 +50,9 @@ def score_meaning(bundle: ModelBundle) -> ScoreMeaning:
         return ScoreMeaning("P(delinquent)", True, bundle.threshold)
     if RANDOM_FOREST in bundle.models:
         return ScoreMeaning("P(fraud)", True, bundle.threshold)
-    forest = bundle.models[ISOLATION_FOREST]
     # The bundle's anomaly score is -score_samples; the forest flags a row when that exceeds
     # -offset_ (its decision function is score_samples - offset_ < 0).
-    offset = float(getattr(forest, "offset_", -0.5))
-    return ScoreMeaning("anomaly score", False, -offset)
+    return ScoreMeaning("anomaly score", False, -bundle.anomaly_offset)
 
 
 def holdout_scores(bundle: ModelBundle, data: TrainingSet) -> FloatArray:

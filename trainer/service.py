@@ -430,7 +430,9 @@ class Trainer:
             )
             kept = bundle.with_reference(data.features[np.ix_(rows, columns)])
             return kept, [
-                artifacts.dump(role, model) for role, model in sorted(kept.models.items())
+                artifact
+                for role, model in sorted(kept.models.items())
+                for artifact in artifacts.dump_all(role, model)
             ]
 
         return await self._off_loop(store)

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
-FloatArray = npt.NDArray[np.float64]
-BoolArray = npt.NDArray[np.bool_]
+    FloatArray = npt.NDArray[np.float64]
+    BoolArray = npt.NDArray[np.bool_]
 
 RULE_VARIABLE = "RETRAINER_THRESHOLD_RULE"
 
@@ -74,6 +76,10 @@ def choose_threshold(
     threshold returned lies halfway between the lowest flagged score and the next lower one, so
     the same rows are flagged while unseen scores near the boundary are not decided by a tie.
     """
+    # Here, not at the top: the settings import this module, and a CLI command that only reads
+    # them should not pay for NumPy.
+    import numpy as np
+
     truth = np.asarray(truth, dtype=np.bool_)
     score = np.asarray(score, dtype=np.float64)
     positives = int(truth.sum())

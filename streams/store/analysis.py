@@ -53,7 +53,7 @@ async def request_cutoff(db: Queryable, request_id: uuid.UUID) -> datetime | Non
 async def artifact_roles(db: Queryable, version: str) -> list[str]:
     """The roles of a version's models (`isolation_forest`, `random_forest` …), sorted."""
     rows = await db.fetch(
-        "SELECT role FROM model_artifacts WHERE version = $1 ORDER BY role", version
+        "SELECT DISTINCT role FROM model_artifacts WHERE version = $1 ORDER BY role", version
     )
     return [str(r["role"]) for r in rows]
 

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import statistics
 import time
 
+import asyncpg
 import numpy as np
 import pandas as pd
 
-from schemas.artifacts import dump
-from schemas.base import ModelFamily
+from schemas.artifacts import dump_all
+from schemas.bundles import FloatArray, ModelBundle
 from schemas.features import ACTIVITY_COLUMNS, EXPENSE_COLUMNS, delinquency_features
-from streams.models import StallMonitor, build_model, fetch_version
+from streams.models import ModelHolder, ModelLoader, StallMonitor, build_model, fetch_version
 from streams.scoring_frames import (
     ExpenseHistoryQuery,
     LoadedModel,
@@ -25,6 +25,7 @@ from tests.bench.harness import BenchContext, BenchResult, Figure
 from tests.bench.models import SETTINGS, delinquency_model, expense_model, training_frames
 from tests.bench.references import plain_handlers
 from tests.unit.trainer.factories import Frames
+from trainer.families import expense_set, fit
 
 BATCH = 1000
 SINGLES = 200  # events scored one by one (enough for a stable per-event cost)
@@ -95,44 +96,136 @@ def bench_scoring_batch_vs_event(ctx: BenchContext) -> BenchResult:
     yield Figure("scoring_delinquency_batch_advantage", per_event_single / per_event_batched, "x")
 
 
-def bench_reload_stall(ctx: BenchContext) -> BenchResult:
-    """Load a stored expense-fraud version in a thread while the loop keeps ticking."""
-    data = _data()
-    model = expense_model(data)
-    stored_artifacts = [dump(role, m) for role, m in model.bundle.models.items()]
-    stored = StoredVersion(
-        family=ModelFamily.EXPENSE_FRAUD,
-        version="bench",
-        params=model.bundle.params,
+RELOADS = 6
+"""Reloads measured per path (after one warm-up each), the paths taking turns."""
+SCORING_ROWS = 20
+SCORING_GAP_S = 0.004
+"""The scoring load: a batch of SCORING_ROWS lines scored on the loop every few milliseconds,
+as a worker does between reads from Kafka."""
+IDLE_S = 0.15
+UNLOADED_RELOADS = 3
+"""Reloads per path with no scoring load first: the stall the reload alone causes."""
+"""Scoring without a reload before each reload: the loop's own lateness under that load."""
+
+
+def _stored_version(bundle: ModelBundle, version: str) -> StoredVersion:
+    """`bundle` as the registry stores it: every artifact form the trainer writes."""
+    stored = [a for role, m in sorted(bundle.models.items()) for a in dump_all(role, m)]
+    return StoredVersion(
+        family=bundle.family,
+        version=version,
+        params=bundle.params,
         request_id=None,
-        artifacts=[(a.role, a.format.value, a.sha256, a.content) for a in stored_artifacts],
+        artifacts=[(a.role, a.format.value, a.sha256, a.content) for a in stored],
         digests={},
     )
 
-    async def one() -> tuple[float, float]:
-        done = asyncio.Event()
-        monitor = StallMonitor()
-        watcher = asyncio.create_task(monitor.watch(done))
-        began = time.perf_counter()
-        gc.freeze()  # as the worker's ModelLoader does
-        gc.disable()
-        try:
-            await asyncio.to_thread(build_model, stored)
-        finally:
-            gc.enable()
-            gc.unfreeze()
-        elapsed = time.perf_counter() - began
-        done.set()
-        await watcher
-        return elapsed, monitor.worst
 
-    runs = [asyncio.run(one()) for _ in range(5)]
-    size = sum(len(a.content) for a in stored_artifacts)
-    yield Figure("reload_artifact_size", size / 1024, "KiB")
-    yield Figure("reload_seconds_median", statistics.median(r[0] for r in runs), "s")
-    yield Figure("reload_loop_stall_max", max(r[1] for r in runs) * 1000, "ms")
-    yield Figure("reload_loop_stall_median", statistics.median(r[1] for r in runs) * 1000, "ms")
-    assert np.isfinite(size)
+async def _no_pool() -> asyncpg.Pool:
+    raise AssertionError("the bench hands the loader stored versions; it reads no registry")
+
+
+async def _score_forever(model: LoadedModel, rows: FloatArray, stop: asyncio.Event) -> int:
+    batches = 0
+    while not stop.is_set():
+        await asyncio.sleep(SCORING_GAP_S)
+        model.bundle.score(rows)
+        batches += 1
+    return batches
+
+
+def _ms(samples: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(samples), q)) * 1000 if samples else float("nan")
+
+
+def bench_reload_stall(ctx: BenchContext) -> BenchResult:
+    """The event loop's lateness while versions reload in a thread under scoring load.
+
+    One loop scores a batch every few milliseconds and a monitor wakes every 2 ms; meanwhile
+    the same stored expense-fraud version is reloaded through the worker's ModelLoader, by the
+    old path (skops) and the new one (tree arrays) in turns, and a delinquency version (XGBoost,
+    unchanged). Lateness counts only while a reload runs; the idle figures are the same load
+    with no reload (what the scoring itself costs the loop). The scoring load is the same for
+    every path; what each form costs to score is measured after, at two batch sizes. First,
+    the worst stall of a few reloads with no scoring load: what the reload alone costs.
+    """
+    data = _data()
+    training = expense_set(data.expenses, data.labels, settings=SETTINGS)
+    fraud = fit(training, SETTINGS)
+    stored = _stored_version(fraud, "bench-fraud")
+    delinquency = _stored_version(delinquency_model(data).bundle, "bench-delinquency")
+    columns = [training.feature_names.index(name) for name in fraud.feature_names]
+    rows = training.features[:SCORING_ROWS][:, columns]
+
+    stalls: dict[str, list[float]] = {"old": [], "new": [], "xgboost": [], "idle": []}
+    seconds: dict[str, list[float]] = {"old": [], "new": [], "xgboost": []}
+
+    unloaded: dict[str, list[float]] = {"old": [], "new": []}
+
+    async def run() -> int:
+        old = ModelLoader(ModelHolder(), _no_pool, prefer_fast=False)
+        new = ModelLoader(ModelHolder(), _no_pool, prefer_fast=True)
+        turns = (("old", old, stored), ("new", new, stored), ("xgboost", new, delinquency))
+        for _, loader, version in turns:  # warm-up: first calls, lazy imports
+            await loader.build(version)
+        for _ in range(UNLOADED_RELOADS):  # the reload alone: its own worst stall
+            for path, loader in (("old", old), ("new", new)):
+                await loader.build(stored)
+                unloaded[path].append(loader.last_stall_s)
+        scoring = build_model(stored)  # the same load whichever path reloads
+        monitor = StallMonitor()
+        stop = asyncio.Event()
+        watcher = asyncio.create_task(monitor.watch(stop))
+        scorer = asyncio.create_task(_score_forever(scoring, rows, stop))
+        for _ in range(RELOADS):
+            for path, loader, version in turns:
+                mark = len(monitor.samples)
+                await asyncio.sleep(IDLE_S)
+                stalls["idle"].extend(monitor.samples[mark:])
+                mark = len(monitor.samples)
+                began = time.perf_counter()
+                await loader.build(version)
+                seconds[path].append(time.perf_counter() - began)
+                stalls[path].extend(monitor.samples[mark:])
+        stop.set()
+        await watcher
+        return await scorer
+
+    batches = asyncio.run(run())
+    assert batches > 0
+
+    def batch_ms(bundle: ModelBundle, batch: FloatArray) -> float:
+        times = []
+        for _ in range(7):
+            began = time.perf_counter()
+            bundle.score(batch)
+            times.append(time.perf_counter() - began)
+        return statistics.median(times) * 1000
+
+    for form in ("skops", "tree-arrays"):
+        size = sum(len(a[3]) for a in stored.artifacts if a[1] == form)
+        yield Figure(f"reload_artifact_size_{form.replace('-', '_')}", size / 1024, "KiB")
+    for path in ("old", "new", "xgboost"):
+        yield Figure(f"reload_seconds_median_{path}", statistics.median(seconds[path]), "s")
+    for path in ("idle", "old", "new", "xgboost"):
+        yield Figure(f"reload_loop_stall_p99_{path}", _ms(stalls[path], 99), "ms")
+        yield Figure(f"reload_loop_stall_max_{path}", _ms(stalls[path], 100), "ms")
+    for path in ("old", "new"):
+        worst = max(unloaded[path]) * 1000
+        yield Figure(f"reload_loop_stall_max_{path}_without_load", worst, "ms")
+    yield Figure(
+        "reload_loop_stall_p99_old_vs_new",
+        _ms(stalls["old"], 99) / _ms(stalls["new"], 99),
+        "ratio",
+    )
+    old_bundle = build_model(stored, prefer_fast=False).bundle
+    new_bundle = build_model(stored, prefer_fast=True).bundle
+    for count in (SCORING_ROWS, 5 * BATCH):
+        batch = training.features[:count][:, columns]
+        old_ms, new_ms = batch_ms(old_bundle, batch), batch_ms(new_bundle, batch)
+        yield Figure(f"scoring_fraud_{count}_rows_old_ms", old_ms, "ms")
+        yield Figure(f"scoring_fraud_{count}_rows_new_ms", new_ms, "ms")
+        yield Figure(f"scoring_fraud_{count}_rows_old_vs_new", old_ms / new_ms, "ratio")
 
 
 def bench_worker_scoring_throughput(ctx: BenchContext) -> BenchResult:
@@ -212,8 +305,6 @@ def bench_worker_scoring_throughput(ctx: BenchContext) -> BenchResult:
 
 
 async def _stored_model(dsn: str, version: str) -> LoadedModel:
-    import asyncpg
-
     conn = await asyncpg.connect(dsn, timeout=10)
     try:
         stored = await fetch_version(conn, version)

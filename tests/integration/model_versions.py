@@ -27,7 +27,11 @@ def expense_bundle() -> ModelBundle:
 async def add_version(dsn: str, status: str = registry.VersionStatus.CANDIDATE) -> str:
     """Save the small bundle as a new version (never promoted); returns its id."""
     bundle = expense_bundle()
-    stored = [artifacts.dump(role, model) for role, model in sorted(bundle.models.items())]
+    stored = [
+        artifact
+        for role, model in sorted(bundle.models.items())
+        for artifact in artifacts.dump_all(role, model)
+    ]
     now = datetime.now(UTC)
     conn = await asyncpg.connect(dsn, timeout=10)
     try:

@@ -308,8 +308,20 @@ async def test_expense_fraud_request_is_promoted(
         )
         assert getattr(letters[0], "reason", None) == "invalid_json"
     record = await _verify_registry(url, outcome.version)
-    assert {a.role for a in record.artifacts} == {"isolation_forest", "random_forest"}
-    assert {a.format for a in record.artifacts} == {"skops"}
+    # Each forest twice: skops for the trainer, its tree arrays for the scorers.
+    assert [(a.role, a.format) for a in record.artifacts] == [
+        ("isolation_forest", "skops"),
+        ("isolation_forest", "tree-arrays"),
+        ("random_forest", "skops"),
+        ("random_forest", "tree-arrays"),
+    ]
+    assert [a.artifact_id for a in record.artifacts] == [
+        f"{outcome.version}/isolation_forest",
+        f"{outcome.version}/isolation_forest.tree-arrays",
+        f"{outcome.version}/random_forest",
+        f"{outcome.version}/random_forest.tree-arrays",
+    ]
+    assert record.primary_artifact.artifact_id == f"{outcome.version}/isolation_forest"
     for name in ("auc", "precision", "recall", "f1", "anomaly_rate"):
         assert name in outcome.metrics, outcome.metrics
     conn = await asyncpg.connect(url)
