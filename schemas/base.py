@@ -6,13 +6,14 @@ Field types carry their own checks so pydantic runs them inside one validation p
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Annotated, Any, ClassVar, Self, get_args
-from uuid import UUID, uuid4
+from uuid import UUID, SafeUUID, uuid4
 
 from pydantic import (
     AfterValidator,
@@ -499,6 +500,27 @@ def _require_on_the_wire(schema: dict[str, Any]) -> None:
         properties.get(name, {}).pop("default", None)
     required = [name for name in schema.get("required", []) if name not in _WIRE_REQUIRED]
     schema["required"] = [*_WIRE_REQUIRED, *required]
+
+
+# The bits uuid4 sets in 16 random bytes: version 4 and the RFC 4122 variant.
+_KEEP_RANDOM_BITS = ~((0xF000 << 64) | (0xC000 << 48))
+_VERSION_4_BITS = (4 << 76) | (0x8000 << 48)
+
+
+def new_event_ids(count: int) -> list[UUID]:
+    """`count` fresh version-4 UUIDs, what `uuid4()` gives one at a time, at a quarter of its cost
+    (one read of the system's random source; each UUID set as `UUID.__init__` sets it)."""
+    random = os.urandom(16 * count)
+    from_bytes = int.from_bytes
+    new, set_slot, unknown = object.__new__, object.__setattr__, SafeUUID.unknown
+    ids: list[UUID] = []
+    for start in range(0, 16 * count, 16):
+        value = (from_bytes(random[start : start + 16]) & _KEEP_RANDOM_BITS) | _VERSION_4_BITS
+        event_id = new(UUID)
+        set_slot(event_id, "int", value)
+        set_slot(event_id, "is_safe", unknown)
+        ids.append(event_id)
+    return ids
 
 
 class Event(Contract):

@@ -30,7 +30,7 @@ from schemas.expense_label import ExpenseLabelled
 from schemas.expense_sheet import MAX_LINES, ExpenseLine, ExpenseSheetSubmitted
 from schemas.limits import MAX_IDENTIFIER_LENGTH, ValidationContext
 
-__all__ = ["FastDecoder", "fast_decoders", "wire_structs"]
+__all__ = ["FastDecoder", "built", "check_buildable", "fast_decoders", "wire_structs"]
 
 ContractT = TypeVar("ContractT", bound=Contract)
 
@@ -70,8 +70,11 @@ def _instant(text: str, latest: datetime) -> datetime:
 _set = object.__setattr__
 
 
-def _built(model: type[ContractT], values: dict[str, Any], fields_set: set[str]) -> ContractT:
-    """What `model.model_validate` leaves behind, from values that passed the same checks."""
+def built(model: type[ContractT], values: dict[str, Any], fields_set: set[str]) -> ContractT:
+    """What `model.model_validate` leaves behind, from values that passed the same checks.
+
+    Also for events the project builds from values it has checked itself (the scored events):
+    `model` must pass `check_buildable`, `values` hold every field in field order."""
     instance = model.__new__(model)
     _set(instance, "__dict__", values)
     _set(instance, "__pydantic_fields_set__", fields_set)
@@ -80,8 +83,8 @@ def _built(model: type[ContractT], values: dict[str, Any], fields_set: set[str])
     return instance
 
 
-def _check_buildable(model: type[Contract]) -> None:
-    # _built sets exactly what pydantic sets for a closed model without a post-init hook or
+def check_buildable(model: type[Contract]) -> None:
+    # `built` sets exactly what pydantic sets for a closed model without a post-init hook or
     # private attributes; anything else would need pydantic's own construction.
     if (
         model.model_config.get("extra") != "forbid"
@@ -106,8 +109,8 @@ def _line(wire: Any, ceiling: Decimal, latest: date) -> ExpenseLine:
     }
     if receipt_ref is msgspec.UNSET:
         values["receipt_ref"] = None
-        return _built(ExpenseLine, values, set(_LINE_FIELDS_WITHOUT_RECEIPT))
-    return _built(ExpenseLine, values, set(_LINE_FIELDS))
+        return built(ExpenseLine, values, set(_LINE_FIELDS_WITHOUT_RECEIPT))
+    return built(ExpenseLine, values, set(_LINE_FIELDS))
 
 
 def _sheet(wire: Any, context: ValidationContext) -> ExpenseSheetSubmitted:
@@ -124,7 +127,7 @@ def _sheet(wire: Any, context: ValidationContext) -> ExpenseSheetSubmitted:
         "submitted_at": _instant(wire.submitted_at, context.latest_datetime),
         "lines": lines,
     }
-    return _built(ExpenseSheetSubmitted, values, set(_SHEET_FIELDS))
+    return built(ExpenseSheetSubmitted, values, set(_SHEET_FIELDS))
 
 
 def _customer(wire: Any, context: ValidationContext) -> CustomerCreated:
@@ -144,9 +147,9 @@ def _customer(wire: Any, context: ValidationContext) -> CustomerCreated:
         "schema_version": CustomerCreated.SCHEMA_VERSION,
         "customer_id": wire.customer_id,
         "created_at": _instant(wire.created_at, context.latest_datetime),
-        "profile": _built(CustomerProfile, profile_values, set(_PROFILE_FIELDS)),
+        "profile": built(CustomerProfile, profile_values, set(_PROFILE_FIELDS)),
     }
-    return _built(CustomerCreated, values, set(_CUSTOMER_FIELDS))
+    return built(CustomerCreated, values, set(_CUSTOMER_FIELDS))
 
 
 def _activity(wire: Any, context: ValidationContext) -> CustomerActivityRecorded:
@@ -167,7 +170,7 @@ def _activity(wire: Any, context: ValidationContext) -> CustomerActivityRecorded
         ),
         "days_past_due": wire.days_past_due,
     }
-    return _built(CustomerActivityRecorded, values, set(_ACTIVITY_FIELDS))
+    return built(CustomerActivityRecorded, values, set(_ACTIVITY_FIELDS))
 
 
 def _label(wire: Any, context: ValidationContext) -> ExpenseLabelled:
@@ -184,8 +187,8 @@ def _label(wire: Any, context: ValidationContext) -> ExpenseLabelled:
     }
     if sheet_id is msgspec.UNSET:
         values["sheet_id"] = None
-        return _built(ExpenseLabelled, values, set(_LABEL_FIELDS_WITHOUT_SHEET))
-    return _built(ExpenseLabelled, values, set(_LABEL_FIELDS))
+        return built(ExpenseLabelled, values, set(_LABEL_FIELDS_WITHOUT_SHEET))
+    return built(ExpenseLabelled, values, set(_LABEL_FIELDS))
 
 
 def _fields(model: type[Contract], *absent: str) -> frozenset[str]:
@@ -229,7 +232,7 @@ def _struct(model: type[Contract], fields: Iterable[Field]) -> type[msgspec.Stru
     names = [field[0] for field in fields]
     if names != list(model.model_fields):
         raise TypeError(f"the wire struct of {model.__name__} has fields {names}")
-    _check_buildable(model)
+    check_buildable(model)
     return msgspec.defstruct(
         f"{model.__name__}Wire", fields, forbid_unknown_fields=True, kw_only=True, gc=False
     )

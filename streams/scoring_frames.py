@@ -17,12 +17,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from schemas.base import ModelFamily
+from schemas.base import ModelFamily, new_event_ids
 from schemas.bundles import RANDOM_FOREST, FloatArray, ModelBundle, Scores
 from schemas.customer_activity import CustomerActivityRecorded
 from schemas.customer_scored import CustomerScored
 from schemas.expense_scored import ExpenseScored
 from schemas.expense_sheet import ExpenseSheetSubmitted
+from schemas.fast_decode import built, check_buildable
 from schemas.features import (
     ACTIVITY_COLUMNS,
     EXPENSE_COLUMNS,
@@ -106,7 +107,7 @@ class ExpenseHistoryQuery:
         receipts = batch["receipt_ref"].dropna().astype(str)
 
         def distinct(values: Any) -> list[str]:
-            return sorted({str(v) for v in values})
+            return sorted({str(v) for v in values.tolist()})
 
         return cls(
             expense_ids=distinct(batch["expense_id"]),
@@ -220,46 +221,69 @@ def _finite(value: float) -> float | None:
     return None if math.isnan(value) or math.isinf(value) else float(value)
 
 
+# Scored events are built from values checked here (ids of validated events, a loaded version,
+# finite scores, probabilities clamped to [0, 1], one aware UTC clock reading per batch): the
+# pydantic models would check them again field by field, the dearest part of a batch's events.
+check_buildable(ExpenseScored)
+check_buildable(CustomerScored)
+_SET_BY_SCORING: frozenset[str] = frozenset(ExpenseScored.model_fields) - {
+    "event_id",
+    "schema_version",
+}
+_SET_BY_CUSTOMER_SCORING: frozenset[str] = frozenset(CustomerScored.model_fields) - {
+    "event_id",
+    "schema_version",
+}
+
+
 def expense_scores(
     lines: pd.DataFrame, model: LoadedModel | None, scores: Scores | None, run: str | None = None
 ) -> list[ExpenseScored]:
     """One ExpenseScored per line; without a model every line is scored as "no model"."""
     now = datetime.now(UTC)
-    out: list[ExpenseScored] = []
-    for i, (expense_id, sheet_id) in enumerate(
-        zip(lines["expense_id"], lines["sheet_id"], strict=True)
-    ):
-        if model is None or scores is None:
-            out.append(
-                ExpenseScored(
-                    occurred_at=now,
-                    expense_id=expense_id,
-                    sheet_id=sheet_id,
-                    model_version=None,
-                    anomaly_score=None,
-                    fraud_probability=None,
-                    is_flagged=False,
-                    scored_at=now,
-                    scoring_run=run,
-                )
-            )
-            continue
-        has_classifier = RANDOM_FOREST in model.bundle.models
+    expense_ids: list[str] = lines["expense_id"].tolist()
+    sheet_ids: list[str] = lines["sheet_id"].tolist()
+    count = len(expense_ids)
+    version: str | None = None
+    anomalies: list[float | None] = [None] * count
+    probabilities: list[float | None] = [None] * count
+    flagged: list[bool] = [False] * count
+    if model is not None and scores is not None:
+        version = model.version
         anomaly = scores.anomaly_score if scores.anomaly_score is not None else scores.score
-        out.append(
-            ExpenseScored(
-                occurred_at=now,
-                expense_id=expense_id,
-                sheet_id=sheet_id,
-                model_version=model.version,
-                anomaly_score=_finite(anomaly[i]),
-                fraud_probability=_probability(scores.score[i]) if has_classifier else None,
-                is_flagged=bool(scores.flagged[i]),
-                scored_at=now,
-                scoring_run=run,
-            )
+        anomalies = [_finite(value) for value in anomaly.tolist()]
+        if RANDOM_FOREST in model.bundle.models:
+            probabilities = [_probability(value) for value in scores.score.tolist()]
+        flagged = [bool(value) for value in scores.flagged.tolist()]
+    version_code = ExpenseScored.SCHEMA_VERSION
+    return [
+        built(
+            ExpenseScored,
+            {
+                "event_id": event_id,
+                "occurred_at": now,
+                "schema_version": version_code,
+                "expense_id": expense_id,
+                "sheet_id": sheet_id,
+                "model_version": version,
+                "anomaly_score": anomaly_score,
+                "fraud_probability": probability,
+                "is_flagged": is_flagged,
+                "scored_at": now,
+                "scoring_run": run,
+            },
+            set(_SET_BY_SCORING),
         )
-    return out
+        for event_id, expense_id, sheet_id, anomaly_score, probability, is_flagged in zip(
+            new_event_ids(count),
+            expense_ids,
+            sheet_ids,
+            anomalies,
+            probabilities,
+            flagged,
+            strict=True,
+        )
+    ]
 
 
 def _probability(value: float) -> float | None:
@@ -274,28 +298,39 @@ def customer_scores(
     run: str | None = None,
 ) -> list[CustomerScored]:
     now = datetime.now(UTC)
-    out: list[CustomerScored] = []
-    for i, (statement_id, customer_id) in enumerate(
-        zip(statements["statement_id"], statements["customer_id"], strict=True)
-    ):
-        probability = None
-        flagged = False
-        if model is not None and scores is not None:
-            probability = _probability(scores.score[i])
-            flagged = bool(scores.flagged[i])
-        out.append(
-            CustomerScored(
-                occurred_at=now,
-                customer_id=customer_id,
-                statement_id=statement_id,
-                model_version=model.version if model is not None else None,
-                delinquency_probability=probability,
-                is_flagged=flagged,
-                scored_at=now,
-                scoring_run=run,
-            )
+    statement_ids: list[str] = statements["statement_id"].tolist()
+    customer_ids: list[str] = statements["customer_id"].tolist()
+    count = len(statement_ids)
+    version: str | None = None
+    probabilities: list[float | None] = [None] * count
+    flagged: list[bool] = [False] * count
+    if model is not None:
+        version = model.version
+        if scores is not None:
+            probabilities = [_probability(value) for value in scores.score.tolist()]
+            flagged = [bool(value) for value in scores.flagged.tolist()]
+    version_code = CustomerScored.SCHEMA_VERSION
+    return [
+        built(
+            CustomerScored,
+            {
+                "event_id": event_id,
+                "occurred_at": now,
+                "schema_version": version_code,
+                "customer_id": customer_id,
+                "statement_id": statement_id,
+                "model_version": version,
+                "delinquency_probability": probability,
+                "is_flagged": is_flagged,
+                "scored_at": now,
+                "scoring_run": run,
+            },
+            set(_SET_BY_CUSTOMER_SCORING),
         )
-    return out
+        for event_id, statement_id, customer_id, probability, is_flagged in zip(
+            new_event_ids(count), statement_ids, customer_ids, probabilities, flagged, strict=True
+        )
+    ]
 
 
 def agreement(champion: Scores, shadow: Scores) -> tuple[float, np.ndarray]:

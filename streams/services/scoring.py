@@ -71,9 +71,9 @@ async def expense_features_of(
 async def _emit_and_store(
     emitting: Awaitable[None],
     pool: asyncpg.Pool,
-    store: Callable[[asyncpg.Connection, Any, list[list[float]] | None], Awaitable[None]],
+    store: Callable[[asyncpg.Connection, Any, FloatArray | None], Awaitable[None]],
     scored: Any,
-    features: list[list[float]] | None,
+    features: FloatArray | None,
 ) -> None:
     """Send the scores and store them side by side; returns once both are done (a failure of
     either cancels the other and is raised: the batch is handled again, idempotently)."""
@@ -91,11 +91,6 @@ async def _emit_and_store(
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
-
-
-def _rows(matrix: FloatArray | None) -> list[list[float]] | None:
-    """The feature vectors stored beside the scores (drift compares them with the reference)."""
-    return None if matrix is None else matrix.tolist()
 
 
 @dataclass(frozen=True)
@@ -140,7 +135,7 @@ class Scorer:
         # One reference for the whole batch: a swap lands between batches, never inside one.
         model = self.holder.current(family)
         async with pool.acquire() as conn:
-            done = await already_scored(conn, family, list(lines["expense_id"]))
+            done = await already_scored(conn, family, lines["expense_id"].tolist())
             todo = lines[~lines["expense_id"].isin(done)].reset_index(drop=True)
             if todo.empty:
                 return ScoredBatch(0, None)
@@ -158,7 +153,7 @@ class Scorer:
                 self._shadow(family, model, features, scores)
         scored = expense_scores(todo, model, scores)
         metrics.SCORING_SECONDS.labels(family.value).observe(time.perf_counter() - began)
-        await _emit_and_store(emit(scored), pool, store_expense_scores, scored, _rows(matrix))
+        await _emit_and_store(emit(scored), pool, store_expense_scores, scored, matrix)
         return self._account(family, model, scored)
 
     async def score_statements(
@@ -180,7 +175,9 @@ class Scorer:
             # A statement the sink stored new in this batch has never been scored: only those
             # stored before (a redelivery) are looked up.
             stored_before = [
-                i for i in batch["statement_id"] if delivery is None or i not in delivery.new_ids
+                i
+                for i in batch["statement_id"].tolist()
+                if delivery is None or i not in delivery.new_ids
             ]
             done = await already_scored(conn, family, stored_before) if stored_before else set()
             todo = batch[~batch["statement_id"].isin(done)].reset_index(drop=True)
@@ -197,7 +194,7 @@ class Scorer:
                 self._shadow(family, model, features, scores)
         scored = customer_scores(todo, model, scores)
         metrics.SCORING_SECONDS.labels(family.value).observe(time.perf_counter() - began)
-        await _emit_and_store(emit(scored), pool, store_customer_scores, scored, _rows(matrix))
+        await _emit_and_store(emit(scored), pool, store_customer_scores, scored, matrix)
         return self._account(family, model, scored)
 
     async def _statement_history(
@@ -205,14 +202,15 @@ class Scorer:
     ) -> tuple[list[Row], list[Row], dict[str, int]]:
         """The other statements of `todo`'s customers, their profiles, and per customer how
         many earlier statements the first leaves out (see `statement_features`)."""
-        customers = sorted(set(todo["customer_id"]))
-        scoring = list(todo["statement_id"])
+        customer_ids: list[str] = todo["customer_id"].tolist()
+        customers = sorted(set(customer_ids))
+        scoring: list[str] = todo["statement_id"].tolist()
         if self.statements is None:
             history = await other_statements(conn, customers, scoring)
             profiles = await customer_profiles(conn, customers)
             return [tuple(r) for r in history], [tuple(r) for r in profiles], {}
         by_customer: dict[str, list[str]] = {}
-        for customer, statement_id in zip(todo["customer_id"], scoring, strict=True):
+        for customer, statement_id in zip(customer_ids, scoring, strict=True):
             by_customer.setdefault(customer, []).append(statement_id)
         known, missing = self.statements.known(customers, by_customer)
         rows, profiles, older = known.statements, known.profiles, known.older

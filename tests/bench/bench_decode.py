@@ -140,7 +140,7 @@ def bench_decode(ctx: BenchContext) -> BenchResult:
                 "fast_path_model_construct": Pass(
                     fast,
                     messages,
-                    around=lambda: mock.patch.object(fast_decode, "_built", _construct),
+                    around=lambda: mock.patch.object(fast_decode, "built", _construct),
                 ),
                 "pydantic_rejected": Pass(pydantic, bad, rejects=True),
                 "fast_path_rejected": Pass(fast, bad, rejects=True),
