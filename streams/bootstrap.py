@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 
 from confluent_kafka import KafkaError, KafkaException
@@ -115,6 +116,20 @@ def check_schema(database_url: str) -> None:
         )
 
 
+GC_THRESHOLDS = (50_000, 50, 100)
+"""Young-generation collections every 50,000 allocations instead of 700: each batch allocates
+(and frees, without cycles) hundreds of thousands of small objects, and the default made the
+collector about a sixth of the handlers' CPU."""
+
+
+def tune_garbage_collector() -> None:
+    """Move what start-up allocated (modules, app, settings) out of the collector's sight, and
+    collect the young generation less often."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def run_worker(settings: StreamsSettings, logs: LogSettings | None = None) -> None:
     """Run the Faust worker until it is stopped (SIGINT/SIGTERM)."""
     import faust
@@ -134,5 +149,6 @@ def run_worker(settings: StreamsSettings, logs: LogSettings | None = None) -> No
     if created:
         log.info("created topics: %s", ", ".join(created))
     app = create_app(settings, build_context(settings))
+    tune_garbage_collector()
     worker = Worker(app, loglevel=logs.log_level.value, quiet=True)
     worker.execute_from_commandline()
