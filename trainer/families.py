@@ -30,10 +30,9 @@ from schemas.bundles import (
 from schemas.features import (
     DELINQUENCY_FEATURES,
     EXPENSE_FEATURES,
-    delinquency_features,
-    delinquency_labels,
     expense_features,
     feature_matrix,
+    labelled_delinquency_features,
 )
 from schemas.minimums import DataCounts, DataMinimums, data_gaps
 from trainer.errors import InsufficientData
@@ -289,13 +288,14 @@ def delinquency_set(
     Raises InsufficientData when there are too few labelled observations (always when there is
     nothing to fit; with `minimums` also below the configured minimums).
     """
-    features = delinquency_features(activity, profiles)
-    labels = delinquency_labels(
+    built = labelled_delinquency_features(
         activity,
+        profiles,
         cutoff_day=cutoff_day,
         horizon_days=settings.delinquency_horizon_days,
         delinquent_days_past_due=settings.delinquent_days_past_due,
     )
+    features, labels = built.features, built.labels
     known = labels.known
     observations = int(known.sum())
     positives = int(labels.delinquent[known].sum())
