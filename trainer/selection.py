@@ -46,7 +46,7 @@ def selection_order(customer_ids: pd.Series, seed: str) -> np.ndarray:
     prefix = seed.encode() + b"|"
     keys = [
         int.from_bytes(hashlib.blake2b(prefix + str(c).encode(), digest_size=8).digest(), "big")
-        for c in customer_ids
+        for c in customer_ids.to_numpy(dtype=object)
     ]
     return np.asarray(keys, dtype=np.uint64)
 
@@ -108,7 +108,7 @@ def select_customers(
         chosen = pd.concat([chosen, rest.head(topped_up)])
     is_new = ~chosen["trained"]
     return CustomerSelection(
-        customer_ids=tuple(str(c) for c in chosen["customer_id"]),
+        customer_ids=tuple(str(c) for c in chosen["customer_id"].to_numpy(dtype=object)),
         new_selected=int(is_new.sum()),
         existing_selected=int((~is_new).sum()),
         new_available=len(new),
