@@ -238,34 +238,36 @@ def _features(statements: _Statements, profiles: pd.DataFrame) -> pd.DataFrame:
     worst_3 = np.fmax(np.fmax(dpd, _shift_within(dpd, group, 1)), _shift_within(dpd, group, 2))
     months_on_book = statements.rank()
     customer_id = statements.column("customer_id")
-    features = pd.DataFrame(
-        {
-            "statement_id": statements.column("statement_id"),
-            "customer_id": customer_id,
-            "statement_day": statements.day,
-            "utilization": utilization,
-            "utilization_change": utilization - _shift_within(utilization, group, 1),
-            "payment_to_previous_minimum": payment / np.maximum(previous_minimum, 1.0),
-            "payment_to_previous_balance": payment / np.maximum(previous_balance, 1.0),
-            "missed_minimum": missed,
-            "missed_minimum_3": missed_3,
-            "cash_advance_to_limit": statements.floats("cash_advance_amount") / limit,
-            "purchases_to_limit": statements.floats("purchase_amount") / limit,
-            "days_past_due": dpd,
-            "max_days_past_due_3": worst_3,
-            "months_on_book": months_on_book,
-        }
-    )
+    columns: dict[str, pd.Series | FloatArray | IntArray] = {
+        "statement_id": statements.column("statement_id"),
+        "customer_id": customer_id,
+        "statement_day": statements.day,
+        "utilization": utilization,
+        "utilization_change": utilization - _shift_within(utilization, group, 1),
+        "payment_to_previous_minimum": payment / np.maximum(previous_minimum, 1.0),
+        "payment_to_previous_balance": payment / np.maximum(previous_balance, 1.0),
+        "missed_minimum": missed,
+        "missed_minimum_3": missed_3,
+        "cash_advance_to_limit": statements.floats("cash_advance_amount") / limit,
+        "purchases_to_limit": statements.floats("purchase_amount") / limit,
+        "days_past_due": dpd,
+        "max_days_past_due_3": worst_3,
+        "months_on_book": months_on_book,
+    }
     profile = _profile_features(profiles)
     # Each customer's profile row, looked up once per customer (-1: none).
     found = pd.Index(profile["customer_id"]).get_indexer(customer_id.take(statements.starts))
     row = found[group] if len(group) else np.zeros(0, dtype=np.int64)
-    for name in profile.columns[1:]:
+    of_profile = {
         # Position -1 (no profile) picks the NaN appended last.
-        features[name] = np.append(profile[name].to_numpy(dtype=np.float64), np.nan)[row]
-    features["limit_to_income"] = limit / np.maximum(features["annual_income"].to_numpy(), 1.0)
-    features["tenure_months"] = features["tenure_months"] + months_on_book
-    return features.drop(columns=["annual_income"])
+        name: np.append(profile[name].to_numpy(dtype=np.float64), np.nan)[row]
+        for name in profile.columns[1:]
+    }
+    income = of_profile.pop("annual_income")
+    of_profile["tenure_months"] = of_profile["tenure_months"] + months_on_book
+    of_profile["limit_to_income"] = limit / np.maximum(income, 1.0)
+    # One frame built once: inserting columns one by one copies the whole block each time.
+    return pd.DataFrame(columns | of_profile, copy=False)
 
 
 def normalise_category(values: pd.Series) -> pd.Series:
