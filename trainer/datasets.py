@@ -20,18 +20,16 @@ from typing import Protocol, TypeVar
 
 import adbc_driver_manager
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 from adbc_driver_postgresql import dbapi as adbc
 
 from schemas.features import labelled_by_day
 from trainer.errors import TrainerError
-from trainer.selection import CustomerSelection, select_customers
+from trainer.selection import CustomerSelection, customer_rows, select_customers
 from trainer.settings import TrainerSettings
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-BoolArray = npt.NDArray[np.bool_]
 
 T = TypeVar("T")
 
@@ -213,14 +211,6 @@ async def customer_candidates(
     return frame
 
 
-def _of_customers(frame: pd.DataFrame, chosen: set[str]) -> BoolArray:
-    """Which rows belong to one of the `chosen` customers (`Series.isin`, asked once per
-    distinct customer instead of once per row)."""
-    codes, distinct = pd.factorize(frame["customer_id"])
-    wanted = pd.Index(np.asarray(distinct, dtype=object), dtype=object).isin(list(chosen))
-    return np.asarray(np.append(wanted, False)[codes], dtype=np.bool_)
-
-
 @dataclass(frozen=True)
 class DelinquencyData:
     """Statements and profiles of the selected customers, as of the cutoff."""
@@ -318,8 +308,8 @@ async def load_delinquency(
         minimums=settings.minimums(),
     )
     chosen = set(selection.customer_ids)
-    kept_statements = statements.loc[_of_customers(statements, chosen)]
-    kept_profiles = profiles.frame.loc[_of_customers(profiles.frame, chosen)]
+    kept_statements = statements.loc[customer_rows(statements["customer_id"], chosen)]
+    kept_profiles = profiles.frame.loc[customer_rows(profiles.frame["customer_id"], chosen)]
     return DelinquencyData(
         activity=kept_statements.reset_index(drop=True),
         profiles=kept_profiles.reset_index(drop=True),
