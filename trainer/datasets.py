@@ -178,35 +178,37 @@ def _to_date(frame: pd.DataFrame, column: str) -> None:
 # --- delinquency -----------------------------------------------------------------------------
 
 
-async def customer_candidates(
-    source: Source, cutoff: datetime, settings: TrainerSettings
-) -> pd.DataFrame:
-    """Customers known by the cutoff that have at least one statement old enough to label.
-
-    Columns: customer_id, included_in_training (in a model promoted by the cutoff: decided from
-    when the customer was first trained on, so a rerun at a past cutoff sees the past), first_seen
-    (UTC).
-    """
-    at = _at(cutoff)
-    horizon = int(settings.delinquency_horizon_days)
-    query = f"""
-        SELECT c.customer_id,
+def _customers_query(at: str, settings: TrainerSettings) -> str:
+    """Customers known by the cutoff: their profiles, and whether (included_in_training) and
+    since when (first_seen, µs) they count as trained as of the cutoff, decided from when each
+    was first trained on, so a rerun at a past cutoff sees the past."""
+    return f"""
+        SELECT c.customer_id, c.age, c.annual_income::float8 AS annual_income,
+               c.tenure_months, c.employment_status,
                coalesce(s.first_trained <= {at}, false) AS included_in_training,
                {_us("coalesce(s.first_seen, c.created_at)")} AS first_seen
         FROM customers c
         LEFT JOIN customer_training_status s USING (customer_id)
         WHERE c.created_at <= {at} AND {_stored("c", settings, at)}
-          AND EXISTS (
-              SELECT 1 FROM customer_activity a
-              WHERE a.customer_id = c.customer_id
-                AND a.statement_date <= ({at} AT TIME ZONE 'UTC')::date - {horizon}
-                AND a.occurred_at <= {at} AND {_stored("a", settings, at)})
     """  # noqa: S608 - every interpolated part is a constant of this module or a typed value
-    loaded = await source.frame(
-        query,
-        dtypes={"customer_id": "str", "included_in_training": "bool", "first_seen": "int64"},
+
+
+def customer_candidates(
+    customers: pd.DataFrame, statements: pd.DataFrame, cutoff_day: int, horizon_days: int
+) -> pd.DataFrame:
+    """The customers with at least one statement old enough to label (dated `horizon_days` or
+    more before the cutoff's day), from the loaded customers and statements.
+
+    Columns: customer_id, included_in_training, first_seen (UTC).
+    """
+    day = statements["statement_date"].to_numpy(dtype="datetime64[D]").astype(np.int64)
+    old_enough = set(
+        statements["customer_id"].to_numpy(dtype=object)[day <= cutoff_day - horizon_days]
     )
-    frame = loaded.frame
+    frame = customers.loc[
+        customer_rows(customers["customer_id"], old_enough),
+        ["customer_id", "included_in_training", "first_seen"],
+    ].reset_index(drop=True)
     _to_utc(frame, "first_seen")
     return frame
 
@@ -245,19 +247,16 @@ _ACTIVITY_TYPES = {
     "days_past_due": "int64",
 }
 
-_PROFILE_SELECT = """
-    SELECT c.customer_id, c.age, c.annual_income::float8 AS annual_income,
-           c.tenure_months, c.employment_status
-    FROM customers c
-"""
-
-_PROFILE_TYPES = {
+_CUSTOMER_TYPES = {
     "customer_id": "str",
     "age": "float64",
     "annual_income": "float64",
     "tenure_months": "float64",
     "employment_status": "str",
+    "included_in_training": "bool",
+    "first_seen": "int64",
 }
+PROFILE_FIELDS = ("customer_id", "age", "annual_income", "tenure_months", "employment_status")
 
 
 async def load_delinquency(
@@ -266,29 +265,30 @@ async def load_delinquency(
     settings: TrainerSettings,
     max_customers: int | None = None,
 ) -> DelinquencyData:
-    """COPY every statement and profile as of the cutoff, then keep the selected customers.
+    """Every statement and customer as of the cutoff, then the selected customers' ones.
 
-    The selection (trainer.selection) needs each candidate's labelled observations, which come
-    from the statements themselves; loading them all is one vectorised COPY.
+    The candidates and the selection (trainer.selection) need the statements themselves (which
+    customers have one old enough to label, each one's labelled observations), so both queries
+    read whole tables, at once.
     """
     began = time.perf_counter()
     at = _at(cutoff)
     cap = settings.max_customers if max_customers is None else max_customers
-    candidates, activity, profiles = await asyncio.gather(
-        customer_candidates(source, cutoff, settings),
+    activity, customers = await asyncio.gather(
         source.frame(
             f"{_ACTIVITY_SELECT} WHERE a.statement_date <= ({at} AT TIME ZONE 'UTC')::date "
             f"AND a.occurred_at <= {at} AND {_stored('a', settings, at)}",
             dtypes=_ACTIVITY_TYPES,
             split=("customer_activity", "a"),
         ),
-        source.frame(
-            f"{_PROFILE_SELECT} WHERE c.created_at <= {at} AND {_stored('c', settings, at)}",
-            dtypes=_PROFILE_TYPES,
-        ),
+        source.frame(_customers_query(at, settings), dtypes=_CUSTOMER_TYPES),
     )
     statements = activity.frame
     _to_date(statements, "statement_date")
+    candidates = customer_candidates(
+        customers.frame, statements, day_number(cutoff), settings.delinquency_horizon_days
+    )
+    profiles = customers.frame.loc[:, list(PROFILE_FIELDS)]
     # Only a cap that leaves candidates out can top the set up, which needs the observations.
     observations = (
         labelled_by_day(
@@ -309,12 +309,12 @@ async def load_delinquency(
     )
     chosen = set(selection.customer_ids)
     kept_statements = statements.loc[customer_rows(statements["customer_id"], chosen)]
-    kept_profiles = profiles.frame.loc[customer_rows(profiles.frame["customer_id"], chosen)]
+    kept_profiles = profiles.loc[customer_rows(profiles["customer_id"], chosen)]
     return DelinquencyData(
         activity=kept_statements.reset_index(drop=True),
         profiles=kept_profiles.reset_index(drop=True),
         selection=selection,
-        rows=activity.rows + profiles.rows + len(candidates),
+        rows=activity.rows + customers.rows,
         seconds=time.perf_counter() - began,
     )
 

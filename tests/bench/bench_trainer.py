@@ -70,6 +70,20 @@ def _request(cutoff: datetime) -> RetrainRequested:
     )
 
 
+_PROFILE_SELECT = """
+    SELECT c.customer_id, c.age, c.annual_income::float8 AS annual_income,
+           c.tenure_months, c.employment_status
+    FROM customers c
+"""
+_PROFILE_TYPES = {
+    "customer_id": "str",
+    "age": "float64",
+    "annual_income": "float64",
+    "tenure_months": "float64",
+    "employment_status": "str",
+}
+
+
 async def csv_copy_frame(
     conn: asyncpg.Connection, query: str, dtypes: dict[str, str] | None = None
 ) -> pd.DataFrame:
@@ -91,14 +105,13 @@ async def _previous_way(url: str, cutoff: datetime, settings: TrainerSettings) -
         f"AND a.occurred_at <= {at} AND {datasets._stored('a', settings, at)}"
     )
     profile_query = (
-        f"{datasets._PROFILE_SELECT} WHERE c.created_at <= {at} "
-        f"AND {datasets._stored('c', settings, at)}"
+        f"{_PROFILE_SELECT} WHERE c.created_at <= {at} AND {datasets._stored('c', settings, at)}"
     )
     conn = await asyncpg.connect(url)
     try:
         began = time.perf_counter()
         activity = await csv_copy_frame(conn, activity_query, datasets._ACTIVITY_TYPES)
-        profiles = await csv_copy_frame(conn, profile_query, datasets._PROFILE_TYPES)
+        profiles = await csv_copy_frame(conn, profile_query, _PROFILE_TYPES)
         csv_seconds = time.perf_counter() - began
     finally:
         await conn.close()
@@ -106,7 +119,7 @@ async def _previous_way(url: str, cutoff: datetime, settings: TrainerSettings) -
     began = time.perf_counter()
     arrow_activity, arrow_profiles = await asyncio.gather(
         source.frame(activity_query, datasets._ACTIVITY_TYPES),
-        source.frame(profile_query, datasets._PROFILE_TYPES),
+        source.frame(profile_query, _PROFILE_TYPES),
     )
     arrow_seconds = time.perf_counter() - began
     pd.testing.assert_frame_equal(arrow_activity.frame, activity)

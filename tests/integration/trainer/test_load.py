@@ -4,7 +4,7 @@ server is an outage (retried) while a refused query is a failure."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import numpy as np
@@ -98,3 +98,32 @@ async def test_an_unreachable_server_is_an_outage_and_a_refused_query_a_failure(
     assert isinstance(datasets.LoadUnavailable("x"), OSError)
     with pytest.raises(datasets.LoadFailed):
         await datasets.Source(url).frame("SELECT no_such_column FROM customers")
+
+
+async def test_candidates_are_the_customers_with_a_statement_old_enough_to_label(
+    seeded: tuple[str, datetime],
+) -> None:
+    """The candidates, found from the loaded statements, are those the database finds."""
+    url, end = seeded
+    settings = TrainerSettings(database_url=url, max_customers=0)  # type: ignore[arg-type]
+    conn = await asyncpg.connect(url)
+    try:
+        for cutoff in (end - timedelta(days=150), end - timedelta(days=40), end):
+            loaded = await datasets.load_delinquency(datasets.Source(url), cutoff, settings)
+            expected = await conn.fetch(
+                """
+                SELECT c.customer_id FROM customers c
+                WHERE c.created_at <= $1 AND c.ingested_at <= $1 AND EXISTS (
+                    SELECT 1 FROM customer_activity a
+                    WHERE a.customer_id = c.customer_id
+                      AND a.statement_date <= ($1 AT TIME ZONE 'UTC')::date - $2::integer
+                      AND a.occurred_at <= $1 AND a.ingested_at <= $1)
+                """,
+                cutoff,
+                settings.delinquency_horizon_days,
+            )
+            assert len(expected) > 0
+            assert set(loaded.selection.customer_ids) == {r["customer_id"] for r in expected}
+            assert set(loaded.activity["customer_id"]) == {r["customer_id"] for r in expected}
+    finally:
+        await conn.close()
