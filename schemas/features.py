@@ -102,15 +102,95 @@ def _float(frame: pd.DataFrame, column: str) -> FloatArray:
     return np.asarray(pd.to_numeric(frame[column]).to_numpy(dtype=np.float64), dtype=np.float64)
 
 
-def _ordered_statements(activity: pd.DataFrame) -> pd.DataFrame:
-    """Statements sorted by customer and date, with a stable integer customer code."""
-    frame = activity.loc[:, list(ACTIVITY_COLUMNS)].copy()
-    frame["statement_day"] = _day_numbers(frame["statement_date"])
-    frame = frame.sort_values(
-        ["customer_id", "statement_day", "statement_id"], kind="stable", ignore_index=True
+def sort_ranks(values: pd.Series) -> IntArray:
+    """Per value, its rank among the distinct values in pandas' sort order (missing ones last).
+
+    Sorting these integers orders the rows as sorting the values would, at the cost of hashing
+    the values once and sorting only the distinct ones.
+    """
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    rank_of = np.empty(len(uniques) + 1, dtype=np.int64)
+    rank_of[np.asarray(pd.Series(uniques).argsort(kind="stable"), dtype=np.int64)] = np.arange(
+        len(uniques)
     )
-    frame["customer_code"] = pd.factorize(frame["customer_id"], sort=False)[0]
-    return frame
+    rank_of[-1] = len(uniques)  # the sentinel -1 indexes the last slot: missing sorts last
+    return np.asarray(rank_of[codes], dtype=np.int64)
+
+
+def _segments(keys: IntArray) -> tuple[IntArray, IntArray]:
+    """For keys sorted so equal ones are adjacent: each row's segment number and each segment's
+    first row."""
+    n = len(keys)
+    new = np.ones(n, dtype=np.bool_)
+    new[1:] = keys[1:] != keys[:-1]
+    starts = np.flatnonzero(new)
+    return np.cumsum(new, dtype=np.int64) - 1, np.asarray(starts, dtype=np.int64)
+
+
+def _break_ties(order: IntArray, tied: BoolArray, values: pd.Series) -> IntArray:
+    """`order` with each run of tied rows (`tied[i]`: sorted row i + 1 ties with row i)
+    reordered by `values` (pandas' stable sort); rows outside the runs stay in place."""
+    in_run = np.zeros(len(order), dtype=np.bool_)
+    in_run[1:] |= tied
+    in_run[:-1] |= tied
+    rows = np.flatnonzero(in_run)
+    run = np.cumsum(~np.concatenate(([False], tied)))[rows]
+    taken = order[rows]
+    runs = pd.DataFrame({"run": run, "value": values.take(taken).to_numpy()})
+    resorted = runs.sort_values(["run", "value"], kind="stable").index.to_numpy()
+    reordered = order.copy()
+    reordered[rows] = taken[resorted]
+    return reordered
+
+
+@dataclass(frozen=True)
+class _Statements:
+    """Statements in (customer, date, statement id) order, as positions into the given frame.
+
+    `order` the source row of each ordered row; `day` its statement day; `group` its customer's
+    number (0, 1, … in order) and `starts` each customer's first ordered row.
+    """
+
+    source: pd.DataFrame
+    order: IntArray
+    day: IntArray
+    group: IntArray
+    starts: IntArray
+
+    @classmethod
+    def of(cls, activity: pd.DataFrame) -> _Statements:
+        source = activity.loc[:, list(ACTIVITY_COLUMNS)].reset_index(drop=True)
+        day = _day_numbers(source["statement_date"])
+        customer = sort_ranks(source["customer_id"])
+        order = np.asarray(np.lexsort((day, customer)), dtype=np.int64)
+        customer_sorted, day_sorted = customer[order], day[order]
+        tied = (customer_sorted[1:] == customer_sorted[:-1]) & (day_sorted[1:] == day_sorted[:-1])
+        if tied.any():
+            order = _break_ties(order, tied, source["statement_id"])
+        group, starts = _segments(customer_sorted)
+        return cls(source, order, day[order], group, starts)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def floats(self, column: str) -> FloatArray:
+        return _float(self.source, column)[self.order]
+
+    def ints(self, column: str) -> IntArray:
+        values = self.source[column].to_numpy(dtype=np.int64)
+        return np.asarray(values[self.order], dtype=np.int64)
+
+    def column(self, column: str) -> pd.Series:
+        """A source column in statement order (object columns as the frame constructor infers
+        them)."""
+        values = self.source[column]
+        if isinstance(values.dtype, pd.StringDtype) and values.dtype.na_value is np.nan:
+            return values.take(self.order).reset_index(drop=True)
+        return pd.Series(values.to_numpy()[self.order])
+
+    def rank(self) -> FloatArray:
+        """Per statement, how many of its customer's statements come before it."""
+        return (np.arange(len(self.order)) - self.starts[self.group]).astype(np.float64)
 
 
 def _shift_within(values: FloatArray, group: IntArray, lag: int) -> FloatArray:
@@ -126,19 +206,22 @@ def _shift_within(values: FloatArray, group: IntArray, lag: int) -> FloatArray:
 
 
 def delinquency_features(activity: pd.DataFrame, profiles: pd.DataFrame) -> pd.DataFrame:
-    """One row per statement (sorted by customer, date) with DELINQUENCY_FEATURES.
+    """One row per statement (sorted by customer, date, statement id) with DELINQUENCY_FEATURES.
 
     A statement's features use that statement and the customer's earlier ones only. Customers
     without a profile row get NaN profile features (the tree models handle missing values).
     The result keeps `statement_id`, `customer_id` and `statement_day` beside the features.
     """
-    frame = _ordered_statements(activity)
-    group = frame["customer_code"].to_numpy(dtype=np.int64)
-    limit = np.maximum(_float(frame, "credit_limit"), 1.0)
-    balance = _float(frame, "balance")
-    payment = _float(frame, "payment_amount")
-    minimum = _float(frame, "minimum_due")
-    dpd = _float(frame, "days_past_due")
+    return _features(_Statements.of(activity), profiles)
+
+
+def _features(statements: _Statements, profiles: pd.DataFrame) -> pd.DataFrame:
+    group = statements.group
+    limit = np.maximum(statements.floats("credit_limit"), 1.0)
+    balance = statements.floats("balance")
+    payment = statements.floats("payment_amount")
+    minimum = statements.floats("minimum_due")
+    dpd = statements.floats("days_past_due")
 
     utilization = balance / limit
     previous_balance = _shift_within(balance, group, 1)
@@ -153,31 +236,38 @@ def delinquency_features(activity: pd.DataFrame, profiles: pd.DataFrame) -> pd.D
         + np.nan_to_num(_shift_within(missed, group, 2))
     )
     worst_3 = np.fmax(np.fmax(dpd, _shift_within(dpd, group, 1)), _shift_within(dpd, group, 2))
-    months_on_book = frame.groupby("customer_code", sort=False).cumcount().to_numpy(np.float64)
-
-    features = pd.DataFrame(
-        {
-            "statement_id": frame["statement_id"].to_numpy(),
-            "customer_id": frame["customer_id"].to_numpy(),
-            "statement_day": frame["statement_day"].to_numpy(),
-            "utilization": utilization,
-            "utilization_change": utilization - _shift_within(utilization, group, 1),
-            "payment_to_previous_minimum": payment / np.maximum(previous_minimum, 1.0),
-            "payment_to_previous_balance": payment / np.maximum(previous_balance, 1.0),
-            "missed_minimum": missed,
-            "missed_minimum_3": missed_3,
-            "cash_advance_to_limit": _float(frame, "cash_advance_amount") / limit,
-            "purchases_to_limit": _float(frame, "purchase_amount") / limit,
-            "days_past_due": dpd,
-            "max_days_past_due_3": worst_3,
-            "months_on_book": months_on_book,
-        }
-    )
+    months_on_book = statements.rank()
+    customer_id = statements.column("customer_id")
+    columns: dict[str, pd.Series | FloatArray | IntArray] = {
+        "statement_id": statements.column("statement_id"),
+        "customer_id": customer_id,
+        "statement_day": statements.day,
+        "utilization": utilization,
+        "utilization_change": utilization - _shift_within(utilization, group, 1),
+        "payment_to_previous_minimum": payment / np.maximum(previous_minimum, 1.0),
+        "payment_to_previous_balance": payment / np.maximum(previous_balance, 1.0),
+        "missed_minimum": missed,
+        "missed_minimum_3": missed_3,
+        "cash_advance_to_limit": statements.floats("cash_advance_amount") / limit,
+        "purchases_to_limit": statements.floats("purchase_amount") / limit,
+        "days_past_due": dpd,
+        "max_days_past_due_3": worst_3,
+        "months_on_book": months_on_book,
+    }
     profile = _profile_features(profiles)
-    joined = features.merge(profile, on="customer_id", how="left", sort=False, validate="m:1")
-    joined["limit_to_income"] = limit / np.maximum(joined["annual_income"].to_numpy(), 1.0)
-    joined["tenure_months"] = joined["tenure_months"] + months_on_book
-    return joined.drop(columns=["annual_income"])
+    # Each customer's profile row, looked up once per customer (-1: none).
+    found = pd.Index(profile["customer_id"]).get_indexer(customer_id.take(statements.starts))
+    row = found[group] if len(group) else np.zeros(0, dtype=np.int64)
+    of_profile = {
+        # Position -1 (no profile) picks the NaN appended last.
+        name: np.append(profile[name].to_numpy(dtype=np.float64), np.nan)[row]
+        for name in profile.columns[1:]
+    }
+    income = of_profile.pop("annual_income")
+    of_profile["tenure_months"] = of_profile["tenure_months"] + months_on_book
+    of_profile["limit_to_income"] = limit / np.maximum(income, 1.0)
+    # One frame built once: inserting columns one by one copies the whole block each time.
+    return pd.DataFrame(columns | of_profile, copy=False)
 
 
 def normalise_category(values: pd.Series) -> pd.Series:
@@ -192,10 +282,15 @@ def normalise_category(values: pd.Series) -> pd.Series:
 
 
 def _employment(profiles: pd.DataFrame) -> pd.Series:
-    """Each profile's employment status: one of EMPLOYMENT_STATUSES, OTHER_CATEGORY, or <NA>."""
-    status = normalise_category(profiles["employment_status"])
+    """Each profile's employment status: one of EMPLOYMENT_STATUSES, OTHER_CATEGORY, or <NA>.
+
+    Normalised once per distinct value: a few statuses stand for many profiles.
+    """
+    codes, uniques = pd.factorize(profiles["employment_status"], use_na_sentinel=True)
+    status = normalise_category(pd.Series(uniques, dtype=object))
     known = status.isin(EMPLOYMENT_STATUSES) | status.isna()
-    return status.where(known, OTHER_CATEGORY)
+    distinct = pd.concat([status.where(known, OTHER_CATEGORY), pd.Series([pd.NA], dtype="string")])
+    return pd.Series(distinct.array.take(codes), index=profiles.index, dtype="string")
 
 
 def unknown_categories(profiles: pd.DataFrame) -> dict[str, int]:
@@ -254,30 +349,72 @@ def delinquency_labels(
     more often than they are, and a model fitted on them would learn that lateness itself is
     risk. Statements dated after the cutoff are ignored: they decide no label.
     """
-    frame = _ordered_statements(activity)
-    day = frame["statement_day"].to_numpy(dtype=np.int64)
-    group = frame["customer_code"].to_numpy(dtype=np.int64)
-    visible = day <= cutoff_day
-    bad = visible & (frame["days_past_due"].to_numpy(dtype=np.int64) >= delinquent_days_past_due)
-    never = np.iinfo(np.int64).max
-    bad_day = np.where(bad, day, never)
-    # The first delinquent day at or after each row, per customer: a cumulative min on the rows
-    # reversed. Then one step forward within the customer gives "strictly after this statement".
-    reversed_min = (
-        pd.Series(bad_day[::-1]).groupby(group[::-1], sort=False).cummin().to_numpy()[::-1]
+    return _labels(
+        _Statements.of(activity),
+        cutoff_day=cutoff_day,
+        horizon_days=horizon_days,
+        delinquent_days_past_due=delinquent_days_past_due,
+        grace_days=grace_days,
     )
-    next_bad = np.full(len(day), never, dtype=np.int64)
-    if len(day) > 1:
-        same = group[1:] == group[:-1]
-        next_bad[:-1] = np.where(same, reversed_min[1:], never)
-    last_seen = (
-        pd.Series(np.where(visible, day, -never)).groupby(group, sort=False).transform("max")
-    ).to_numpy(dtype=np.int64)
+
+
+def _labels(
+    statements: _Statements,
+    *,
+    cutoff_day: int,
+    horizon_days: int,
+    delinquent_days_past_due: int,
+    grace_days: int,
+) -> DelinquencyLabels:
+    day, group, n = statements.day, statements.group, len(statements)
+    if n == 0:
+        return DelinquencyLabels(known=np.zeros(0, np.bool_), delinquent=np.zeros(0, np.bool_))
+    visible = day <= cutoff_day
+    bad = visible & (statements.ints("days_past_due") >= delinquent_days_past_due)
+    never = np.iinfo(np.int64).max
+    # The first delinquent day strictly after each statement, within its customer: days rise
+    # within a customer, so it is the day of the next delinquent row (if still the customer's).
+    bad_rows = np.flatnonzero(bad)
+    following = np.searchsorted(bad_rows, np.arange(1, n + 1), side="left")
+    has_next = following < len(bad_rows)
+    next_row = np.append(bad_rows, 0)[following]
+    next_bad = np.where(has_next & (group[next_row] == group), day[next_row], never)
+    seen = np.where(visible, day, -never)
+    last_seen = np.maximum.reduceat(seen, statements.starts)[group]
     horizon_end = day + horizon_days
     delinquent = visible & (next_bad <= horizon_end)
     observed_through = last_seen >= horizon_end - grace_days
     known = visible & (horizon_end <= cutoff_day) & observed_through
     return DelinquencyLabels(known=np.asarray(known), delinquent=np.asarray(delinquent & known))
+
+
+@dataclass(frozen=True)
+class LabelledFeatures:
+    """`delinquency_features` and `delinquency_labels` of the same statements, ordered once."""
+
+    features: pd.DataFrame
+    labels: DelinquencyLabels
+
+
+def labelled_delinquency_features(
+    activity: pd.DataFrame,
+    profiles: pd.DataFrame,
+    *,
+    cutoff_day: int,
+    horizon_days: int = DEFAULT_HORIZON_DAYS,
+    delinquent_days_past_due: int = DEFAULT_DELINQUENT_DAYS_PAST_DUE,
+    grace_days: int = DEFAULT_GRACE_DAYS,
+) -> LabelledFeatures:
+    """The features and the labels of `activity`, row for row (what training needs)."""
+    statements = _Statements.of(activity)
+    labels = _labels(
+        statements,
+        cutoff_day=cutoff_day,
+        horizon_days=horizon_days,
+        delinquent_days_past_due=delinquent_days_past_due,
+        grace_days=grace_days,
+    )
+    return LabelledFeatures(_features(statements, profiles), labels)
 
 
 def labelled_by_day(
@@ -292,18 +429,19 @@ def labelled_by_day(
     The labels of `delinquency_labels` (known ones only), summed; a label depends on the
     customer's own statements only, so the sums over any set of customers are that set's counts.
     """
-    labels = delinquency_labels(
-        activity,
+    statements = _Statements.of(activity)
+    labels = _labels(
+        statements,
         cutoff_day=cutoff_day,
         horizon_days=horizon_days,
         delinquent_days_past_due=delinquent_days_past_due,
+        grace_days=DEFAULT_GRACE_DAYS,
     )
-    ordered = _ordered_statements(activity)
     known = labels.known
     per_row = pd.DataFrame(
         {
-            "customer_id": ordered["customer_id"].to_numpy()[known],
-            "day": ordered["statement_day"].to_numpy(dtype=np.int64)[known],
+            "customer_id": statements.column("customer_id").to_numpy()[known],
+            "day": statements.day[known],
             "labelled": np.ones(int(known.sum()), dtype=np.int64),
             "delinquent": labels.delinquent[known].astype(np.int64),
         }

@@ -133,11 +133,15 @@ def tune_garbage_collector() -> None:
 def run_worker(settings: StreamsSettings, logs: LogSettings | None = None) -> None:
     """Run the Faust worker until it is stopped (SIGINT/SIGTERM)."""
     import faust
+    import pandas as pd
 
     from streams.app import create_app
     from streams.context import build_context
 
     logs = logs or LogSettings()
+    # pyarrow is installed (the trainer's loads); pandas would then back every str column with
+    # it, and Series.isin on those, called per batch here, is ~15x slower than on Python strings.
+    pd.set_option("mode.string_storage", "python")
 
     class Worker(faust.Worker):
         def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:

@@ -1,32 +1,60 @@
-"""Training data from PostgreSQL, point-in-time: COPY … TO STDOUT straight into pandas.
+"""Training data from PostgreSQL, point-in-time: binary COPY into Arrow, then pandas.
 
 Every query keeps only rows that happened (event time) and, by default, were stored
-(ingested_at) at or before the request's data cutoff. Rows travel as CSV through COPY and are
-parsed by pandas' C reader: no Python object per row.
+(ingested_at) at or before the request's data cutoff. Rows travel through the ADBC PostgreSQL
+driver, which reads results with COPY (FORMAT binary) into Arrow columns: no text to parse and
+no Python object per row. The driver blocks, so queries run on a worker thread and the event
+loop stays free.
 """
 
 from __future__ import annotations
 
-import io
+import asyncio
+import os
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
+from typing import Protocol, TypeVar
 
-import asyncpg
+import adbc_driver_manager
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+from adbc_driver_postgresql import dbapi as adbc
 
 from schemas.features import labelled_by_day
-from trainer.selection import CustomerSelection, select_customers
+from trainer.errors import TrainerError
+from trainer.selection import CustomerSelection, customer_rows, select_customers
 from trainer.settings import TrainerSettings
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+T = TypeVar("T")
+
+
+class Blocking(Protocol):
+    """Runs a blocking call off the event loop and awaits its result (a thread, an executor)."""
+
+    def __call__(self, call: Callable[[], T], /) -> Awaitable[T]: ...
+
+
+_UNAVAILABLE_SQLSTATES = ("08", "57P", "53300")
+"""Connection failures, server shutting down or starting, too many connections: try later."""
 
 
 def day_number(moment: datetime) -> int:
     """Whole days since 1970-01-01 of the UTC date of `moment`."""
     return (moment.astimezone(UTC).date() - EPOCH.date()).days
+
+
+class LoadUnavailable(ConnectionError):
+    """PostgreSQL could not be reached for a load (retried like any other outage)."""
+
+
+class LoadFailed(TrainerError):
+    """PostgreSQL refused a load query (not an outage: retrying would not help)."""
 
 
 @dataclass(frozen=True)
@@ -41,22 +69,91 @@ class Loaded:
         return len(self.frame)
 
 
-async def copy_frame(
-    conn: asyncpg.Connection,
-    query: str,
-    *args: object,
-    dtypes: Mapping[str, str] | None = None,
-) -> Loaded:
-    """Run `query` as COPY (…) TO STDOUT (FORMAT csv, HEADER) and parse it with pandas."""
-    began = time.perf_counter()
-    buffer = io.BytesIO()
-    await conn.copy_from_query(query, *args, output=buffer, format="csv", header=True)
-    buffer.seek(0)
-    # PostgreSQL writes booleans as t/f in CSV.
-    frame = pd.read_csv(
-        buffer, dtype=dict(dtypes or {}), engine="c", true_values=["t"], false_values=["f"]
-    )
-    return Loaded(frame, time.perf_counter() - began)
+def arrow_table(dsn: str, query: str) -> pa.Table:
+    """Run `query` on a new ADBC connection (blocking) and return its rows as one Arrow table."""
+    try:
+        with adbc.connect(dsn) as conn, conn.cursor() as cursor:
+            cursor.execute(query)
+            return cursor.fetch_arrow_table()
+    except adbc_driver_manager.Error as exc:
+        state = exc.sqlstate or ""
+        unreachable = isinstance(exc, adbc_driver_manager.OperationalError) and (
+            not state or state.startswith(_UNAVAILABLE_SQLSTATES)
+        )
+        if unreachable or isinstance(exc, adbc_driver_manager.InterfaceError):
+            raise LoadUnavailable(f"PostgreSQL unavailable for a load: {exc}") from exc
+        raise LoadFailed(f"load query failed: {exc}") from exc
+
+
+def as_frame(tables: list[pa.Table], dtypes: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Arrow tables (parts of one result, in order) as one pandas frame.
+
+    Text comes out as pandas' string dtype, float8 as float64; `dtypes` then fixes the rest
+    (integer widths, booleans) so frames look as the features expect.
+    """
+    frame: pd.DataFrame = pa.concat_tables(tables).to_pandas()
+    return frame.astype(dict(dtypes)) if dtypes else frame
+
+
+async def _in_thread(call: Callable[[], T]) -> T:
+    return await asyncio.to_thread(call)
+
+
+LOAD_PARTS = max(1, min(4, os.cpu_count() or 1))
+"""At most this many connections read one large table at once (one per core): PostgreSQL
+runs each on its own backend, so the casts and the encoding of the rows share the cores."""
+PAGES_PER_PART = 1_000
+"""A part is worth its own connection from about this many table pages (8 MB) on."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where loads read from: a DSN, and how blocking driver calls are kept off the loop."""
+
+    dsn: str
+    run: Blocking = _in_thread
+
+    async def frame(
+        self,
+        query: str,
+        dtypes: Mapping[str, str] | None = None,
+        *,
+        split: tuple[str, str] | None = None,
+    ) -> Loaded:
+        """The rows of `query` as pandas.
+
+        With `split` = (table, alias), `query` must be a plain SELECT … WHERE … over that table:
+        a large table is then read in contiguous page ranges on parallel connections (TID range
+        scans), and the parts are put back together in page order, the order of one scan.
+        """
+        began = time.perf_counter()
+        queries = [query] if split is None else await self._parts(query, *split)
+        tables = await asyncio.gather(
+            *(self.run(partial(arrow_table, self.dsn, q)) for q in queries)
+        )
+        frame = await self.run(partial(as_frame, list(tables), dtypes))
+        return Loaded(frame, time.perf_counter() - began)
+
+    async def _parts(self, query: str, table: str, alias: str) -> list[str]:
+        size = f"pg_relation_size('{table}'::regclass) / current_setting('block_size')::bigint"
+        counted = await self.run(partial(arrow_table, self.dsn, f"SELECT {size} AS pages"))
+        pages = int(counted.column("pages")[0].as_py())
+        parts = max(1, min(LOAD_PARTS, pages // PAGES_PER_PART))
+        if parts == 1:
+            return [query]
+        step = -(-pages // parts)
+        bounds = [f"{alias}.ctid >= '({i * step},0)'::tid" for i in range(parts)]
+        # Each part ends where the next begins; the last is open, for pages added meanwhile.
+        ends = [f" AND {alias}.ctid < '({(i + 1) * step},0)'::tid" for i in range(parts - 1)]
+        return [f"{query} AND {bound}{end}" for bound, end in zip(bounds, [*ends, ""], strict=True)]
+
+
+def _at(moment: datetime) -> str:
+    """A cutoff as an SQL literal. The driver reads results by COPY, which takes no bind
+    parameters, so values are rendered here, from typed values only."""
+    if moment.tzinfo is None:
+        raise TypeError(f"a cutoff must be an aware datetime, not {moment!r}")
+    return f"'{moment.astimezone(UTC).isoformat()}'::timestamptz"
 
 
 def _stored(alias: str, settings: TrainerSettings, param: str) -> str:
@@ -81,36 +178,37 @@ def _to_date(frame: pd.DataFrame, column: str) -> None:
 # --- delinquency -----------------------------------------------------------------------------
 
 
-async def customer_candidates(
-    conn: asyncpg.Connection, cutoff: datetime, settings: TrainerSettings
-) -> pd.DataFrame:
-    """Customers known by the cutoff that have at least one statement old enough to label.
-
-    Columns: customer_id, included_in_training (in a model promoted by the cutoff: decided from
-    when the customer was first trained on, so a rerun at a past cutoff sees the past), first_seen
-    (UTC).
-    """
-    query = f"""
-        SELECT c.customer_id,
-               coalesce(s.first_trained <= $1, false) AS included_in_training,
+def _customers_query(at: str, settings: TrainerSettings) -> str:
+    """Customers known by the cutoff: their profiles, and whether (included_in_training) and
+    since when (first_seen, µs) they count as trained as of the cutoff, decided from when each
+    was first trained on, so a rerun at a past cutoff sees the past."""
+    return f"""
+        SELECT c.customer_id, c.age, c.annual_income::float8 AS annual_income,
+               c.tenure_months, c.employment_status,
+               coalesce(s.first_trained <= {at}, false) AS included_in_training,
                {_us("coalesce(s.first_seen, c.created_at)")} AS first_seen
         FROM customers c
         LEFT JOIN customer_training_status s USING (customer_id)
-        WHERE c.created_at <= $1 AND {_stored("c", settings, "$1")}
-          AND EXISTS (
-              SELECT 1 FROM customer_activity a
-              WHERE a.customer_id = c.customer_id
-                AND a.statement_date <= ($1 AT TIME ZONE 'UTC')::date - $2::integer
-                AND a.occurred_at <= $1 AND {_stored("a", settings, "$1")})
-    """  # noqa: S608 - every interpolated part is a constant of this module
-    loaded = await copy_frame(
-        conn,
-        query,
-        cutoff,
-        settings.delinquency_horizon_days,
-        dtypes={"customer_id": "str", "included_in_training": "bool", "first_seen": "int64"},
+        WHERE c.created_at <= {at} AND {_stored("c", settings, at)}
+    """  # noqa: S608 - every interpolated part is a constant of this module or a typed value
+
+
+def customer_candidates(
+    customers: pd.DataFrame, statements: pd.DataFrame, cutoff_day: int, horizon_days: int
+) -> pd.DataFrame:
+    """The customers with at least one statement old enough to label (dated `horizon_days` or
+    more before the cutoff's day), from the loaded customers and statements.
+
+    Columns: customer_id, included_in_training, first_seen (UTC).
+    """
+    day = statements["statement_date"].to_numpy(dtype="datetime64[D]").astype(np.int64)
+    old_enough = set(
+        statements["customer_id"].to_numpy(dtype=object)[day <= cutoff_day - horizon_days]
     )
-    frame = loaded.frame
+    frame = customers.loc[
+        customer_rows(customers["customer_id"], old_enough),
+        ["customer_id", "included_in_training", "first_seen"],
+    ].reset_index(drop=True)
     _to_utc(frame, "first_seen")
     return frame
 
@@ -149,55 +247,58 @@ _ACTIVITY_TYPES = {
     "days_past_due": "int64",
 }
 
-_PROFILE_SELECT = """
-    SELECT c.customer_id, c.age, c.annual_income::float8 AS annual_income,
-           c.tenure_months, c.employment_status
-    FROM customers c
-"""
-
-_PROFILE_TYPES = {
+_CUSTOMER_TYPES = {
     "customer_id": "str",
     "age": "float64",
     "annual_income": "float64",
     "tenure_months": "float64",
     "employment_status": "str",
+    "included_in_training": "bool",
+    "first_seen": "int64",
 }
+PROFILE_FIELDS = ("customer_id", "age", "annual_income", "tenure_months", "employment_status")
 
 
 async def load_delinquency(
-    conn: asyncpg.Connection,
+    source: Source,
     cutoff: datetime,
     settings: TrainerSettings,
     max_customers: int | None = None,
 ) -> DelinquencyData:
-    """COPY every statement and profile as of the cutoff, then keep the selected customers.
+    """Every statement and customer as of the cutoff, then the selected customers' ones.
 
-    The selection (trainer.selection) needs each candidate's labelled observations, which come
-    from the statements themselves; loading them all is one vectorised COPY.
+    The candidates and the selection (trainer.selection) need the statements themselves (which
+    customers have one old enough to label, each one's labelled observations), so both queries
+    read whole tables, at once.
     """
     began = time.perf_counter()
-    candidates = await customer_candidates(conn, cutoff, settings)
+    at = _at(cutoff)
     cap = settings.max_customers if max_customers is None else max_customers
-    activity = await copy_frame(
-        conn,
-        f"{_ACTIVITY_SELECT} WHERE a.statement_date <= ($1 AT TIME ZONE 'UTC')::date "
-        f"AND a.occurred_at <= $1 AND {_stored('a', settings, '$1')}",
-        cutoff,
-        dtypes=_ACTIVITY_TYPES,
-    )
-    profiles = await copy_frame(
-        conn,
-        f"{_PROFILE_SELECT} WHERE c.created_at <= $1 AND {_stored('c', settings, '$1')}",
-        cutoff,
-        dtypes=_PROFILE_TYPES,
+    activity, customers = await asyncio.gather(
+        source.frame(
+            f"{_ACTIVITY_SELECT} WHERE a.statement_date <= ({at} AT TIME ZONE 'UTC')::date "
+            f"AND a.occurred_at <= {at} AND {_stored('a', settings, at)}",
+            dtypes=_ACTIVITY_TYPES,
+            split=("customer_activity", "a"),
+        ),
+        source.frame(_customers_query(at, settings), dtypes=_CUSTOMER_TYPES),
     )
     statements = activity.frame
     _to_date(statements, "statement_date")
-    observations = labelled_by_day(
-        statements,
-        cutoff_day=day_number(cutoff),
-        horizon_days=settings.delinquency_horizon_days,
-        delinquent_days_past_due=settings.delinquent_days_past_due,
+    candidates = customer_candidates(
+        customers.frame, statements, day_number(cutoff), settings.delinquency_horizon_days
+    )
+    profiles = customers.frame.loc[:, list(PROFILE_FIELDS)]
+    # Only a cap that leaves candidates out can top the set up, which needs the observations.
+    observations = (
+        labelled_by_day(
+            statements,
+            cutoff_day=day_number(cutoff),
+            horizon_days=settings.delinquency_horizon_days,
+            delinquent_days_past_due=settings.delinquent_days_past_due,
+        )
+        if 0 < cap < len(candidates)
+        else None
     )
     selection = select_customers(
         candidates,
@@ -207,13 +308,13 @@ async def load_delinquency(
         minimums=settings.minimums(),
     )
     chosen = set(selection.customer_ids)
+    kept_statements = statements.loc[customer_rows(statements["customer_id"], chosen)]
+    kept_profiles = profiles.loc[customer_rows(profiles["customer_id"], chosen)]
     return DelinquencyData(
-        activity=statements.loc[statements["customer_id"].isin(chosen)].reset_index(drop=True),
-        profiles=profiles.frame.loc[profiles.frame["customer_id"].isin(chosen)].reset_index(
-            drop=True
-        ),
+        activity=kept_statements.reset_index(drop=True),
+        profiles=kept_profiles.reset_index(drop=True),
         selection=selection,
-        rows=activity.rows + profiles.rows + len(candidates),
+        rows=activity.rows + customers.rows,
         seconds=time.perf_counter() - began,
     )
 
@@ -231,21 +332,18 @@ class ExpenseData:
     seconds: float
 
 
-async def load_expenses(
-    conn: asyncpg.Connection, cutoff: datetime, settings: TrainerSettings
-) -> ExpenseData:
+async def load_expenses(source: Source, cutoff: datetime, settings: TrainerSettings) -> ExpenseData:
     """Every expense submitted by the cutoff, and each one's latest label given by then."""
     began = time.perf_counter()
-    expenses = await copy_frame(
-        conn,
+    at = _at(cutoff)
+    expenses_query = source.frame(
         f"""
         SELECT e.expense_id, e.sheet_id, e.employee_id, e.amount::float8 AS amount,
                e.category, e.merchant, (e.expense_date - DATE '1970-01-01') AS expense_date,
                e.receipt_ref, {_us("e.submitted_at")} AS submitted_at
         FROM expenses e
-        WHERE e.submitted_at <= $1 AND {_stored("e", settings, "$1")}
-        """,  # noqa: S608 - every interpolated part is a constant of this module
-        cutoff,
+        WHERE e.submitted_at <= {at} AND {_stored("e", settings, at)}
+        """,  # noqa: S608 - every interpolated part is a constant of this module or a typed value
         dtypes={
             "expense_id": "str",
             "sheet_id": "str",
@@ -257,18 +355,18 @@ async def load_expenses(
             "receipt_ref": "str",
             "submitted_at": "int64",
         },
+        split=("expenses", "e"),
     )
-    labels = await copy_frame(
-        conn,
+    labels_query = source.frame(
         f"""
         SELECT DISTINCT ON (l.expense_id) l.expense_id, l.is_fraud
         FROM expense_labels l
-        WHERE l.labelled_at <= $1 AND {_stored("l", settings, "$1")}
+        WHERE l.labelled_at <= {at} AND {_stored("l", settings, at)}
         ORDER BY l.expense_id, l.labelled_at DESC, l.ingested_at DESC
-        """,  # noqa: S608 - every interpolated part is a constant of this module
-        cutoff,
+        """,  # noqa: S608 - every interpolated part is a constant of this module or a typed value
         dtypes={"expense_id": "str", "is_fraud": "bool"},
     )
+    expenses, labels = await asyncio.gather(expenses_query, labels_query)
     frame = expenses.frame
     _to_date(frame, "expense_date")
     _to_utc(frame, "submitted_at")

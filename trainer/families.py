@@ -30,10 +30,9 @@ from schemas.bundles import (
 from schemas.features import (
     DELINQUENCY_FEATURES,
     EXPENSE_FEATURES,
-    delinquency_features,
-    delinquency_labels,
     expense_features,
     feature_matrix,
+    labelled_delinquency_features,
 )
 from schemas.minimums import DataCounts, DataMinimums, data_gaps
 from trainer.errors import InsufficientData
@@ -289,20 +288,22 @@ def delinquency_set(
     Raises InsufficientData when there are too few labelled observations (always when there is
     nothing to fit; with `minimums` also below the configured minimums).
     """
-    features = delinquency_features(activity, profiles)
-    labels = delinquency_labels(
+    built = labelled_delinquency_features(
         activity,
+        profiles,
         cutoff_day=cutoff_day,
         horizon_days=settings.delinquency_horizon_days,
         delinquent_days_past_due=settings.delinquent_days_past_due,
     )
+    features, labels = built.features, built.labels
     known = labels.known
     observations = int(known.sum())
     positives = int(labels.delinquent[known].sum())
-    kept = features.loc[known].reset_index(drop=True)
-    matrix = feature_matrix(kept, DELINQUENCY_FEATURES)
+    matrix = _known_matrix(features, DELINQUENCY_FEATURES, known)
     target = labels.delinquent[known].astype(np.float64)
-    days = kept["statement_day"].to_numpy(dtype=np.int64)
+    days = features["statement_day"].to_numpy(dtype=np.int64)[known]
+    groups = pd.factorize(features["customer_id"].loc[known])[0].astype(np.int64)
+    customers = int(groups.max(initial=-1)) + 1  # codes are 0, 1, … (-1: no customer id)
     split = time_split(days, settings.holdout_fraction, embargo=settings.delinquency_horizon_days)
     counts = DataCounts(
         labelled_observations=observations,
@@ -319,15 +320,13 @@ def delinquency_set(
         split=split,
         feature_names=DELINQUENCY_FEATURES,
         embargo=settings.delinquency_horizon_days,
-        groups=pd.factorize(kept["customer_id"])[0].astype(np.int64),
-        customers=int(kept["customer_id"].nunique()),
+        groups=groups,
+        customers=customers,
         summary={
             "statements_loaded": float(len(features)),
             "observations": float(observations),
             "positive_rate": positives / observations,
-            "selected_customers": float(
-                len(selection.customer_ids) if selection else kept["customer_id"].nunique()
-            ),
+            "selected_customers": float(len(selection.customer_ids) if selection else customers),
             "new_customers_selected": float(selection.new_selected if selection else 0),
             "train_positive_rate": float(target[split.train].mean()) if len(split.train) else 0.0,
             "holdout_positive_rate": (
@@ -335,6 +334,15 @@ def delinquency_set(
             ),
         },
     )
+
+
+def _known_matrix(features: pd.DataFrame, names: tuple[str, ...], known: BoolArray) -> FloatArray:
+    """`feature_matrix` of the `known` rows, filled column by column (no copy of the frame)."""
+    # Column-major, as DataFrame.to_numpy gives it.
+    matrix = np.empty((int(known.sum()), len(names)), dtype=np.float64, order="F")
+    for j, name in enumerate(names):
+        matrix[:, j] = features[name].to_numpy(dtype=np.float64)[known]
+    return matrix
 
 
 def _xgboost(features: FloatArray, truth: FloatArray, settings: TrainerSettings) -> xgb.Booster:

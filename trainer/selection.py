@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from schemas.base import ModelFamily
@@ -46,9 +47,18 @@ def selection_order(customer_ids: pd.Series, seed: str) -> np.ndarray:
     prefix = seed.encode() + b"|"
     keys = [
         int.from_bytes(hashlib.blake2b(prefix + str(c).encode(), digest_size=8).digest(), "big")
-        for c in customer_ids
+        for c in customer_ids.to_numpy(dtype=object)
     ]
     return np.asarray(keys, dtype=np.uint64)
+
+
+def customer_rows(customer_ids: pd.Series, chosen: set[str]) -> npt.NDArray[np.bool_]:
+    """Which rows belong to one of the `chosen` customers: `Series.isin`, asked once per
+    distinct customer instead of once per row (isin on Arrow-backed strings converts every
+    value it is given)."""
+    codes, distinct = pd.factorize(customer_ids)
+    wanted = pd.Index(np.asarray(distinct, dtype=object), dtype=object).isin(list(chosen))
+    return np.asarray(np.append(wanted, False)[codes], dtype=np.bool_)
 
 
 def observation_counts(
@@ -58,7 +68,7 @@ def observation_counts(
 
     `observations` has customer_id, day, labelled, delinquent (schemas.features.labelled_by_day).
     """
-    mine = observations.loc[observations["customer_id"].isin(set(customer_ids))]
+    mine = observations.loc[customer_rows(observations["customer_id"], set(customer_ids))]
     per_day = mine.groupby("day", sort=True)[["labelled", "delinquent"]].sum()
     labelled = per_day["labelled"].astype(int).tolist()
     delinquent = per_day["delinquent"].astype(int).tolist()
@@ -108,7 +118,7 @@ def select_customers(
         chosen = pd.concat([chosen, rest.head(topped_up)])
     is_new = ~chosen["trained"]
     return CustomerSelection(
-        customer_ids=tuple(str(c) for c in chosen["customer_id"]),
+        customer_ids=tuple(str(c) for c in chosen["customer_id"].to_numpy(dtype=object)),
         new_selected=int(is_new.sum()),
         existing_selected=int((~is_new).sum()),
         new_available=len(new),

@@ -75,6 +75,12 @@ class TrainingDetail:
     metrics: Mapping[str, float]
     decision: gate.GateDecision
     fit_seconds: float
+    load_seconds: float = 0.0
+    """Reading the rows from PostgreSQL (and choosing the customers)."""
+    build_seconds: float = 0.0
+    """Building the features and labels from the loaded rows."""
+    refit_seconds: float = 0.0
+    """Fitting the promoted configuration again on the whole window (0: not promoted)."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,7 @@ class _Prepared:
     selection: CustomerSelection | None
     rows: int
     seconds: float
+    build_seconds: float
 
 
 @dataclass(frozen=True)
@@ -204,6 +211,8 @@ class Trainer:
         self._clock = clock
         self._fit = fit
         self._code_version = code_version()
+        # Loads read through their own connections (binary COPY), on threads off the loop.
+        self._source = datasets.Source(settings.dsn)
 
     async def _off_loop(self, function: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, function)
@@ -307,11 +316,12 @@ class Trainer:
         minimums = not request.force
         if request.family is ModelFamily.DELINQUENCY:
 
-            async def load_d(conn: asyncpg.Connection) -> datasets.DelinquencyData:
-                return await datasets.load_delinquency(conn, cutoff, settings)
+            async def load_d() -> datasets.DelinquencyData:
+                return await datasets.load_delinquency(self._source, cutoff, settings)
 
-            loaded = await self._db("loading delinquency data", load_d)
+            loaded = await retrying(load_d, settings, "loading delinquency data")
             metrics.count_unknown_categories(unknown_categories(loaded.profiles))
+            build_began = time.perf_counter()
             data = await self._off_loop(
                 lambda: families.delinquency_set(
                     loaded.activity,
@@ -322,18 +332,27 @@ class Trainer:
                     minimums=minimums,
                 )
             )
-            return _Prepared(data, loaded.selection, loaded.rows, loaded.seconds)
+            return _Prepared(
+                data,
+                loaded.selection,
+                loaded.rows,
+                loaded.seconds,
+                time.perf_counter() - build_began,
+            )
 
-        async def load_e(conn: asyncpg.Connection) -> datasets.ExpenseData:
-            return await datasets.load_expenses(conn, cutoff, settings)
+        async def load_e() -> datasets.ExpenseData:
+            return await datasets.load_expenses(self._source, cutoff, settings)
 
-        expense = await self._db("loading expense data", load_e)
+        expense = await retrying(load_e, settings, "loading expense data")
+        build_began = time.perf_counter()
         data = await self._off_loop(
             lambda: families.expense_set(
                 expense.expenses, expense.labels, settings=settings, minimums=minimums
             )
         )
-        return _Prepared(data, None, expense.rows, expense.seconds)
+        return _Prepared(
+            data, None, expense.rows, expense.seconds, time.perf_counter() - build_began
+        )
 
     async def _evaluate(self, prepared: _Prepared) -> _Evaluated:
         """Fit before the holdout (threshold chosen on out-of-fold scores), score the holdout."""
@@ -450,6 +469,7 @@ class Trainer:
         # Each is built once, however often a changed champion makes the gate decide again.
         kept: tuple[ModelBundle, list[artifacts.Artifact]] | None = None
         refitted: tuple[ModelBundle, list[artifacts.Artifact]] | None = None
+        refit_seconds = 0.0
         for attempt in range(GATE_ATTEMPTS):
             report("comparing with the champion")
             comparison = await self._compare(data, evaluated.bundle)
@@ -457,7 +477,9 @@ class Trainer:
             if decision.promote:
                 if refitted is None:
                     report("refitting on the whole window")
+                    refit_began = time.perf_counter()
                     refit = await self._refit(prepared, evaluated.bundle)
+                    refit_seconds = time.perf_counter() - refit_began
                     window = np.arange(len(data.labels), dtype=np.int64)
                     refitted = await self._stored(refit, data, window)
                 bundle, stored = refitted
@@ -486,6 +508,9 @@ class Trainer:
                 metrics=evaluated.scored,
                 decision=decision,
                 fit_seconds=evaluated.fit_seconds,
+                load_seconds=prepared.seconds,
+                build_seconds=prepared.build_seconds,
+                refit_seconds=refit_seconds,
             )
             return Result(result.outcome, result.model_updated, result.replayed, detail)
         raise ChampionChanged(f"the {family} champion kept changing; gave up after {GATE_ATTEMPTS}")

@@ -28,7 +28,7 @@ from streams.scoring_frames import ExpenseHistoryQuery, LoadedModel, expense_fra
 from streams.services.scoring import Scorer
 from streams.store import sheets as sheet_store
 from streams.store import sink
-from trainer.datasets import load_expenses
+from trainer.datasets import Source, load_expenses
 from trainer.settings import TrainerSettings
 
 HISTORY_DAYS = 10
@@ -122,11 +122,10 @@ async def _scorer_features(pool: asyncpg.Pool, batch: list[ExpenseSheetSubmitted
     return matrix
 
 
-async def _trainer_features(pool: asyncpg.Pool) -> pd.DataFrame:
+async def _trainer_features(url: str) -> pd.DataFrame:
     """Every stored line's features as the trainer computes them for a training set."""
     settings = TrainerSettings(expense_history_days=HISTORY_DAYS)
-    async with pool.acquire() as conn:
-        data = await load_expenses(conn, datetime.now(UTC), settings)
+    data = await load_expenses(Source(url), datetime.now(UTC), settings)
     features = expense_features(
         data.expenses,
         approval_limit=settings.approval_limit,
@@ -141,7 +140,7 @@ async def _trainer_features(pool: asyncpg.Pool) -> pd.DataFrame:
     ids=["batch-within-the-window", "batch-longer-than-the-window"],
 )
 async def test_the_scorers_features_equal_the_trainers_for_every_line(
-    stored: asyncpg.Pool, batch_sheets: int
+    stored: asyncpg.Pool, fresh_database_url: str, batch_sheets: int
 ) -> None:
     sheets = _sheets(SHEETS)
     batch = sheets[-batch_sheets:]
@@ -151,7 +150,7 @@ async def test_the_scorers_features_equal_the_trainers_for_every_line(
     assert (span.summary_until_us > span.summary_since_us) == (batch_sheets == 40)
 
     scored = await _scorer_features(stored, batch)
-    trained = (await _trainer_features(stored)).loc[lines["expense_id"]].to_numpy()
+    trained = (await _trainer_features(fresh_database_url)).loc[lines["expense_id"]].to_numpy()
     for column, name in enumerate(EXPENSE_FEATURES):
         np.testing.assert_allclose(
             scored[:, column],
@@ -164,7 +163,7 @@ async def test_the_scorers_features_equal_the_trainers_for_every_line(
 
 
 async def test_a_history_cut_at_a_line_count_differs_from_the_trainers(
-    stored: asyncpg.Pool,
+    stored: asyncpg.Pool, fresh_database_url: str
 ) -> None:
     """What the comparison above catches: the old scorer kept only the newest lines."""
     sheets = _sheets(SHEETS)
@@ -178,7 +177,7 @@ async def test_a_history_cut_at_a_line_count_differs_from_the_trainers(
     newest = pd.DataFrame([tuple(r) for r in rows], columns=list(batch.columns))
     capped = expense_features(pd.concat([newest, batch]), history_days=HISTORY_DAYS)
     capped_matrix = capped.set_index("expense_id").loc[batch["expense_id"], list(EXPENSE_FEATURES)]
-    trained = (await _trainer_features(stored)).loc[batch["expense_id"]]
+    trained = (await _trainer_features(fresh_database_url)).loc[batch["expense_id"]]
     same = np.isclose(
         capped_matrix.to_numpy(), trained.to_numpy(), rtol=1e-9, atol=1e-9, equal_nan=True
     )

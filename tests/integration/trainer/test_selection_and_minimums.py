@@ -76,30 +76,31 @@ async def test_a_rerun_at_a_past_cutoff_selects_the_same_customers(
     url, _, end = seeded
     settings = TrainerSettings(database_url=url, max_customers=40)  # type: ignore[arg-type]
     early, late = end - timedelta(days=60), end
+    source = datasets.Source(url)
     conn = await asyncpg.connect(url)
     try:
-        at_early = await datasets.load_delinquency(conn, early, settings)
-        again = await datasets.load_delinquency(conn, early, settings)
+        at_early = await datasets.load_delinquency(source, early, settings)
+        again = await datasets.load_delinquency(source, early, settings)
         assert again.selection == at_early.selection
         assert at_early.selection.new_selected == len(at_early.selection.customer_ids)
         # A later request (e.g. after the first was rejected) picks other customers.
-        other = await datasets.load_delinquency(conn, early + timedelta(minutes=1), settings)
+        other = await datasets.load_delinquency(source, early + timedelta(minutes=1), settings)
         assert set(other.selection.customer_ids) != set(at_early.selection.customer_ids)
 
         # The early set is promoted a day after its cutoff.
         promoted_at = early + timedelta(days=1)
         await outcomes.mark_customers_trained(conn, at_early.selection.customer_ids, promoted_at)
-        rerun = await datasets.load_delinquency(conn, early, settings)
+        rerun = await datasets.load_delinquency(source, early, settings)
         assert rerun.selection == at_early.selection
         assert rerun.activity.equals(at_early.activity)
         # At a later cutoff those customers are existing ones: the cap mixes both groups.
-        after = await datasets.load_delinquency(conn, late, settings)
+        after = await datasets.load_delinquency(source, late, settings)
         assert after.selection.existing_selected == 20
         assert after.selection.new_selected == 20
         assert set(after.selection.customer_ids) & set(at_early.selection.customer_ids)
         # A second promotion later does not move when they were first trained.
         await outcomes.mark_customers_trained(conn, at_early.selection.customer_ids, late)
-        assert (await datasets.load_delinquency(conn, early, settings)).selection == (
+        assert (await datasets.load_delinquency(source, early, settings)).selection == (
             at_early.selection
         )
     finally:
