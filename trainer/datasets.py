@@ -283,12 +283,37 @@ async def load_delinquency(
         ),
         source.frame(_customers_query(at, settings), dtypes=_CUSTOMER_TYPES),
     )
-    statements = activity.frame
+    # The rest is pandas work on a million rows: off the loop too.
+    return await source.run(
+        partial(
+            _selected,
+            activity.frame,
+            customers.frame,
+            cutoff,
+            settings,
+            cap,
+            rows=activity.rows + customers.rows,
+            began=began,
+        )
+    )
+
+
+def _selected(
+    statements: pd.DataFrame,
+    customers: pd.DataFrame,
+    cutoff: datetime,
+    settings: TrainerSettings,
+    cap: int,
+    *,
+    rows: int,
+    began: float,
+) -> DelinquencyData:
+    """The candidates among the loaded customers, the selection, and its rows."""
     _to_date(statements, "statement_date")
     candidates = customer_candidates(
-        customers.frame, statements, day_number(cutoff), settings.delinquency_horizon_days
+        customers, statements, day_number(cutoff), settings.delinquency_horizon_days
     )
-    profiles = customers.frame.loc[:, list(PROFILE_FIELDS)]
+    profiles = customers.loc[:, list(PROFILE_FIELDS)]
     # Only a cap that leaves candidates out can top the set up, which needs the observations.
     observations = (
         labelled_by_day(
@@ -314,7 +339,7 @@ async def load_delinquency(
         activity=kept_statements.reset_index(drop=True),
         profiles=kept_profiles.reset_index(drop=True),
         selection=selection,
-        rows=activity.rows + customers.rows,
+        rows=rows,
         seconds=time.perf_counter() - began,
     )
 
