@@ -231,7 +231,10 @@ def test_automatic_trainings_are_spaced_by_the_minimum_interval(
     ]
     assert min(gaps) >= INTERVAL_S, gaps
     # What arrived during a hold was counted, not dropped: the held request carries all of it.
-    assert max(r.counters["new_sheets"] for r in steady) >= 2 * THRESHOLD, [
+    # Sheets come two at a time, so without a hold a request carries 10 or 11; one carrying
+    # at least two more pairs was held while they arrived (how many pairs fit in a hold depends
+    # on the machine's pace, so no more is asked).
+    assert max(r.counters["new_sheets"] for r in steady) >= THRESHOLD + 4, [
         r.reason_text for r in steady
     ]
     for request in steady:
