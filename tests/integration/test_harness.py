@@ -53,9 +53,15 @@ def test_a_runs_topics_are_made_as_the_worker_makes_them_and_deleted_whole(
     admin = AdminClient({"bootstrap.servers": stack.bootstrap})
     try:
         ensure_topics(settings)
-        made = {t for t in admin.list_topics(timeout=15).topics if t.startswith(scope.prefix)}
+        expected = {scope.topic(name) for name in TOPICS} | {policy_changelog(settings)}
+
+        def made() -> set[str]:
+            return {t for t in admin.list_topics(timeout=15).topics if t.startswith(scope.prefix)}
+
+        # The broker acknowledges a creation before every connection's metadata lists the topic.
+        wait_until(lambda: made() == expected, 30, "the run's topics in the metadata")
         # Every topic under the run's prefix, the policy changelog under the run's app id.
-        assert made == {scope.topic(name) for name in TOPICS} | {policy_changelog(settings)}
+        assert made() == expected
         assert policy_changelog(settings).startswith(f"{scope.app_id}-")
     finally:
         problems = delete_topics(stack.bootstrap, scope.prefix)

@@ -73,7 +73,16 @@ class FakeTrainer:
         )
         producer = Producer({"bootstrap.servers": self.workers.stack.bootstrap})
         try:
-            partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+            # Right after the worker made the topic, the broker's metadata may not list all its
+            # partitions yet: a partition missed here would hide its requests for good.
+            wanted = self.workers.settings().partitions
+
+            def listed() -> list[int] | None:
+                found = consumer.list_topics(topic, timeout=10).topics.get(topic)
+                ids = sorted(found.partitions) if found is not None else []
+                return ids if len(ids) >= wanted else None
+
+            partitions = wait_until(listed, 60, f"every partition of {topic} in the metadata")
             consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
             while not self.stop.is_set():
                 message = consumer.poll(0.2)
