@@ -36,6 +36,7 @@ from schemas.features import (
     feature_matrix,
     microseconds,
 )
+from streams.statement_history import statement_row
 
 
 @dataclass(frozen=True)
@@ -69,21 +70,7 @@ def expense_frame(sheets: Sequence[ExpenseSheetSubmitted]) -> pd.DataFrame:
 
 
 def activity_frame(statements: Sequence[CustomerActivityRecorded]) -> pd.DataFrame:
-    rows = [
-        (
-            s.statement_id,
-            s.customer_id,
-            s.statement_date,
-            float(s.balance),
-            float(s.credit_limit),
-            float(s.payment_amount),
-            float(s.minimum_due),
-            float(s.purchase_amount),
-            float(s.cash_advance_amount),
-            s.days_past_due,
-        )
-        for s in statements
-    ]
+    rows = [statement_row(s) for s in statements]
     return pd.DataFrame(rows, columns=list(ACTIVITY_COLUMNS))
 
 
