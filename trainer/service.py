@@ -115,6 +115,19 @@ class _Evaluated:
     fit_seconds: float
 
 
+@dataclass
+class _Fitted:
+    """A request's data and fits, kept when PostgreSQL fails after the fit: the request comes
+    back after the outage and is recorded without loading and fitting again."""
+
+    request_id: UUID
+    prepared: _Prepared
+    evaluated: _Evaluated
+    trained_at: datetime
+    refitted: tuple[ModelBundle, list[artifacts.Artifact]] | None = None
+    refit_seconds: float = 0.0
+
+
 @dataclass(frozen=True)
 class _Comparison:
     """The champion the gate compared with and what it compared on (None: no usable champion)."""
@@ -213,6 +226,8 @@ class Trainer:
         self._code_version = code_version()
         # Loads read through their own connections (binary COPY), on threads off the loop.
         self._source = datasets.Source(settings.dsn)
+        # One request's finished fit at most: the one whose recording an outage interrupted.
+        self._held: _Fitted | None = None
 
     async def _off_loop(self, function: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, function)
@@ -457,32 +472,48 @@ class Trainer:
         return await self._off_loop(store)
 
     async def _train(self, request: RetrainRequested, began: float, report: ReportStage) -> Result:
-        family = request.family
+        held, self._held = self._held, None
+        if held is not None and held.request_id == request.request_id:
+            log.info("request %s: recording the fit made before the outage", request.request_id)
+            fitted = held
+        else:
+            fitted = await self._fit_request(request, report)
+        try:
+            return await self._decide_and_record(request, fitted, began, report)
+        except TRANSIENT:
+            self._held = fitted
+            raise
+
+    async def _fit_request(self, request: RetrainRequested, report: ReportStage) -> _Fitted:
         trained_at = self._clock()
         report("loading data")
         prepared = await self._prepare(request)
-        data = prepared.data
         if prepared.seconds > 0:
-            metrics.LOAD_RATE.labels(family.value).set(prepared.rows / prepared.seconds)
+            metrics.LOAD_RATE.labels(request.family.value).set(prepared.rows / prepared.seconds)
         report("training")
-        evaluated = await self._evaluate(prepared)
+        return _Fitted(request.request_id, prepared, await self._evaluate(prepared), trained_at)
+
+    async def _decide_and_record(
+        self, request: RetrainRequested, fitted: _Fitted, began: float, report: ReportStage
+    ) -> Result:
+        family = request.family
+        prepared, evaluated = fitted.prepared, fitted.evaluated
+        data = prepared.data
         # Each is built once, however often a changed champion makes the gate decide again.
         kept: tuple[ModelBundle, list[artifacts.Artifact]] | None = None
-        refitted: tuple[ModelBundle, list[artifacts.Artifact]] | None = None
-        refit_seconds = 0.0
         for attempt in range(GATE_ATTEMPTS):
             report("comparing with the champion")
             comparison = await self._compare(data, evaluated.bundle)
             decision = self._gate(request, evaluated, comparison)
             if decision.promote:
-                if refitted is None:
+                if fitted.refitted is None:
                     report("refitting on the whole window")
                     refit_began = time.perf_counter()
                     refit = await self._refit(prepared, evaluated.bundle)
-                    refit_seconds = time.perf_counter() - refit_began
+                    fitted.refit_seconds = time.perf_counter() - refit_began
                     window = np.arange(len(data.labels), dtype=np.int64)
-                    refitted = await self._stored(refit, data, window)
-                bundle, stored = refitted
+                    fitted.refitted = await self._stored(refit, data, window)
+                bundle, stored = fitted.refitted
             else:
                 if kept is None:
                     kept = await self._stored(evaluated.bundle, data, data.train_rows)
@@ -495,7 +526,7 @@ class Trainer:
                 stored=stored,
                 comparison=comparison,
                 decision=decision,
-                trained_at=trained_at,
+                trained_at=fitted.trained_at,
             )
             try:
                 result = await self._commit(request, candidate, began)
@@ -510,7 +541,7 @@ class Trainer:
                 fit_seconds=evaluated.fit_seconds,
                 load_seconds=prepared.seconds,
                 build_seconds=prepared.build_seconds,
-                refit_seconds=refit_seconds,
+                refit_seconds=fitted.refit_seconds,
             )
             return Result(result.outcome, result.model_updated, result.replayed, detail)
         raise ChampionChanged(f"the {family} champion kept changing; gave up after {GATE_ATTEMPTS}")

@@ -249,6 +249,9 @@ def test_trainer_rides_out_postgres_outage_during_training(
     scene.exactly_one_outcome(asked.request_id, within=10)
     wait_until(lambda: scene.reports("database", ok=True), 15, "/health to be ok again")
     scene.assert_alive()
+    # The fit made before the outage is recorded; the data is not loaded and fitted again.
+    trainer_log = (scene.workers.logs / "trainer.log").read_text()
+    assert "recording the fit made before the outage" in trainer_log, trainer_log[-4000:]
     print(
         f"FAULT postgres-outage trainer during-training: requests=1 lost=0 duplicated=0 "
         f"resumed_s={resumed_s:.1f}"
