@@ -55,6 +55,14 @@ class TrainerSettings(SharedSettings):
     training_threads: int = Field(default=0, ge=0)
     """Threads a model may use while fitting; 0 = every core."""
 
+    # Cluster training (dask.distributed); unset scheduler = train in this process
+    dask_scheduler: str | None = None
+    """Address of a Dask scheduler (e.g. tcp://dask-scheduler:8786): load, build and fit there."""
+    dask_partitions: int = Field(default=8, ge=1, le=1024)
+    """Customer-hash ranges the delinquency window is read in (one COPY and one task each)."""
+    dask_connect_timeout_s: float = Field(default=30.0, gt=0)
+    """How long to wait for the scheduler (and for at least one worker) before a retry."""
+
     # Gate
     promotion_tolerance: float = Field(default=0.01, ge=0)
     """A challenger whose AUC is lower than the champion's by more than this is rejected."""
