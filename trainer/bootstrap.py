@@ -16,6 +16,7 @@ from schemas.model_updated import ModelUpdated
 from schemas.retrain_requested import RetrainRequested
 from schemas.training_outcome import TrainingOutcome
 from trainer import families, metrics, report
+from trainer.cluster import with_cluster
 from trainer.health import Reachability
 from trainer.publisher import Publisher
 from trainer.retry import retrying
@@ -54,6 +55,7 @@ class TrainerApp:
         await asyncio.to_thread(self.publisher.close)
         await self.pool.close()
         self.executor.shutdown(wait=True)
+        await asyncio.to_thread(self.trainer.close)
 
 
 async def connect(settings: TrainerSettings) -> asyncpg.Pool:
@@ -81,7 +83,7 @@ async def build(
     executor.submit(report.warm_up).add_done_callback(_warmed_up)
     codec = trainer_codec(settings)
     publisher = Publisher(settings, codec)
-    trainer = Trainer(settings, pool, executor, fit=fit)
+    trainer = Trainer(settings, pool, executor, fit=fit, cluster=with_cluster(settings))
     consumer = RequestConsumer(settings, trainer, publisher, codec)
     return TrainerApp(settings, pool, executor, codec, publisher, trainer, consumer)
 

@@ -148,7 +148,7 @@ class Source:
         return [f"{query} AND {bound}{end}" for bound, end in zip(bounds, [*ends, ""], strict=True)]
 
 
-def _at(moment: datetime) -> str:
+def at_literal(moment: datetime) -> str:
     """A cutoff as an SQL literal. The driver reads results by COPY, which takes no bind
     parameters, so values are rendered here, from typed values only."""
     if moment.tzinfo is None:
@@ -171,17 +171,18 @@ def _to_utc(frame: pd.DataFrame, column: str) -> None:
     frame[column] = pd.to_datetime(frame[column].to_numpy(dtype=np.int64), unit="us", utc=True)
 
 
-def _to_date(frame: pd.DataFrame, column: str) -> None:
+def to_date(frame: pd.DataFrame, column: str) -> None:
     frame[column] = pd.to_datetime(frame[column].to_numpy(dtype=np.int64), unit="D")
 
 
 # --- delinquency -----------------------------------------------------------------------------
 
 
-def _customers_query(at: str, settings: TrainerSettings) -> str:
-    """Customers known by the cutoff: their profiles, and whether (included_in_training) and
-    since when (first_seen, µs) they count as trained as of the cutoff, decided from when each
-    was first trained on, so a rerun at a past cutoff sees the past."""
+def customers_query(at: str, settings: TrainerSettings, where: str = "TRUE") -> str:
+    """Customers known by the cutoff (and meeting `where`, over `c`): their profiles, and
+    whether (included_in_training) and since when (first_seen, µs) they count as trained as of
+    the cutoff, decided from when each was first trained on, so a rerun at a past cutoff sees the
+    past."""
     return f"""
         SELECT c.customer_id, c.age, c.annual_income::float8 AS annual_income,
                c.tenure_months, c.employment_status,
@@ -189,7 +190,7 @@ def _customers_query(at: str, settings: TrainerSettings) -> str:
                {_us("coalesce(s.first_seen, c.created_at)")} AS first_seen
         FROM customers c
         LEFT JOIN customer_training_status s USING (customer_id)
-        WHERE c.created_at <= {at} AND {_stored("c", settings, at)}
+        WHERE c.created_at <= {at} AND {_stored("c", settings, at)} AND {where}
     """  # noqa: S608 - every interpolated part is a constant of this module or a typed value
 
 
@@ -234,7 +235,16 @@ _ACTIVITY_SELECT = """
     FROM customer_activity a
 """
 
-_ACTIVITY_TYPES = {
+
+def activity_query(at: str, settings: TrainerSettings, where: str = "TRUE") -> str:
+    """Statements dated and recorded by the cutoff (and meeting `where`, over `a`)."""
+    return (
+        f"{_ACTIVITY_SELECT} WHERE a.statement_date <= ({at} AT TIME ZONE 'UTC')::date "
+        f"AND a.occurred_at <= {at} AND {_stored('a', settings, at)} AND {where}"
+    )
+
+
+ACTIVITY_TYPES = {
     "statement_id": "str",
     "customer_id": "str",
     "statement_date": "int64",
@@ -247,7 +257,7 @@ _ACTIVITY_TYPES = {
     "days_past_due": "int64",
 }
 
-_CUSTOMER_TYPES = {
+CUSTOMER_TYPES = {
     "customer_id": "str",
     "age": "float64",
     "annual_income": "float64",
@@ -272,16 +282,15 @@ async def load_delinquency(
     read whole tables, at once.
     """
     began = time.perf_counter()
-    at = _at(cutoff)
+    at = at_literal(cutoff)
     cap = settings.max_customers if max_customers is None else max_customers
     activity, customers = await asyncio.gather(
         source.frame(
-            f"{_ACTIVITY_SELECT} WHERE a.statement_date <= ({at} AT TIME ZONE 'UTC')::date "
-            f"AND a.occurred_at <= {at} AND {_stored('a', settings, at)}",
-            dtypes=_ACTIVITY_TYPES,
+            activity_query(at, settings),
+            dtypes=ACTIVITY_TYPES,
             split=("customer_activity", "a"),
         ),
-        source.frame(_customers_query(at, settings), dtypes=_CUSTOMER_TYPES),
+        source.frame(customers_query(at, settings), dtypes=CUSTOMER_TYPES),
     )
     # The rest is pandas work on a million rows: off the loop too.
     return await source.run(
@@ -309,7 +318,7 @@ def _selected(
     began: float,
 ) -> DelinquencyData:
     """The candidates among the loaded customers, the selection, and its rows."""
-    _to_date(statements, "statement_date")
+    to_date(statements, "statement_date")
     candidates = customer_candidates(
         customers, statements, day_number(cutoff), settings.delinquency_horizon_days
     )
@@ -360,7 +369,7 @@ class ExpenseData:
 async def load_expenses(source: Source, cutoff: datetime, settings: TrainerSettings) -> ExpenseData:
     """Every expense submitted by the cutoff, and each one's latest label given by then."""
     began = time.perf_counter()
-    at = _at(cutoff)
+    at = at_literal(cutoff)
     expenses_query = source.frame(
         f"""
         SELECT e.expense_id, e.sheet_id, e.employee_id, e.amount::float8 AS amount,
@@ -393,7 +402,7 @@ async def load_expenses(source: Source, cutoff: datetime, settings: TrainerSetti
     )
     expenses, labels = await asyncio.gather(expenses_query, labels_query)
     frame = expenses.frame
-    _to_date(frame, "expense_date")
+    to_date(frame, "expense_date")
     _to_utc(frame, "submitted_at")
     return ExpenseData(
         expenses=frame,

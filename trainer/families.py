@@ -33,6 +33,7 @@ from schemas.features import (
     expense_features,
     feature_matrix,
     labelled_delinquency_features,
+    sort_ranks,
 )
 from schemas.minimums import DataCounts, DataMinimums, data_gaps
 from trainer.errors import InsufficientData
@@ -274,6 +275,59 @@ def _threads(settings: TrainerSettings) -> int:
 # --- delinquency -------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class DelinquencyRows:
+    """The labelled statements of some customers, before the split: what a delinquency training
+    set is assembled from. Rows in (customer, date, statement id) order; a customer's rows are
+    never split between two of these, so parts built apart (one per customer-hash range on a
+    cluster) merge back into what one frame would have given (`merged_rows`)."""
+
+    matrix: FloatArray
+    """DELINQUENCY_FEATURES of the statements whose label is known."""
+    target: FloatArray
+    days: IntArray
+    customer_ids: npt.NDArray[np.object_]
+    statements: int
+    """Statements read, labelled or not."""
+
+
+def delinquency_rows(
+    activity: pd.DataFrame, profiles: pd.DataFrame, *, cutoff_day: int, settings: TrainerSettings
+) -> DelinquencyRows:
+    """Features and point-in-time labels of `activity`, the rows whose label is known."""
+    built = labelled_delinquency_features(
+        activity,
+        profiles,
+        cutoff_day=cutoff_day,
+        horizon_days=settings.delinquency_horizon_days,
+        delinquent_days_past_due=settings.delinquent_days_past_due,
+    )
+    features, labels = built.features, built.labels
+    known = labels.known
+    return DelinquencyRows(
+        matrix=_known_matrix(features, DELINQUENCY_FEATURES, known),
+        target=labels.delinquent[known].astype(np.float64),
+        days=features["statement_day"].to_numpy(dtype=np.int64)[known],
+        customer_ids=features["customer_id"].to_numpy(dtype=object)[known],
+        statements=len(features),
+    )
+
+
+def merged_rows(parts: list[DelinquencyRows]) -> DelinquencyRows:
+    """Parts over disjoint sets of customers (at least one) as one: customers in the order one
+    frame of all of them would have had (pandas' sort order of the ids), each customer's rows as
+    they were."""
+    ids = np.concatenate([p.customer_ids for p in parts])
+    order = np.argsort(sort_ranks(pd.Series(ids, dtype=object)), kind="stable")
+    return DelinquencyRows(
+        matrix=np.asfortranarray(np.concatenate([p.matrix for p in parts])[order]),
+        target=np.concatenate([p.target for p in parts])[order],
+        days=np.concatenate([p.days for p in parts])[order],
+        customer_ids=ids[order],
+        statements=sum(p.statements for p in parts),
+    )
+
+
 def delinquency_set(
     activity: pd.DataFrame,
     profiles: pd.DataFrame,
@@ -288,21 +342,22 @@ def delinquency_set(
     Raises InsufficientData when there are too few labelled observations (always when there is
     nothing to fit; with `minimums` also below the configured minimums).
     """
-    built = labelled_delinquency_features(
-        activity,
-        profiles,
-        cutoff_day=cutoff_day,
-        horizon_days=settings.delinquency_horizon_days,
-        delinquent_days_past_due=settings.delinquent_days_past_due,
-    )
-    features, labels = built.features, built.labels
-    known = labels.known
-    observations = int(known.sum())
-    positives = int(labels.delinquent[known].sum())
-    matrix = _known_matrix(features, DELINQUENCY_FEATURES, known)
-    target = labels.delinquent[known].astype(np.float64)
-    days = features["statement_day"].to_numpy(dtype=np.int64)[known]
-    groups = pd.factorize(features["customer_id"].loc[known])[0].astype(np.int64)
+    rows = delinquency_rows(activity, profiles, cutoff_day=cutoff_day, settings=settings)
+    return delinquency_training_set(rows, settings=settings, selection=selection, minimums=minimums)
+
+
+def delinquency_training_set(
+    rows: DelinquencyRows,
+    *,
+    settings: TrainerSettings,
+    selection: CustomerSelection | None = None,
+    minimums: bool = True,
+) -> TrainingSet:
+    """The training set of `rows`: split by statement date, checked against the minimums."""
+    matrix, target, days = rows.matrix, rows.target, rows.days
+    observations = len(target)
+    positives = int(target.sum())
+    groups = pd.factorize(pd.Series(rows.customer_ids, dtype=object))[0].astype(np.int64)
     customers = int(groups.max(initial=-1)) + 1  # codes are 0, 1, … (-1: no customer id)
     split = time_split(days, settings.holdout_fraction, embargo=settings.delinquency_horizon_days)
     counts = DataCounts(
@@ -323,7 +378,7 @@ def delinquency_set(
         groups=groups,
         customers=customers,
         summary={
-            "statements_loaded": float(len(features)),
+            "statements_loaded": float(rows.statements),
             "observations": float(observations),
             "positive_rate": positives / observations,
             "selected_customers": float(len(selection.customer_ids) if selection else customers),
@@ -345,9 +400,13 @@ def _known_matrix(features: pd.DataFrame, names: tuple[str, ...], known: BoolArr
     return matrix
 
 
-def _xgboost(features: FloatArray, truth: FloatArray, settings: TrainerSettings) -> xgb.Booster:
-    """Gradient-boosted trees (histogram method) with the configured depth, rate and rounds."""
-    params = {
+Boost = Callable[[FloatArray, FloatArray, TrainerSettings], xgb.Booster]
+"""Fits gradient-boosted trees on (features, truth): in this process, or on a cluster."""
+
+
+def xgboost_params(settings: TrainerSettings) -> dict[str, object]:
+    """The booster's parameters on either path (threads aside)."""
+    return {
         "objective": "binary:logistic",
         "eval_metric": "auc",
         "tree_method": "hist",
@@ -356,9 +415,13 @@ def _xgboost(features: FloatArray, truth: FloatArray, settings: TrainerSettings)
         "subsample": 0.9,
         "colsample_bytree": 0.9,
         "min_child_weight": 2.0,
-        "nthread": _threads(settings),
         "seed": settings.random_seed,
     }
+
+
+def _xgboost(features: FloatArray, truth: FloatArray, settings: TrainerSettings) -> xgb.Booster:
+    """Gradient-boosted trees (histogram method) with the configured depth, rate and rounds."""
+    params = {**xgboost_params(settings), "nthread": _threads(settings)}
     return xgb.train(params, xgb.DMatrix(features, label=truth), settings.xgb_rounds)
 
 
@@ -392,7 +455,9 @@ def chosen_threshold(
     return fallback, "decision_threshold", [note]
 
 
-def fit_delinquency(data: TrainingSet, settings: TrainerSettings) -> ModelBundle:
+def fit_delinquency(
+    data: TrainingSet, settings: TrainerSettings, boost: Boost = _xgboost
+) -> ModelBundle:
     """XGBoost on the training split, flagging from the threshold the configured rule chose.
 
     The threshold is chosen on out-of-fold scores of the training split (folds of whole
@@ -408,13 +473,13 @@ def fit_delinquency(data: TrainingSet, settings: TrainerSettings) -> ModelBundle
         )
 
     def fit_and_score(fit_rows: IntArray, scored_rows: IntArray) -> FloatArray:
-        trial = _xgboost(data.features[fit_rows], data.labels[fit_rows], settings)
+        trial = boost(data.features[fit_rows], data.labels[fit_rows], settings)
         return np.asarray(trial.predict(xgb.DMatrix(data.features[scored_rows])), np.float64)
 
     threshold, how, notes = out_of_fold_threshold(data, rows, settings, fit_and_score)
     return ModelBundle(
         family=ModelFamily.DELINQUENCY,
-        models={CLASSIFIER: _xgboost(data.features[rows], truth, settings)},
+        models={CLASSIFIER: boost(data.features[rows], truth, settings)},
         feature_names=data.feature_names,
         threshold=threshold,
         notes=tuple(notes),
@@ -596,7 +661,9 @@ def fit_expense_fraud(data: TrainingSet, settings: TrainerSettings) -> ModelBund
     )
 
 
-def refit(data: TrainingSet, settings: TrainerSettings, evaluated: ModelBundle) -> ModelBundle:
+def refit(
+    data: TrainingSet, settings: TrainerSettings, evaluated: ModelBundle, boost: Boost = _xgboost
+) -> ModelBundle:
     """The evaluated configuration fitted again on every row up to the cutoff, holdout included.
 
     What the gate promotes is this: same settings, same models, the threshold chosen for the
@@ -606,7 +673,7 @@ def refit(data: TrainingSet, settings: TrainerSettings, evaluated: ModelBundle) 
     rows = data.all_rows
     models: dict[str, object]
     if data.family is ModelFamily.DELINQUENCY:
-        models = {CLASSIFIER: _xgboost(data.features[rows], data.labels[rows], settings)}
+        models = {CLASSIFIER: boost(data.features[rows], data.labels[rows], settings)}
     else:
         models = {ISOLATION_FOREST: _isolation_forest(data, rows, settings)}
         if RANDOM_FOREST in evaluated.models:
@@ -619,7 +686,7 @@ def refit(data: TrainingSet, settings: TrainerSettings, evaluated: ModelBundle) 
     )
 
 
-def fit(data: TrainingSet, settings: TrainerSettings) -> ModelBundle:
+def fit(data: TrainingSet, settings: TrainerSettings, boost: Boost = _xgboost) -> ModelBundle:
     if data.family is ModelFamily.DELINQUENCY:
-        return fit_delinquency(data, settings)
+        return fit_delinquency(data, settings, boost)
     return fit_expense_fraud(data, settings)

@@ -30,6 +30,7 @@ from schemas.model_updated import ModelUpdated
 from schemas.retrain_requested import RetrainRequested
 from schemas.training_outcome import OutcomeStatus, TrainingOutcome
 from trainer import admission, datasets, families, gate, metrics, outcomes, registry, reporting
+from trainer.cluster import Cluster, ClusterDelinquency
 from trainer.errors import (
     ArtifactIntegrityError,
     ChampionChanged,
@@ -217,17 +218,24 @@ class Trainer:
         *,
         clock: Callable[[], datetime] = utc_now,
         fit: FitFunction = families.fit,
+        cluster: Cluster | None = None,
     ) -> None:
         self._settings = settings
         self._pool = pool
         self._executor = executor
         self._clock = clock
-        self._fit = fit
+        self._cluster = cluster
+        self._fit = cluster.fit if cluster is not None and fit is families.fit else fit
         self._code_version = code_version()
         # Loads read through their own connections (binary COPY), on threads off the loop.
         self._source = datasets.Source(settings.dsn)
         # One request's finished fit at most: the one whose recording an outage interrupted.
         self._held: _Fitted | None = None
+
+    def close(self) -> None:
+        """Let go of the cluster's client, if any (blocking)."""
+        if self._cluster is not None:
+            self._cluster.close()
 
     async def _off_loop(self, function: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, function)
@@ -329,6 +337,8 @@ class Trainer:
     async def _prepare(self, request: RetrainRequested) -> _Prepared:
         settings, cutoff = self._settings, request.data_cutoff
         minimums = not request.force
+        if request.family is ModelFamily.DELINQUENCY and self._cluster is not None:
+            return await self._prepare_on_cluster(self._cluster, request)
         if request.family is ModelFamily.DELINQUENCY:
 
             async def load_d() -> datasets.DelinquencyData:
@@ -367,6 +377,32 @@ class Trainer:
         )
         return _Prepared(
             data, None, expense.rows, expense.seconds, time.perf_counter() - build_began
+        )
+
+    async def _prepare_on_cluster(self, cluster: Cluster, request: RetrainRequested) -> _Prepared:
+        """The delinquency set loaded, selected and built in the cluster's workers."""
+        settings, cutoff = self._settings, request.data_cutoff
+        began = time.perf_counter()
+
+        async def load() -> ClusterDelinquency:
+            return await asyncio.to_thread(
+                cluster.load_delinquency, cutoff, settings, settings.max_customers
+            )
+
+        loaded = await retrying(load, settings, "loading delinquency data on the cluster")
+        seconds = time.perf_counter() - began
+        metrics.count_unknown_categories(loaded.unknown_categories)
+        build_began = time.perf_counter()
+        data = await self._off_loop(
+            lambda: families.delinquency_training_set(
+                loaded.rows,
+                settings=settings,
+                selection=loaded.selection,
+                minimums=not request.force,
+            )
+        )
+        return _Prepared(
+            data, loaded.selection, loaded.loaded_rows, seconds, time.perf_counter() - build_began
         )
 
     async def _evaluate(self, prepared: _Prepared) -> _Evaluated:
@@ -450,6 +486,9 @@ class Trainer:
     async def _refit(self, prepared: _Prepared, evaluated: ModelBundle) -> ModelBundle:
         """The evaluated configuration fitted on every row of the window, holdout included."""
         data, settings = prepared.data, self._settings
+        cluster = self._cluster
+        if cluster is not None:
+            return await self._off_loop(lambda: cluster.refit(data, settings, evaluated))
         return await self._off_loop(lambda: families.refit(data, settings, evaluated))
 
     async def _stored(

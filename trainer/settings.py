@@ -62,6 +62,8 @@ class TrainerSettings(SharedSettings):
     """Customer-hash ranges the delinquency window is read in (one COPY and one task each)."""
     dask_connect_timeout_s: float = Field(default=30.0, gt=0)
     """How long to wait for the scheduler (and for at least one worker) before a retry."""
+    dask_collective_timeout_s: float = Field(default=300.0, gt=0)
+    """A cluster fit whose workers stop answering each other this long fails (a lost worker)."""
 
     # Gate
     promotion_tolerance: float = Field(default=0.01, ge=0)

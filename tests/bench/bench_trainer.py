@@ -99,7 +99,7 @@ async def csv_copy_frame(
 async def _previous_way(url: str, cutoff: datetime, settings: TrainerSettings) -> list[Figure]:
     """The same reads and features+labels as the trainer's, the way they were done before, on
     the same rows: the before side of the split (reads only: the selection is not timed)."""
-    at = datasets._at(cutoff)
+    at = datasets.at_literal(cutoff)
     activity_query = (
         f"{datasets._ACTIVITY_SELECT} WHERE a.statement_date <= ({at} AT TIME ZONE 'UTC')::date "
         f"AND a.occurred_at <= {at} AND {datasets._stored('a', settings, at)}"
@@ -123,7 +123,7 @@ async def _previous_way(url: str, cutoff: datetime, settings: TrainerSettings) -
             # Before: candidates, statements and profiles as CSV, one after the other.
             began = time.perf_counter()
             await csv_copy_frame(conn, candidate_query)
-            activity = await csv_copy_frame(conn, activity_query, datasets._ACTIVITY_TYPES)
+            activity = await csv_copy_frame(conn, activity_query, datasets.ACTIVITY_TYPES)
             profiles = await csv_copy_frame(conn, profile_query, _PROFILE_TYPES)
             csv_seconds = min(csv_seconds, time.perf_counter() - began)
             # After: the trainer's two queries (statements in page ranges, customers) at once.
@@ -131,16 +131,16 @@ async def _previous_way(url: str, cutoff: datetime, settings: TrainerSettings) -
             arrow_activity, _ = await asyncio.gather(
                 source.frame(
                     activity_query,
-                    datasets._ACTIVITY_TYPES,
+                    datasets.ACTIVITY_TYPES,
                     split=("customer_activity", "a"),
                 ),
-                source.frame(datasets._customers_query(at, settings), datasets._CUSTOMER_TYPES),
+                source.frame(datasets.customers_query(at, settings), datasets.CUSTOMER_TYPES),
             )
             arrow_seconds = min(arrow_seconds, time.perf_counter() - began)
     finally:
         await conn.close()
     pd.testing.assert_frame_equal(arrow_activity.frame, activity)
-    datasets._to_date(activity, "statement_date")
+    datasets.to_date(activity, "statement_date")
     cutoff_day = datasets.day_number(cutoff)
 
     def built(by_strings: bool) -> tuple[float, pd.DataFrame]:

@@ -76,14 +76,14 @@ async def test_a_table_read_in_parts_equals_one_read(
     seeded: tuple[str, datetime], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url, cutoff = seeded
-    at = datasets._at(cutoff)
+    at = datasets.at_literal(cutoff)
     query = f"{datasets._ACTIVITY_SELECT} WHERE a.occurred_at <= {at}"
     source = datasets.Source(url)
-    whole = await source.frame(query, datasets._ACTIVITY_TYPES)
+    whole = await source.frame(query, datasets.ACTIVITY_TYPES)
     monkeypatch.setattr(datasets, "PAGES_PER_PART", 1)
     monkeypatch.setattr(datasets, "LOAD_PARTS", 3)
     assert len(await source._parts(query, "customer_activity", "a")) == 3
-    parts = await source.frame(query, datasets._ACTIVITY_TYPES, split=("customer_activity", "a"))
+    parts = await source.frame(query, datasets.ACTIVITY_TYPES, split=("customer_activity", "a"))
     pd.testing.assert_frame_equal(parts.frame, whole.frame)
 
 
