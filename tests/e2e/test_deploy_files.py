@@ -7,14 +7,17 @@ setting some service reads, and the pieces name each other consistently.
 
 from __future__ import annotations
 
+import math
 import re
 import shlex
 from collections import Counter
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from dask.utils import parse_bytes
 from typer.testing import CliRunner
 
 from retrainer.cli import app as cli_app
@@ -36,6 +39,9 @@ SECRET_VARIABLES = {
     "RETRAINER_API_TOKEN",
     "RETRAINER_KAFKA_SASL_PASSWORD",
 }
+DASK_SERVICES = ("dask-scheduler", "dask-worker")
+# The switch that points the trainer at the compose cluster and, on Kubernetes, at the Service.
+DASK_SWITCH = "RETRAINER_DASK_SCHEDULER=tcp://dask-scheduler:8786"
 
 
 def known_variables() -> set[str]:
@@ -49,6 +55,33 @@ def assert_cli_command(args: list[str]) -> None:
     shown = f"`retrainer {' '.join(args)}`"
     assert result.exit_code == 0, f"{shown} is not a command: {result.output[-500:]}"
     assert "Commands" not in result.output, f"{shown} is a group: it needs a subcommand"
+
+
+def dask_command(args: list[str]) -> dict[str, Any]:
+    """The options `dask ARGS` starts with, parsed by the installed `dask` command line.
+
+    `dask` is the console script of the dask package the image installs; its `scheduler` and
+    `worker` subcommands are distributed's. Parsing (not running) them catches a misspelt option
+    or a value of the wrong type, as the real start would."""
+    assert [ep.value for ep in entry_points(group="console_scripts", name="dask")] == [
+        "dask.__main__:main"
+    ]
+    name, *rest = args
+    [entry] = entry_points(group="dask_cli", name=name)
+    command = entry.load()
+    params: dict[str, Any] = command.make_context(f"dask {name}", rest).params
+    # `dask worker` passes options it does not know on to preloads: there must be none.
+    assert params.get("preload_argv", ()) == (), f"dask {name}: unknown {params['preload_argv']}"
+    return params
+
+
+def http_port(address: str) -> int:
+    """The port of a `--dashboard-address` like `:8787`."""
+    return int(address.rpartition(":")[2])
+
+
+def scheduler_address(host: str, port: int | str) -> str:
+    return f"tcp://{host}:{port}"
 
 
 def env_file(path: Path) -> dict[str, str]:
@@ -88,6 +121,8 @@ def test_compose_has_every_service_with_its_command_and_port() -> None:
         "migrate",
         "worker",
         "trainer",
+        "dask-scheduler",
+        "dask-worker",
         "prometheus",
         "grafana",
     }
@@ -107,12 +142,74 @@ def test_compose_has_every_service_with_its_command_and_port() -> None:
 
 def test_compose_builds_one_image_for_the_retrainer_services() -> None:
     services = compose()["services"]
-    for name in ("migrate", "worker", "trainer"):
+    for name in ("migrate", "worker", "trainer", *DASK_SERVICES):
         service = services[name]
         assert service["image"] == "retrainer:local", name
         assert service["build"] == {"context": "..", "dockerfile": "deploy/Dockerfile"}, name
-        assert service["env_file"] == "retrainer.env", name
+    for name in ("migrate", "worker", "trainer", "dask-worker"):
+        assert services[name]["env_file"] == "retrainer.env", name
+    # The scheduler reads no database: it gets no settings, so no password either.
+    assert "env_file" not in services["dask-scheduler"]
+    assert "environment" not in services["dask-scheduler"]
     assert (COMPOSE.parent / ".." / "pyproject.toml").resolve().is_file()
+
+
+def test_compose_dask_cluster_is_an_opt_in_profile_of_dask_commands() -> None:
+    services = compose()["services"]
+    profiled = {name for name, service in services.items() if "profiles" in service}
+    assert profiled == set(DASK_SERVICES), "the default stack must not change"
+    for name in DASK_SERVICES:
+        assert services[name]["profiles"] == ["cluster"], name
+        assert services[name]["entrypoint"] == ["dask"], name
+        # Dask's port runs code on the workers: nothing of the cluster is published on the host.
+        assert "ports" not in services[name], name
+    scheduler = dask_command(services["dask-scheduler"]["command"])
+    worker = dask_command(services["dask-worker"]["command"])
+    assert services["dask-scheduler"]["command"][0] == "scheduler"
+    assert services["dask-worker"]["command"][0] == "worker"
+    assert worker["scheduler"] == scheduler_address("dask-scheduler", scheduler["port"])
+    assert f"RETRAINER_DASK_SCHEDULER={worker['scheduler']}" == DASK_SWITCH
+    assert worker["n_workers"] == "1"
+    for name, params in (("dask-scheduler", scheduler), ("dask-worker", worker)):
+        port = http_port(params["dashboard_address"])
+        probe = " ".join(services[name]["healthcheck"]["test"])
+        assert f"127.0.0.1:{port}/health" in probe, name
+
+
+def test_compose_trainer_switches_to_the_cluster_by_one_variable() -> None:
+    trainer = compose()["services"]["trainer"]
+    # A key without a value: taken from the shell or deploy/.env when set there, absent when not
+    # (so the trainer fits in its own process by default); retrainer.env must not set it, since
+    # the valueless key would hide it.
+    assert "RETRAINER_DASK_SCHEDULER" in trainer["environment"]
+    assert trainer["environment"]["RETRAINER_DASK_SCHEDULER"] is None
+    assert "RETRAINER_DASK_SCHEDULER" not in env_file(DEPLOY / "retrainer.env")
+    assert TrainerSettings.model_fields["dask_scheduler"].default is None
+    usage = COMPOSE.read_text().split("\nname:")[0]
+    assert f"COMPOSE_PROFILES=cluster {DASK_SWITCH}" in usage
+    assert f"COMPOSE_PROFILES=cluster {DASK_SWITCH}" in (ROOT / "docs/deployment.md").read_text()
+
+
+def docker_bytes(value: str | int) -> int:
+    """A compose memory size (`2g`, `512m`, bytes): binary units, as Docker reads them."""
+    match = re.fullmatch(r"(\d+)([bkmg]?)b?", str(value).lower())
+    assert match, f"not a memory size: {value!r}"
+    return int(match.group(1)) << (10 * "bkmg".index(match.group(2) or "b"))
+
+
+def test_compose_dask_services_are_limited_and_sized_to_their_limits() -> None:
+    services = compose()["services"]
+    for name in DASK_SERVICES:
+        limits = services[name]["deploy"]["resources"]["limits"]
+        assert float(limits["cpus"]) > 0, name
+        assert docker_bytes(limits["memory"]) >= 512 * 1024**2, name
+    worker_service = services["dask-worker"]
+    worker = dask_command(worker_service["command"])
+    limits = worker_service["deploy"]["resources"]["limits"]
+    assert worker["nthreads"] == float(limits["cpus"])
+    assert parse_bytes(worker["memory_limit"]) <= docker_bytes(limits["memory"])
+    assert worker_service["deploy"]["replicas"] >= 2
+    assert worker_service["depends_on"]["dask-scheduler"] == {"condition": "service_healthy"}
 
 
 def test_compose_starts_things_in_order() -> None:
@@ -124,7 +221,7 @@ def test_compose_starts_things_in_order() -> None:
             "kafka": {"condition": "service_healthy"},
             "migrate": {"condition": "service_completed_successfully"},
         }
-    for name in ("kafka", "postgres", "worker", "trainer"):
+    for name in ("kafka", "postgres", "worker", "trainer", *DASK_SERVICES):
         assert services[name]["healthcheck"]["test"][0] in {"CMD", "CMD-SHELL"}, name
     worker_probe = " ".join(services["worker"]["healthcheck"]["test"])
     assert f"127.0.0.1:{WORKER_PORT}/health" in worker_probe
@@ -276,9 +373,10 @@ def test_kubernetes_has_the_workloads() -> None:
         "ConfigMap": 1,
         "Secret": 1,
         "Job": 1,
-        "Deployment": 2,
-        "Service": 2,
+        "Deployment": 4,
+        "Service": 3,
         "PodDisruptionBudget": 1,
+        "NetworkPolicy": 2,
     }
 
 
@@ -327,8 +425,11 @@ def test_kubernetes_pods_get_their_settings_and_run_unprivileged() -> None:
     for workload in workloads:
         pod = workload["spec"]["template"]
         spec = container(workload)
-        refs = [next(iter(source.values()))["name"] for source in spec["envFrom"]]
-        assert refs == ["retrainer-config", "retrainer-secrets"]
+        refs = [next(iter(source.values()))["name"] for source in spec.get("envFrom", [])]
+        if workload["metadata"]["name"] == "dask-scheduler":
+            assert refs == [], "the scheduler reads no database: it needs no settings"
+        else:
+            assert refs == ["retrainer-config", "retrainer-secrets"]
         assert spec["image"] == "retrainer"
         assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
         assert spec["securityContext"]["allowPrivilegeEscalation"] is False
@@ -355,3 +456,121 @@ def test_every_deploy_yaml_file_reads() -> None:
 
 def _load_all(text: str) -> list[object]:
     return [doc for doc in yaml.safe_load_all(text) if doc is not None]
+
+
+# -- Kubernetes: the Dask cluster the trainer fits on ---------------------------------------------
+
+
+def quantity(value: str | int) -> float:
+    """A Kubernetes quantity (`250m`, `2`, `4Gi`, `1G`) as a number (cores or bytes)."""
+    match = re.fullmatch(r"([0-9.]+)(m|[KMGT]i?)?", str(value))
+    assert match, f"not a quantity: {value!r}"
+    number, suffix = float(match.group(1)), match.group(2) or ""
+    if suffix == "m":
+        return number / 1000
+    power = "KMGT".index(suffix[0]) + 1 if suffix else 0
+    return number * float((1024 if suffix.endswith("i") else 1000) ** power)
+
+
+def expanded_args(spec: dict[str, Any]) -> list[str]:
+    """The container's args with `$(VAR)` replaced as the kubelet does, for the variables the
+    container sets itself (values, or its own resource limits through the downward API)."""
+    values: dict[str, str] = {}
+    for variable in spec.get("env", []):
+        if "value" in variable:
+            values[variable["name"]] = variable["value"]
+            continue
+        field = variable["valueFrom"]["resourceFieldRef"]
+        assert field.get("containerName", spec["name"]) == spec["name"]
+        kind, _, resource = field["resource"].partition(".")
+        amount = quantity(spec["resources"][kind][resource]) / quantity(field.get("divisor", 1))
+        values[variable["name"]] = str(math.ceil(amount))  # the kubelet rounds up
+
+    def expand(match: re.Match[str]) -> str:
+        assert match.group(1) in values, f"$({match.group(1)}) is set by no env entry"
+        return values[match.group(1)]
+
+    return [re.sub(r"\$\(([A-Z_][A-Z0-9_]*)\)", expand, str(arg)) for arg in spec["args"]]
+
+
+def test_kubernetes_dask_services_run_dask_from_the_retrainer_image() -> None:
+    deployments = by_kind("Deployment")
+    for name in DASK_SERVICES:
+        spec = container(deployments[name])
+        assert spec["image"] == "retrainer", name  # the trainer's code runs in these pods
+        assert spec["command"] == ["dask"], name
+        assert expanded_args(spec)[0] == name.removeprefix("dask-"), name
+    scheduler_spec = container(deployments["dask-scheduler"])
+    scheduler = dask_command(expanded_args(scheduler_spec))
+    ports = {p["name"]: p["containerPort"] for p in scheduler_spec["ports"]}
+    assert ports == {
+        "scheduler": int(scheduler["port"]),
+        "http": http_port(scheduler["dashboard_address"]),
+    }
+    service = by_kind("Service")["dask-scheduler"]
+    by_target = {p["targetPort"]: p["port"] for p in service["spec"]["ports"]}
+    assert by_target == ports
+    # The trainer and the workers name the scheduler by its Service and port.
+    address = scheduler_address(service["metadata"]["name"], by_target["scheduler"])
+    trainer_env = {
+        e["name"]: e["value"] for e in container(deployments["retrainer-trainer"])["env"]
+    }
+    assert trainer_env["RETRAINER_DASK_SCHEDULER"] == address
+    assert f"RETRAINER_DASK_SCHEDULER={address}" == DASK_SWITCH
+    config = by_kind("ConfigMap")["retrainer-config"]["data"]
+    assert "RETRAINER_DASK_SCHEDULER" not in config, "the workers would read it too"
+    worker = dask_command(expanded_args(container(deployments["dask-worker"])))
+    assert worker["scheduler"] == address
+
+
+def test_kubernetes_dask_workers_have_probes_resources_and_a_matching_memory_limit() -> None:
+    workload = by_kind("Deployment")["dask-worker"]
+    assert workload["spec"]["replicas"] == 2
+    spec = container(workload)
+    worker = dask_command(expanded_args(spec))
+    assert spec["ports"] == [
+        {"name": "http", "containerPort": http_port(worker["dashboard_address"])}
+    ]
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert spec[probe]["httpGet"] == {"path": "/health", "port": "http"}, probe
+    resources = spec["resources"]
+    assert set(resources["requests"]) == set(resources["limits"]) == {"cpu", "memory"}
+    memory = quantity(resources["limits"]["memory"])
+    # Dask restarts a worker at 95 % of its memory limit: at or under the container's limit, that
+    # comes before the OOM killer. Requested as limited, so no eviction under node pressure.
+    assert 0 < parse_bytes(worker["memory_limit"]) <= memory
+    assert quantity(resources["requests"]["memory"]) == memory
+    assert worker["nthreads"] == math.ceil(quantity(resources["limits"]["cpu"]))
+    assert worker["n_workers"] == "1"
+    scheduler = container(by_kind("Deployment")["dask-scheduler"])
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert scheduler[probe]["httpGet"] == {"path": "/health", "port": "http"}, probe
+    assert {"cpu", "memory"} <= set(scheduler["resources"]["limits"])
+    # Dask workers and the scheduler write only to /tmp (spilled data): a volume, as elsewhere.
+    for name in DASK_SERVICES:
+        mounts = container(by_kind("Deployment")[name])["volumeMounts"]
+        assert {"name": "tmp", "mountPath": "/tmp"} in mounts, name  # noqa: S108 - a mount
+
+
+def test_kubernetes_only_the_trainer_and_the_cluster_reach_the_dask_pods() -> None:
+    deployments = by_kind("Deployment")
+    names = {
+        d["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"]
+        for d in deployments.values()
+    }
+    policies = by_kind("NetworkPolicy")
+    assert set(policies) == set(DASK_SERVICES)
+    for name, policy in policies.items():
+        selected = policy["spec"]["podSelector"]["matchLabels"]
+        assert selected == {"app.kubernetes.io/name": name}
+        assert policy["spec"]["policyTypes"] == ["Ingress"]
+        peers, http = policy["spec"]["ingress"]
+        [selector] = peers["from"]
+        [expression] = selector["podSelector"]["matchExpressions"]
+        assert expression["key"] == "app.kubernetes.io/name"
+        assert "retrainer-trainer" in expression["values"]
+        assert set(expression["values"]) <= names, "a policy names pods that do not exist"
+        assert "retrainer-worker" not in expression["values"]
+        # The HTTP port (health, metrics) is open to all; it runs no code.
+        assert http == {"ports": [{"port": "http"}]}
+        assert "ports" not in peers
