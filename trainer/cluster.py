@@ -271,7 +271,7 @@ class Cluster:
             client = self.client()
             workers = max(1, len(client.scheduler_info()["workers"]))
             chunk = max(1, math.ceil(len(truth) / workers))
-            with _reporting("fitting XGBoost"):
+            with _reporting("fitting XGBoost"), client.as_current():
                 matrix = xgb_dask.DaskDMatrix(
                     client,
                     da.from_array(features, chunks=(chunk, -1)),
