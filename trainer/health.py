@@ -1,4 +1,5 @@
-"""Whether the trainer reaches PostgreSQL and Kafka, probed from a thread of its own and cached.
+"""Whether the trainer reaches PostgreSQL, Kafka and (when it has one) its Dask scheduler,
+probed from a thread of its own and cached.
 
 `/health` (served from trainer.metrics' thread) reads the last probe, so it answers at once
 even while a training holds the event loop, and a probe that hangs never holds a request.
@@ -8,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import threading
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 from confluent_kafka import KafkaError
@@ -34,6 +37,7 @@ class Reachability:
         self.timeout_s = timeout_s
         self.database = Probe()
         self.kafka = Probe()
+        self.dask: Probe | None = Probe() if settings.dask_scheduler else None
         self._admin: AdminClient | None = None
         self._errors = RateLimitedLog(log, every_s=60.0)
         self._client_errors = ClientErrors()
@@ -42,14 +46,18 @@ class Reachability:
 
     @property
     def healthy(self) -> bool:
-        return self.database.ok and self.kafka.ok
+        return self.database.ok and self.kafka.ok and (self.dask is None or self.dask.ok)
 
     def checks(self) -> dict[str, Any]:
-        return {
+        answer: dict[str, Any] = {
             "database": self.database.ok,
             "kafka": self.kafka.ok,
             "checks": {"database": self.database.as_dict(), "kafka": self.kafka.as_dict()},
         }
+        if self.dask is not None:
+            answer["dask"] = self.dask.ok
+            answer["checks"]["dask"] = self.dask.as_dict()
+        return answer
 
     def start(self) -> None:
         """Probe now, then every `every_s` seconds from a daemon thread until `stop`."""
@@ -67,6 +75,20 @@ class Reachability:
     def probe(self) -> None:
         self.database = asyncio.run(self._database())
         self.kafka = self._kafka()
+        if self.dask is not None:
+            self.dask = self._dask()
+
+    def _dask(self) -> Probe:
+        """Whether the scheduler's port accepts a connection (what a training needs first)."""
+        address = self._settings.dask_scheduler or ""
+        parts = urlsplit(address if "://" in address else f"tcp://{address}")
+        try:
+            with socket.create_connection(
+                (parts.hostname or "", parts.port or 8786), timeout=self.timeout_s
+            ):
+                return Probe(True, "")
+        except OSError as exc:
+            return Probe(False, f"Dask scheduler {address} unreachable: {exc}")
 
     async def _database(self) -> Probe:
         try:

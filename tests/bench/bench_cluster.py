@@ -189,7 +189,7 @@ def bench_trainer_cluster(ctx: BenchContext) -> BenchResult:
             n_workers=WORKERS,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",
             host="127.0.0.1",
             memory_limit=None,
         ) as cluster,

@@ -26,6 +26,7 @@ from trainer import datasets, families, registry
 from trainer.bootstrap import build
 from trainer.cluster import Cluster, ClusterUnavailable
 from trainer.errors import DependencyUnavailable
+from trainer.health import Reachability
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +42,7 @@ def scheduler() -> Iterator[str]:
         n_workers=WORKERS,
         threads_per_worker=1,
         processes=True,
-        dashboard_address=None,
+        dashboard_address=":0",
         host="127.0.0.1",
     ) as cluster:
         yield cluster.scheduler_address
@@ -147,6 +148,23 @@ def test_an_unreachable_scheduler_is_an_outage_not_a_failure(stack: Stack) -> No
     )
     with pytest.raises(ClusterUnavailable, match="unreachable"):
         Cluster(settings).client()
+    # ... and /health names it (503 while the scheduler is away).
+    reachability = Reachability(settings, timeout_s=2.0)
+    reachability.probe()
+    assert not reachability.healthy
+    assert (
+        "Dask scheduler tcp://127.0.0.1:9 unreachable"
+        in reachability.checks()["checks"]["dask"]["reason"]
+    )
+
+
+def test_health_reports_a_reachable_scheduler(stack: Stack, scheduler: str) -> None:
+    from trainer.settings import TrainerSettings
+
+    settings = TrainerSettings(database_url=stack.dsn, dask_scheduler=scheduler)  # type: ignore[arg-type]
+    reachability = Reachability(settings, timeout_s=2.0)
+    reachability.probe()
+    assert reachability.checks()["dask"] is True, reachability.checks()
 
 
 async def test_a_worker_killed_mid_fit_ends_the_request(
