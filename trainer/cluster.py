@@ -17,13 +17,13 @@ that fails a task (a worker killed, a collective timed out) fails the request wi
 
 from __future__ import annotations
 
+import itertools
 import logging
-import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -165,7 +165,19 @@ def _failing(what: str, exc: BaseException) -> Exception:
 
     if isinstance(exc, CommClosedError | OSError) and not isinstance(exc, TimeoutError):
         return ClusterUnavailable(f"Dask scheduler unreachable while {what}: {exc}")
-    return ClusterFailed(f"the Dask cluster failed while {what}: {type(exc).__name__}: {exc}")
+    said = f"{type(exc).__name__}: {exc}"
+    if type(exc).__name__ in LOST_WORKER_ERRORS:
+        return ClusterFailed(
+            f"a Dask worker was lost while {what} (killed, restarted or out of memory; see the "
+            f"workers' logs and memory limit), so the request failed rather than wait: {said}"
+        )
+    return ClusterFailed(f"the Dask cluster failed while {what}: {said}")
+
+
+LOST_WORKER_ERRORS = frozenset(
+    {"KilledWorker", "FutureCancelledError", "CancelledError", "FutureLostError"}
+)
+"""What distributed raises for a task whose worker died (its result, or its peer, gone)."""
 
 
 @contextmanager
@@ -264,23 +276,16 @@ class Cluster:
         """Gradient-boosted trees through xgboost.dask, on the cluster's workers."""
 
         def fit(features: np.ndarray, truth: np.ndarray, settings: TrainerSettings) -> xgb.Booster:
-            import dask.array as da
             import xgboost.dask as xgb_dask
             from xgboost.collective import Config
 
             client = self.client()
-            workers = max(1, len(client.scheduler_info()["workers"]))
-            chunk = max(1, math.ceil(len(truth) / workers))
             with _reporting("fitting XGBoost"), client.as_current():
-                matrix = xgb_dask.DaskDMatrix(
-                    client,
-                    da.from_array(features, chunks=(chunk, -1)),
-                    da.from_array(truth, chunks=(chunk,)),
-                )
+                x, y = _scattered(client, features, truth)
                 trained = xgb_dask.train(
                     client,
                     families.xgboost_params(settings),
-                    matrix,
+                    xgb_dask.DaskDMatrix(client, x, y),
                     settings.xgb_rounds,
                     verbose_eval=False,
                     coll_cfg=Config(timeout=int(settings.dask_collective_timeout_s)),
@@ -312,6 +317,28 @@ class Cluster:
         """`families.refit` on the cluster."""
         spread = _spread(settings, self.threads())
         return self.fitting(lambda: families.refit(data, spread, evaluated, self.boost()), spread)
+
+
+def _scattered(client: Client, features: np.ndarray, truth: np.ndarray) -> tuple[Any, Any]:
+    """`features` and `truth` as Dask arrays of one block per worker, each block sent to its
+    worker once (scattered), not written into the task graph."""
+    import dask.array as da
+    from dask.delayed import delayed
+
+    workers = sorted(client.scheduler_info()["workers"])
+    bounds = np.linspace(0, len(truth), len(workers) + 1).astype(np.int64)
+    xs, ys = [], []
+    for worker, (low, high) in zip(workers, itertools.pairwise(bounds.tolist()), strict=True):
+        if high <= low:
+            continue
+        block_x, block_y = client.scatter(
+            [np.ascontiguousarray(features[low:high]), np.ascontiguousarray(truth[low:high])],
+            workers=[worker],
+        )
+        rows, width = high - low, features.shape[1]
+        xs.append(da.from_delayed(delayed(block_x), (rows, width), dtype=features.dtype))
+        ys.append(da.from_delayed(delayed(block_y), (rows,), dtype=truth.dtype))
+    return da.concatenate(xs), da.concatenate(ys)
 
 
 def _spread(settings: TrainerSettings, threads: int) -> TrainerSettings:
