@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -14,6 +15,13 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from retrainer.stack import manager
 from retrainer.stack.errors import StackError
 from retrainer.stack.settings import StackSettings
+
+# Fits use every core through OpenMP (XGBoost, scikit-learn). With several test processes on
+# few cores, OpenMP threads that spin while they wait take the cores the other processes need:
+# a one-second XGBoost fit took 10 to 30 s on a loaded 2-core machine. Passive waiting changes
+# how idle threads wait, not what is computed. The runtime reads this when it loads, so it is
+# set here, before any test module imports it (nothing above does); subprocesses inherit it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 TIERS = ("tests/integration/", "tests/faults/", "tests/e2e/", "tests/unit/")
 """The order xdist hands test files to its processes: the files that start services (long, few

@@ -261,8 +261,10 @@ def respell(document: dict[str, Any], data: st.DataObject) -> Any:
 
 
 @pytest.mark.parametrize("event_type", UPSTREAM, ids=lambda t: t.__name__)
+# Drawing the respellings is most of the cost (tens of draws per message); 100 messages per
+# event type, each respelt at one of three densities, under one of three limits.
 @settings(
-    max_examples=250,
+    max_examples=100,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

@@ -151,7 +151,9 @@ def _statements(draw: st.DrawFn) -> tuple[pd.DataFrame, pd.DataFrame]:
     return activity, profiles
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Each example builds both sides three times (one per horizon) at ~0.25 s; the draws come from
+# a few customers, ids and days, so 60 examples already give many ties and repeats.
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_statements(), st.integers(19_000, 19_500))
 def test_equal_on_generated_statements(
     given_frames: tuple[pd.DataFrame, pd.DataFrame], cutoff_day: int
