@@ -275,13 +275,15 @@ class Cluster:
     def boost(self) -> families.Boost:
         """Gradient-boosted trees through xgboost.dask, on the cluster's workers."""
 
-        def fit(features: np.ndarray, truth: np.ndarray, settings: TrainerSettings) -> xgb.Booster:
+        def fit(
+            features: np.ndarray, rows: np.ndarray, truth: np.ndarray, settings: TrainerSettings
+        ) -> xgb.Booster:
             import xgboost.dask as xgb_dask
             from xgboost.collective import Config
 
             client = self.client()
             with _reporting("fitting XGBoost"), client.as_current():
-                x, y = _scattered(client, features, truth)
+                x, y = _scattered(client, features, rows, truth)
                 trained = xgb_dask.train(
                     client,
                     families.xgboost_params(settings),
@@ -319,9 +321,11 @@ class Cluster:
         return self.fitting(lambda: families.refit(data, spread, evaluated, self.boost()), spread)
 
 
-def _scattered(client: Client, features: np.ndarray, truth: np.ndarray) -> tuple[Any, Any]:
-    """`features` and `truth` as Dask arrays of one block per worker, each block sent to its
-    worker once (scattered), not written into the task graph."""
+def _scattered(
+    client: Client, features: np.ndarray, rows: np.ndarray, truth: np.ndarray
+) -> tuple[Any, Any]:
+    """`rows` of `features`, and `truth`, as Dask arrays of one block per worker, each block
+    copied out and sent to its worker once (scattered), not written into the task graph."""
     import dask.array as da
     from dask.delayed import delayed
 
@@ -332,12 +336,11 @@ def _scattered(client: Client, features: np.ndarray, truth: np.ndarray) -> tuple
         if high <= low:
             continue
         block_x, block_y = client.scatter(
-            [np.ascontiguousarray(features[low:high]), np.ascontiguousarray(truth[low:high])],
-            workers=[worker],
+            [features[rows[low:high]], truth[low:high]], workers=[worker]
         )
-        rows, width = high - low, features.shape[1]
-        xs.append(da.from_delayed(delayed(block_x), (rows, width), dtype=features.dtype))
-        ys.append(da.from_delayed(delayed(block_y), (rows,), dtype=truth.dtype))
+        shape = (high - low, features.shape[1])
+        xs.append(da.from_delayed(delayed(block_x), shape, dtype=features.dtype))
+        ys.append(da.from_delayed(delayed(block_y), shape[:1], dtype=truth.dtype))
     return da.concatenate(xs), da.concatenate(ys)
 
 

@@ -319,8 +319,20 @@ def merged_rows(parts: list[DelinquencyRows]) -> DelinquencyRows:
     they were."""
     ids = np.concatenate([p.customer_ids for p in parts])
     order = np.argsort(sort_ranks(pd.Series(ids, dtype=object)), kind="stable")
+    # Where each part's rows go, written straight into one column-major matrix: the matrix is
+    # the largest thing a training holds, and a concatenate-then-reorder copied it three times.
+    destination = np.empty_like(order)
+    destination[order] = np.arange(len(order))
+    width = parts[0].matrix.shape[1]
+    matrix = np.empty((len(ids), width), dtype=np.float64, order="F")
+    start = 0
+    for part in parts:
+        rows = destination[start : start + len(part.target)]
+        for column in range(width):
+            matrix[rows, column] = part.matrix[:, column]
+        start += len(part.target)
     return DelinquencyRows(
-        matrix=np.asfortranarray(np.concatenate([p.matrix for p in parts])[order]),
+        matrix=matrix,
         target=np.concatenate([p.target for p in parts])[order],
         days=np.concatenate([p.days for p in parts])[order],
         customer_ids=ids[order],
@@ -400,8 +412,9 @@ def _known_matrix(features: pd.DataFrame, names: tuple[str, ...], known: BoolArr
     return matrix
 
 
-Boost = Callable[[FloatArray, FloatArray, TrainerSettings], xgb.Booster]
-"""Fits gradient-boosted trees on (features, truth): in this process, or on a cluster."""
+Boost = Callable[[FloatArray, IntArray, FloatArray, TrainerSettings], xgb.Booster]
+"""Fits gradient-boosted trees on (features, rows of them, truth of those rows): in this
+process, or on a cluster (which copies the rows it sends block by block, not all at once)."""
 
 
 def xgboost_params(settings: TrainerSettings) -> dict[str, object]:
@@ -419,10 +432,12 @@ def xgboost_params(settings: TrainerSettings) -> dict[str, object]:
     }
 
 
-def _xgboost(features: FloatArray, truth: FloatArray, settings: TrainerSettings) -> xgb.Booster:
+def _xgboost(
+    features: FloatArray, rows: IntArray, truth: FloatArray, settings: TrainerSettings
+) -> xgb.Booster:
     """Gradient-boosted trees (histogram method) with the configured depth, rate and rounds."""
     params = {**xgboost_params(settings), "nthread": _threads(settings)}
-    return xgb.train(params, xgb.DMatrix(features, label=truth), settings.xgb_rounds)
+    return xgb.train(params, xgb.DMatrix(features[rows], label=truth), settings.xgb_rounds)
 
 
 def _both_classes(truth: FloatArray) -> bool:
@@ -473,13 +488,13 @@ def fit_delinquency(
         )
 
     def fit_and_score(fit_rows: IntArray, scored_rows: IntArray) -> FloatArray:
-        trial = boost(data.features[fit_rows], data.labels[fit_rows], settings)
+        trial = boost(data.features, fit_rows, data.labels[fit_rows], settings)
         return np.asarray(trial.predict(xgb.DMatrix(data.features[scored_rows])), np.float64)
 
     threshold, how, notes = out_of_fold_threshold(data, rows, settings, fit_and_score)
     return ModelBundle(
         family=ModelFamily.DELINQUENCY,
-        models={CLASSIFIER: boost(data.features[rows], truth, settings)},
+        models={CLASSIFIER: boost(data.features, rows, truth, settings)},
         feature_names=data.feature_names,
         threshold=threshold,
         notes=tuple(notes),
@@ -673,7 +688,7 @@ def refit(
     rows = data.all_rows
     models: dict[str, object]
     if data.family is ModelFamily.DELINQUENCY:
-        models = {CLASSIFIER: boost(data.features[rows], data.labels[rows], settings)}
+        models = {CLASSIFIER: boost(data.features, rows, data.labels[rows], settings)}
     else:
         models = {ISOLATION_FOREST: _isolation_forest(data, rows, settings)}
         if RANDOM_FOREST in evaluated.models:
