@@ -30,7 +30,7 @@ from schemas.model_updated import ModelUpdated
 from schemas.retrain_requested import RetrainRequested
 from schemas.training_outcome import OutcomeStatus, TrainingOutcome
 from trainer import admission, datasets, families, gate, metrics, outcomes, registry, reporting
-from trainer.cluster import Cluster, ClusterDelinquency
+from trainer.cluster import Cluster, ClusterDelinquency, ClusterUnavailable
 from trainer.errors import (
     ArtifactIntegrityError,
     ChampionChanged,
@@ -300,7 +300,8 @@ class Trainer:
             raise
         except TRANSIENT as exc:
             raise DependencyUnavailable(
-                f"PostgreSQL failed during request {request.request_id}: {exc!r}"
+                f"{'the Dask cluster' if isinstance(exc, ClusterUnavailable) else 'PostgreSQL'} "
+                f"failed during request {request.request_id}: {exc!r}"
             ) from exc
         except InsufficientData as exc:
             result = await self._end_without_model(
