@@ -78,9 +78,9 @@ class PartSummary:
     rows: int
 
 
-def load_part(dsn: str, cutoff: datetime, settings: TrainerSettings, part: int, parts: int) -> Part:
+def load_part(cutoff: datetime, settings: TrainerSettings, part: int, parts: int) -> Part:
     """Range `part`'s statements and customers, through binary COPY."""
-    at = datasets.at_literal(cutoff)
+    at, dsn = datasets.at_literal(cutoff), settings.dsn
     statements = datasets.as_frame(
         [
             datasets.arrow_table(
@@ -242,7 +242,7 @@ class Cluster:
         parts = settings.dask_partitions
         with _reporting("loading the delinquency window"):
             loaded = [
-                client.submit(load_part, settings.dsn, cutoff, settings, i, parts, pure=False)
+                client.submit(load_part, cutoff, settings, i, parts, pure=False)
                 for i in range(parts)
             ]
             try:

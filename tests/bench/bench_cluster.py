@@ -25,7 +25,7 @@ import asyncpg
 import psutil
 
 from schemas.training_outcome import OutcomeStatus
-from tests.bench.bench_trainer import LABELLED_PER_CUSTOMER, _database, _request
+from tests.bench.bench_trainer import LABELLED_PER_CUSTOMER, _database, _request, wall_and_split
 from tests.bench.harness import BenchContext, BenchResult, Figure
 from tests.integration.trainer.seed import seed
 from tests.unit.trainer.factories import frames, world
@@ -136,16 +136,8 @@ async def _train(
     samples = int(detail.training_set.summary["observations"])
     path = "cluster" if cluster is not None else "local"
     name = f"trainer_{path}_{size}"
-    split = {
-        "load": detail.load_seconds,
-        "features_labels": detail.build_seconds,
-        "fit": detail.fit_seconds,
-        "refit": detail.refit_seconds,
-    }
-    split["other"] = wall - sum(split.values())
     return [
-        Figure(f"{name}_wall", wall, "s"),
-        *(Figure(f"{name}_{k}", v, "s") for k, v in split.items()),
+        *wall_and_split(name, wall, detail),
         Figure(f"{name}_trainer_peak", peaks.trainer / MB, "MB"),
         Figure(f"{name}_workers_peak", peaks.workers / MB, "MB"),
         Figure(f"{name}_workers_peak_above_idle", (peaks.workers - peaks.workers_idle) / MB, "MB"),

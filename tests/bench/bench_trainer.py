@@ -28,7 +28,7 @@ from tests.integration.trainer.seed import seed
 from tests.unit.trainer import features_reference
 from tests.unit.trainer.factories import frames, world
 from trainer import datasets
-from trainer.service import Trainer
+from trainer.service import Trainer, TrainingDetail
 from trainer.settings import TrainerSettings
 
 T = TypeVar("T")
@@ -171,6 +171,20 @@ async def _previous_way(url: str, cutoff: datetime, settings: TrainerSettings) -
     ]
 
 
+def wall_and_split(name: str, wall: float, detail: TrainingDetail) -> list[Figure]:
+    """A training's wall time and its split: load, features+labels, fit, refit and the rest."""
+    split = {
+        "load": detail.load_seconds,
+        "features_labels": detail.build_seconds,
+        "fit": detail.fit_seconds,
+        "refit": detail.refit_seconds,
+    }
+    split["other"] = wall - sum(split.values())
+    return [Figure(f"{name}_wall", wall, "s")] + [
+        Figure(f"{name}_{k}", v, "s") for k, v in split.items()
+    ]
+
+
 async def _train_once(dsn: str, customers: int, max_customers: int) -> list[Figure]:
     sim = frames(world(seed=21, customers=customers, sheets=60))
     cutoff = datetime.fromtimestamp(sim.end_us / 1_000_000, tz=UTC)
@@ -192,15 +206,7 @@ async def _train_once(dsn: str, customers: int, max_customers: int) -> list[Figu
         assert detail is not None
         samples = int(detail.training_set.summary["observations"])
         label = "seed" if max_customers else ("1m" if samples >= 500_000 else "100k")
-        split = {
-            "load": detail.load_seconds,
-            "features_labels": detail.build_seconds,
-            "fit": detail.fit_seconds,
-            "refit": detail.refit_seconds,
-        }
-        split["other"] = wall - sum(split.values())
-        figures.append(Figure(f"trainer_delinquency_{label}_wall", wall, "s"))
-        figures += [Figure(f"trainer_delinquency_{label}_{k}", v, "s") for k, v in split.items()]
+        figures += wall_and_split(f"trainer_delinquency_{label}", wall, detail)
         figures.append(Figure(f"trainer_delinquency_{label}_samples", samples, "rows"))
         figures.append(
             Figure(f"trainer_delinquency_{label}_auc", result.outcome.metrics["auc"], "auc")
